@@ -1,0 +1,41 @@
+# One virtualenv for everything; torch is pinned to the CPU build and installed before anything else,
+# because an unpinned torch (asked for by any dependency) resolves to a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_PIN := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(TORCH_PIN)
+	touch $@
+
+setup: $(STAMP)
+
+## The main job on the embedded default.
+demo: $(STAMP)
+	$(BIN)/agpo demo
+
+## Lint and the default test suite (slow checks excluded; `make test-slow` runs them).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/agpo bench advantages
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

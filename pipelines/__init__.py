@@ -1,0 +1,1 @@
+"""The annotation engine: storage, teacher backends, Celery tasks, job lifecycle and teacher-training recipes."""

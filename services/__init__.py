@@ -1,0 +1,1 @@
+"""HTTP services: the annotation API, the OpenAI-compatible teacher server and the scoring API."""

@@ -1,0 +1,1 @@
+"""Distillation: student relevance models trained from teacher labels, exported to ONNX and served on CPU."""
