@@ -97,11 +97,24 @@ def get_estimator(name: str, **overrides: float | int | str) -> AdvantageConfig:
 
 @dataclass(frozen=True)
 class GroupStats:
-    """Per-sample view of its group's statistics (each tensor has the rewards' shape)."""
+    """Rewards and their group statistics, laid out to broadcast against each other.
 
+    For contiguous equal groups ``values`` is a (K, G) view of the rewards and the statistics are (K, 1);
+    otherwise ``values`` is the (N,) rewards and the statistics are gathered per sample. ``dev`` holds each
+    reward's deviation from its group mean, computed once for the variance and reused by the first term
+    that needs it.
+    """
+
+    values: torch.Tensor
+    dev: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
-    size: torch.Tensor
+    size: torch.Tensor | int
+
+    def per_sample(self, t: torch.Tensor | float | int) -> torch.Tensor:
+        """A statistic or result expanded to one value per reward, in the rewards' order."""
+        t = torch.as_tensor(t, dtype=self.values.dtype, device=self.values.device)
+        return t.expand_as(self.values).reshape(-1)
 
 
 def _as_rewards(rewards: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -112,56 +125,68 @@ def _as_rewards(rewards: torch.Tensor | Sequence[float]) -> torch.Tensor:
         raise ValueError(f"rewards must be a 1-D tensor (one reward per sequence), got shape {tuple(r.shape)}")
     if r.numel() == 0:
         raise ValueError("rewards is empty: there is no group to compute advantages for")
-    finite = torch.isfinite(r)
-    if not bool(finite.all()):
-        bad = (~finite).nonzero().flatten()
-        raise ValueError(
-            f"rewards contain {bad.numel()} NaN or infinite value(s), first at index {int(bad[0])} "
-            f"({r[bad[0]].item()}); score every completion, or drop the ones that cannot be scored"
-        )
     return r
 
 
-# Both helpers return per-sample (mean, sum of squared deviations, size) of the sample's group.
-SampleMoments = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+def _check_finite(r: torch.Tensor, group_mean: torch.Tensor) -> None:
+    # A group's mean is finite iff its rewards are (short of overflow), so checking the K means spares a
+    # pass over all N rewards; only on failure is the culprit looked for.
+    if bool(torch.isfinite(group_mean).all()):
+        return
+    bad = (~torch.isfinite(r)).nonzero().flatten()
+    if bad.numel() == 0:
+        raise ValueError("a group's reward sum overflowed; rewards should lie in [0, 1]")
+    raise ValueError(
+        f"rewards contain {bad.numel()} NaN or infinite value(s), first at index {int(bad[0])} "
+        f"({r[bad[0]].item()}); score every completion, or drop the ones that cannot be scored"
+    )
 
 
-def _equal_group_moments(r: torch.Tensor, size: int) -> SampleMoments:
-    """Contiguous groups of one size: a reshape, no scatter."""
+def _std(sq: torch.Tensor, n: torch.Tensor | int, ddof: int) -> torch.Tensor:
+    """Group std from the sum of squared deviations; 0 for a group no larger than ddof (no spread to measure)."""
+    if isinstance(n, int):
+        return sq.div(n - ddof).sqrt_() if n > ddof else torch.zeros_like(sq)
+    return torch.where(n > ddof, sq / (n - ddof).clamp_min(1), torch.zeros_like(sq)).sqrt_()
+
+
+def _equal_groups(r: torch.Tensor, size: int, ddof: int) -> GroupStats:
+    """Contiguous groups of one size: a (K, G) view, row reductions and broadcasting; no scatter, no copies.
+
+    Plain sums beat ``torch.var_mean`` by 10-50x on short rows on CPU (measured in ``agpo bench``).
+    """
     if size <= 0:
         raise ValueError(f"group_size must be positive, got {size}: a group cannot be empty")
     if r.numel() % size:
         raise ValueError(f"{r.numel()} rewards do not split into groups of {size}")
     grouped = r.view(-1, size)
-    mean = grouped.mean(dim=1, keepdim=True)
-    sq = (grouped - mean).square().sum(dim=1, keepdim=True)
-    return (
-        mean.expand_as(grouped).reshape(-1),
-        sq.expand_as(grouped).reshape(-1),
-        torch.full_like(r, size),
-    )
+    mean = grouped.sum(dim=1, keepdim=True).div_(size)
+    _check_finite(r, mean)
+    dev = grouped - mean  # two passes (deviations, then their squares) rather than E[r^2] - m^2, which cancels
+    return GroupStats(grouped, dev, mean, _std(dev.square().sum(dim=1, keepdim=True), size, ddof), size)
 
 
-def _indexed_group_moments(r: torch.Tensor, inverse: torch.Tensor, num_groups: int) -> SampleMoments:
-    """Arbitrary groups given each sample's group number in [0, num_groups): two scatter passes."""
+def _indexed_groups(r: torch.Tensor, inverse: torch.Tensor, num_groups: int, ddof: int) -> GroupStats:
+    """Arbitrary groups given each sample's group number in [0, num_groups): scatter-adds, then gathers."""
     zeros = r.new_zeros(num_groups)
     n = zeros.index_add(0, inverse, torch.ones_like(r))
     mean = zeros.index_add(0, inverse, r) / n
-    dev = r - mean[inverse]
-    # Two passes (sum of squared deviations) rather than E[r^2] - m^2, which cancels badly.
-    sq = zeros.index_add(0, inverse, dev.square())
-    return mean[inverse], sq[inverse], n[inverse]
+    _check_finite(r, mean)
+    per_mean = mean[inverse]
+    dev = r - per_mean
+    std = _std(zeros.index_add(0, inverse, dev.square()), n, ddof)
+    return GroupStats(r, dev, per_mean, std[inverse], n[inverse])
 
 
-def _group_moments(
+def _groups(
     r: torch.Tensor,
     index: torch.Tensor | Sequence[int] | None,
     group_size: int | Sequence[int] | None,
-) -> SampleMoments:
+    ddof: int,
+) -> GroupStats:
     if (index is None) == (group_size is None):
         raise ValueError("give exactly one of index= (group id per sample) or group_size= (int or sizes)")
     if isinstance(group_size, int):
-        return _equal_group_moments(r, group_size)
+        return _equal_groups(r, group_size, ddof)
     if group_size is not None:
         sizes = torch.as_tensor(group_size, dtype=torch.long, device=r.device)
         if sizes.dim() != 1 or sizes.numel() == 0:
@@ -172,30 +197,21 @@ def _group_moments(
         if int(sizes.sum()) != r.numel():
             raise ValueError(f"group sizes add up to {int(sizes.sum())} but there are {r.numel()} rewards")
         inverse = torch.repeat_interleave(torch.arange(sizes.numel(), device=r.device), sizes)
-        return _indexed_group_moments(r, inverse, sizes.numel())
+        return _indexed_groups(r, inverse, sizes.numel(), ddof)
     ids = torch.as_tensor(index, device=r.device)
     if ids.shape != r.shape:
         raise ValueError(f"index has shape {tuple(ids.shape)} but rewards have shape {tuple(r.shape)}")
     if ids.is_floating_point() or ids.dtype == torch.bool:
         raise ValueError(f"index must hold integer group ids, got dtype {ids.dtype}")
-    # Sorted ids (the usual layout) need only a linear scan instead of a sort.
     if bool((ids[1:] >= ids[:-1]).all()):
-        _, inverse = torch.unique_consecutive(ids, return_inverse=True)
-    else:
-        _, inverse = torch.unique(ids, return_inverse=True)
-    return _indexed_group_moments(r, inverse, int(inverse.max()) + 1)
-
-
-def _stats(
-    r: torch.Tensor,
-    index: torch.Tensor | Sequence[int] | None,
-    group_size: int | Sequence[int] | None,
-    ddof: int,
-) -> GroupStats:
-    mean, sq, n = _group_moments(r, index, group_size)
-    # A group no larger than ddof has no measurable spread: std 0, so its normalised advantages are 0.
-    var = torch.where(n > ddof, sq / (n - ddof).clamp_min(1), torch.zeros_like(sq))
-    return GroupStats(mean, var.sqrt(), n)
+        # Sorted ids (the usual layout) are contiguous runs: a linear scan finds them, and runs of one
+        # length take the reshape path.
+        _, counts = torch.unique_consecutive(ids, return_counts=True)
+        if bool((counts == counts[0]).all()):
+            return _equal_groups(r, int(counts[0]), ddof)
+        return _groups(r, None, counts, ddof)
+    _, inverse = torch.unique(ids, return_inverse=True)
+    return _indexed_groups(r, inverse, int(inverse.max()) + 1, ddof)
 
 
 def group_stats(
@@ -204,26 +220,34 @@ def group_stats(
     index: torch.Tensor | Sequence[int] | None = None,
     group_size: int | Sequence[int] | None = None,
     ddof: int = 0,
-) -> GroupStats:
-    """Each sample's group mean, std and size.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sample's group mean, std and size, as three tensors of the rewards' shape.
 
     Give exactly one of ``index`` (any integer group id per sample; groups may be unequal and unsorted) or
     ``group_size`` (an int for contiguous groups of that size, or a sequence of contiguous group sizes).
     """
-    return _stats(_as_rewards(rewards), index, group_size, ddof)
+    g = _groups(_as_rewards(rewards), index, group_size, ddof)
+    return g.per_sample(g.mean), g.per_sample(g.std), g.per_sample(g.size)
 
 
-def _term(term: Term, scale: float, sign: float, r: torch.Tensor, stats: GroupStats, eps: float) -> torch.Tensor:
+def _term(term: Term, scale: float, sign: float, g: GroupStats, dev: torch.Tensor | None, eps: float):
+    """One side's advantage for every sample, or a float when it is the same for all.
+
+    ``dev`` is a deviation tensor the term may overwrite (``None``: compute a fresh one).
+    """
     if term == "constant":
-        return torch.full_like(r, sign * scale + 0.0)  # + 0.0 turns -0.0 into 0.0
-    dev = r - stats.mean
+        return sign * scale + 0.0  # + 0.0 turns -0.0 into 0.0
+    dev = g.values - g.mean if dev is None else dev
     if term == "centered":
-        return scale * dev
+        return dev.mul_(scale)
     if term == "normalized":
-        return scale * dev / (stats.std + eps)
+        denom = g.std + eps
+        # Per-group factor; a zero-spread group with eps = 0 has dev = 0 and gets factor 0, not inf (-> NaN).
+        factor = torch.where(denom > 0, scale / denom.clamp_min(torch.finfo(denom.dtype).tiny), 0.0)
+        return dev.mul_(factor)
     # loo: r_i minus the mean of the other n - 1 samples equals (r_i - m) * n / (n - 1).
-    n = stats.size
-    return torch.where(n > 1, scale * dev * n / (n - 1).clamp_min(1), torch.zeros_like(r))
+    n = torch.as_tensor(g.size, dtype=dev.dtype, device=dev.device)
+    return dev.mul_(torch.where(n > 1, scale * n / (n - 1).clamp_min(1), 0.0))
 
 
 def compute_advantages(
@@ -251,11 +275,14 @@ def compute_advantages(
         cfg = replace(estimator, **overrides) if overrides else estimator
     else:
         cfg = get_estimator(estimator, **overrides)
-    r = _as_rewards(rewards)
-    stats = _stats(r, index, group_size, cfg.ddof)
-    correct = r >= cfg.tau
-    pos = _term(cfg.pos_term, cfg.lambda_pos, 1.0, r, stats, cfg.eps)
+    g = _groups(_as_rewards(rewards), index, group_size, cfg.ddof)
+    pos = _term(cfg.pos_term, cfg.lambda_pos, 1.0, g, g.dev, cfg.eps)
     if cfg.neg_term == cfg.pos_term and cfg.lambda_neg == cfg.lambda_pos and cfg.pos_term != "constant":
-        return pos  # symmetric estimators (GRPO, Dr. GRPO, RLOO) need no split
-    neg = _term(cfg.neg_term, cfg.lambda_neg, -1.0, r, stats, cfg.eps)
-    return torch.where(correct, pos, neg)
+        return g.per_sample(pos)  # symmetric estimators (GRPO, Dr. GRPO, RLOO) need no split
+    neg = _term(cfg.neg_term, cfg.lambda_neg, -1.0, g, None, cfg.eps)
+    # A float 0/1 mask and lerp are several times faster on CPU than a bool mask with where/masked_fill,
+    # and lerp is exact at weights 0 and 1.
+    wrong = torch.lt(g.values, cfg.tau, out=torch.empty_like(g.values))
+    pos = torch.full_like(g.values, pos) if isinstance(pos, float) else pos
+    neg = torch.tensor(neg, dtype=pos.dtype, device=pos.device) if isinstance(neg, float) else neg
+    return g.per_sample(pos.lerp_(neg, wrong))

@@ -40,9 +40,7 @@ class PolicyLossConfig:
 
     def __post_init__(self) -> None:
         if self.aggregation not in get_args(Aggregation):
-            raise ValueError(
-                f"aggregation={self.aggregation!r} is not one of {', '.join(get_args(Aggregation))}"
-            )
+            raise ValueError(f"aggregation={self.aggregation!r} is not one of {', '.join(get_args(Aggregation))}")
         for name in ("eps_low", "eps_high", "beta"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")

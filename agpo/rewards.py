@@ -56,8 +56,10 @@ class MathAnswerReward:
         timeout = _timeouts()
         out = []
         for completion, reference in zip(completions, references, strict=True):
-            gold = parse(reference if "$" in reference or "\\boxed" in reference else f"${reference}$",
-                         parsing_timeout=timeout)
+            gold = parse(
+                reference if "$" in reference or "\\boxed" in reference else f"${reference}$",
+                parsing_timeout=timeout,
+            )
             answer = parse(completion, parsing_timeout=timeout)
             out.append(1.0 if gold and answer and verify(gold, answer, timeout_seconds=timeout) else 0.0)
         return out

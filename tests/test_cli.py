@@ -1,0 +1,64 @@
+"""The ``agpo`` command line: the demo table and the benchmark's output file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agpo.cli import app
+from agpo.demo import advantage_table
+
+runner = CliRunner()
+
+
+def test_demo_table_values() -> None:
+    rows = {row.estimator: row for row in advantage_table(8)}
+    agpo = rows["agpo"]
+    assert agpo.cells[0].pos is None and agpo.cells[0].neg == -1.0  # all wrong: still pushed down
+    assert agpo.cells[8].neg is None and agpo.cells[8].pos == 0.0  # all right: nothing to learn
+    assert rows["grpo"].cells[0].neg == 0.0
+    assert rows["nsr"].neg_share == 1.0 and rows["psr"].neg_share == 0.0
+    assert abs(rows["grpo"].neg_share - 0.5) < 1e-6  # GRPO is zero-mean in every group
+    assert agpo.neg_share > 0.9
+
+
+def test_demo_command_prints_every_estimator() -> None:
+    result = runner.invoke(app, ["demo", "--group-size", "4"])
+    assert result.exit_code == 0, result.output
+    for name in ("agpo", "grpo", "dr_grpo", "nsr", "psr", "w_reinforce", "rloo"):
+        assert name in result.output
+    assert "4/4" in result.output
+
+
+def test_demo_rejects_a_group_of_one() -> None:
+    result = runner.invoke(app, ["demo", "--group-size", "1"])
+    assert result.exit_code != 0
+    assert "group-size" in result.output
+
+
+def test_bench_writes_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "advantages",
+            "--num-rewards",
+            "2048",
+            "--group-sizes",
+            "8,64",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [row["group_size"] for row in data["rows"]] == [8, 64]
+    for row in data["rows"]:
+        for key in ("agpo_ms", "grpo_ms", "trl_grpo_ms", "agpo_index_ms", "loop_ms"):
+            assert row[key] > 0
+        assert row["agpo_over_grpo"] == row["agpo_ms"] / row["grpo_ms"]

@@ -1,0 +1,90 @@
+"""pass@k: equal to brute-force enumeration, stable at n = 1024, vectorised, with bootstrap intervals."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from agpo.passk import default_ks, pass_at_k, pass_at_k_batch, pass_at_k_bootstrap, pass_at_k_curve
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_equals_enumeration_of_all_k_subsets(n: int) -> None:
+    for c in range(n + 1):
+        samples = [True] * c + [False] * (n - c)
+        for k in range(1, n + 1):
+            subsets = list(itertools.combinations(samples, k))
+            brute = sum(any(s) for s in subsets) / len(subsets)
+            assert pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12), (n, c, k)
+
+
+def test_equals_exact_binomial_formula_for_moderate_n() -> None:
+    n = 60
+    for c in (0, 1, 7, 30, 59, 60):
+        for k in (1, 5, 20, 60):
+            exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
+            assert pass_at_k(n, c, k) == pytest.approx(float(exact), abs=1e-12)
+
+
+def test_finite_bounded_and_monotone_at_n_1024() -> None:
+    n = 1024
+    counts = np.arange(n + 1)
+    previous = np.zeros(n + 1)
+    for k in [*default_ks(n), 3, 1000]:
+        values = pass_at_k_batch(counts, n, k)
+        assert np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 1))
+        if k in default_ks(n):
+            assert np.all(values >= previous - 1e-12)  # more tries never hurt
+            previous = values
+    assert pass_at_k(n, 1, n) == 1.0
+    assert pass_at_k(n, 1, 1) == pytest.approx(1 / n)
+    assert pass_at_k(n, 0, n) == 0.0
+
+
+def test_vectorised_equals_scalar_with_per_problem_n() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.integers(4, 300, size=200)
+    c = rng.integers(0, n + 1)
+    got = pass_at_k_batch(c, n, 4)
+    want = [pass_at_k(int(ni), int(ci), 4) for ni, ci in zip(n, c, strict=True)]
+    np.testing.assert_allclose(got, want, atol=1e-14)
+
+
+def test_default_ks_and_curve() -> None:
+    assert default_ks(8) == [1, 2, 4, 8]
+    assert default_ks(12) == [1, 2, 4, 8, 12]
+    curve = pass_at_k_curve([0, 4, 8], 8)
+    assert list(curve) == [1, 2, 4, 8]
+    assert curve[1] == pytest.approx((0 + 0.5 + 1) / 3)
+    assert curve[8] == pytest.approx(2 / 3)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_problems() -> None:
+    rng = np.random.default_rng(1)
+    small = rng.binomial(16, 0.3, size=30)
+    large = rng.binomial(16, 0.3, size=3000)
+    for counts in (small, large):
+        for row in pass_at_k_bootstrap(counts, 16, seed=3):
+            assert row.low <= row.mean <= row.high
+    width = lambda rows: rows[0].high - rows[0].low  # noqa: E731
+    assert width(pass_at_k_bootstrap(large, 16)) < width(pass_at_k_bootstrap(small, 16)) / 3
+    assert pass_at_k_bootstrap(small, 16, seed=5) == pass_at_k_bootstrap(small, 16, seed=5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([3], 4, 8), "k=8 exceeds its n=4"),
+        (([5], 4, 1), "correct count 5 is outside"),
+        (([-1], 4, 1), "correct count -1 is outside"),
+        (([1], 4, 0), "k must be >= 1"),
+        (([1], 0, 1), "n >= 1"),
+    ],
+)
+def test_bad_input(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pass_at_k_batch(*args)
