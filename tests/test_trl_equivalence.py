@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from datasets import Dataset
+from helpers import PROMPTS, make_trl_trainer
 from trl import GRPOConfig, GRPOTrainer
 
 from agpo.advantages import compute_advantages
 
-PROMPTS = ["1+1=", "2+3=", "4*5=", "9-3="]
 
-
-@pytest.mark.parametrize("binary", [True, False])
-def test_grpo_matches_trl_group_normalisation(tiny_lm_dir: Path, tmp_path: Path, binary: bool) -> None:
-    generator = torch.Generator().manual_seed(11)
-    seen: list[float] = []
+def recording_reward(binary: bool, seed: int, seen: list[float]) -> Callable[..., list[float]]:
+    """A reward function drawing seeded random rewards and recording them in order."""
+    generator = torch.Generator().manual_seed(seed)
 
     def reward(completions: list[str], **_: object) -> list[float]:
         n = len(completions)
@@ -27,23 +25,15 @@ def test_grpo_matches_trl_group_normalisation(tiny_lm_dir: Path, tmp_path: Path,
         seen.extend(values.tolist())
         return values.tolist()
 
+    return reward
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_grpo_matches_trl_group_normalisation(tiny_lm_dir: Path, tmp_path: Path, binary: bool) -> None:
+    seen: list[float] = []
     G = 4
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=len(PROMPTS) * G,
-        num_generations=G,
-        max_completion_length=6,
-        scale_rewards="group",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        save_strategy="no",
-    )
-    trainer = GRPOTrainer(
-        model=str(tiny_lm_dir),
-        reward_funcs=reward,
-        args=args,
-        train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+    trainer = make_trl_trainer(
+        GRPOTrainer, GRPOConfig, tiny_lm_dir, tmp_path, recording_reward(binary, 11, seen), G, scale_rewards="group"
     )
     inputs = [{"prompt": p} for p in PROMPTS for _ in range(G)]
     trl_advantages = trainer._generate_and_score_completions(inputs)["advantages"]
