@@ -1,0 +1,311 @@
+"""The query-ad pair: the unit every part of the product reads and writes.
+
+Contract (see the job contract): ``{custom_id, query, ad: {title, description?, brand?, category?,
+attributes?}, meta?}``. Text is whitespace-stripped, query and title must be non-empty, and every field has a
+length limit. The limits are module constants used as defaults; a service passes its own settings as a
+:class:`PairLimits` through pydantic's validation context (``Pair.model_validate(data, context={"limits":
+limits})`` or :func:`validate_pair`), so the same model serves the API, the importers and the generator.
+
+Validation messages name the field (``ad.title: must not be empty``), so a 4xx can point at it, and
+:func:`validate_jsonl` reads a whole JSONL upload, keeping the valid pairs and listing each bad line with its
+1-based line number instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+
+MAX_CUSTOM_ID_CHARS = 256
+MAX_QUERY_CHARS = 512
+MAX_TITLE_CHARS = 512
+MAX_DESCRIPTION_CHARS = 4096
+MAX_BRAND_CHARS = 128
+MAX_CATEGORY_CHARS = 256
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_KEY_CHARS = 64
+MAX_ATTRIBUTE_VALUE_CHARS = 256
+MAX_META_BYTES = 16_384
+MAX_LINE_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class PairLimits:
+    """Length limits for one pair; defaults are the module constants."""
+
+    custom_id: int = MAX_CUSTOM_ID_CHARS
+    query: int = MAX_QUERY_CHARS
+    title: int = MAX_TITLE_CHARS
+    description: int = MAX_DESCRIPTION_CHARS
+    brand: int = MAX_BRAND_CHARS
+    category: int = MAX_CATEGORY_CHARS
+    attributes: int = MAX_ATTRIBUTES
+    attribute_key: int = MAX_ATTRIBUTE_KEY_CHARS
+    attribute_value: int = MAX_ATTRIBUTE_VALUE_CHARS
+    meta_bytes: int = MAX_META_BYTES
+    line_bytes: int = MAX_LINE_BYTES
+
+
+DEFAULT_LIMITS = PairLimits()
+
+
+def _limits(info: ValidationInfo) -> PairLimits:
+    ctx = info.context
+    if isinstance(ctx, Mapping) and isinstance(ctx.get("limits"), PairLimits):
+        return ctx["limits"]
+    return DEFAULT_LIMITS
+
+
+def _text(value: str, name: str, limit: int, *, required: bool) -> str | None:
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValueError(f"{name} must not be empty")
+        return None
+    if len(value) > limit:
+        raise ValueError(f"{name} is {len(value)} characters; the limit is {limit}")
+    return value
+
+
+class Ad(BaseModel):
+    """The ad side of a pair. Only the title is required; attributes are free-form string key/values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    title: str
+    description: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    attributes: dict[str, str] | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str, info: ValidationInfo) -> str:
+        return _text(v, "title", _limits(info).title, required=True)  # type: ignore[return-value]
+
+    @field_validator("description", "brand", "category")
+    @classmethod
+    def _optional(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        limits = _limits(info)
+        name = info.field_name or "field"
+        return _text(v, name, getattr(limits, name), required=False)
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, v: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if v is None:
+            return None
+        limits = _limits(info)
+        if len(v) > limits.attributes:
+            raise ValueError(f"attributes has {len(v)} entries; the limit is {limits.attributes}")
+        out: dict[str, str] = {}
+        for key, value in v.items():
+            k = key.strip()
+            if not k:
+                raise ValueError("attributes has an empty key")
+            if len(k) > limits.attribute_key:
+                raise ValueError(
+                    f"attributes key {k[:40]!r} is {len(k)} characters; the limit is {limits.attribute_key}"
+                )
+            val = value.strip()
+            if len(val) > limits.attribute_value:
+                raise ValueError(f"attributes[{k!r}] is {len(val)} characters; the limit is {limits.attribute_value}")
+            if val:
+                out[k] = val
+        return out or None
+
+
+class Pair(BaseModel):
+    """A query and an ad to be judged; ``meta`` carries anything the caller wants back (ids, gold labels)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    custom_id: str
+    query: str
+    ad: Ad
+    meta: dict[str, Any] | None = None
+
+    @field_validator("custom_id")
+    @classmethod
+    def _custom_id(cls, v: str, info: ValidationInfo) -> str:
+        return _text(v, "custom_id", _limits(info).custom_id, required=True)  # type: ignore[return-value]
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str, info: ValidationInfo) -> str:
+        return _text(v, "query", _limits(info).query, required=True)  # type: ignore[return-value]
+
+    @field_validator("meta")
+    @classmethod
+    def _meta(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if v is None:
+            return None
+        limit = _limits(info).meta_bytes
+        try:
+            size = len(json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"meta must be JSON-serialisable: {exc}") from None
+        if size > limit:
+            raise ValueError(f"meta is {size} bytes as JSON; the limit is {limit}")
+        return v
+
+    def to_json(self) -> str:
+        """One JSONL line (no trailing newline), omitting absent optional fields."""
+        return self.model_dump_json(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A problem with one record of an input.
+
+    ``row`` is 1-based: the line number in a JSONL file, the data row (header not counted) in a table.
+    ``field`` names the offending field (``ad.title``, ``custom_id``, a source column) or is None when the
+    record as a whole is bad (not JSON, not an object).
+    """
+
+    row: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.row}" + (f", {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class PairBatch:
+    """Valid pairs and the errors of the records that were not."""
+
+    pairs: list[Pair] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def error_fields(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(field, message)`` for each error of a pydantic ``ValidationError``, fields dotted (``ad.title``)."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or None
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "missing":
+            msg = "field required"
+        out.append((loc or "", msg))
+    return out
+
+
+def validate_pair(data: Any, limits: PairLimits = DEFAULT_LIMITS) -> Pair:
+    """Validate one pair (a mapping or a Pair) against ``limits``; raises ``ValidationError``."""
+    if isinstance(data, Pair) and limits is DEFAULT_LIMITS:
+        return data
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    return Pair.model_validate(data, context={"limits": limits})
+
+
+def validate_records(
+    records: Iterable[tuple[int, Any]],
+    *,
+    limits: PairLimits = DEFAULT_LIMITS,
+    max_pairs: int | None = None,
+) -> PairBatch:
+    """Validate ``(row, record)`` items; duplicates of an earlier ``custom_id`` are errors, not pairs."""
+    batch = PairBatch()
+    seen: dict[str, int] = {}
+    for row, record in records:
+        if not isinstance(record, Mapping):
+            batch.errors.append(RowError(row, None, f"expected a JSON object, got {type(record).__name__}"))
+            continue
+        try:
+            pair = Pair.model_validate(record, context={"limits": limits})
+        except ValidationError as exc:
+            batch.errors.extend(RowError(row, f or None, m) for f, m in error_fields(exc))
+            continue
+        first = seen.get(pair.custom_id)
+        if first is not None:
+            batch.errors.append(
+                RowError(row, "custom_id", f"duplicate custom_id {pair.custom_id!r} (first on line {first})")
+            )
+            continue
+        if max_pairs is not None and len(batch.pairs) >= max_pairs:
+            batch.errors.append(RowError(row, None, f"too many pairs: the limit is {max_pairs}; stopped reading"))
+            break
+        seen[pair.custom_id] = row
+        batch.pairs.append(pair)
+    return batch
+
+
+def _jsonl_records(
+    lines: Iterable[str | bytes], limits: PairLimits, errors: list[RowError]
+) -> Iterator[tuple[int, Any]]:
+    for lineno, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            if len(raw) > limits.line_bytes:
+                errors.append(RowError(lineno, None, f"line is {len(raw)} bytes; the limit is {limits.line_bytes}"))
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                errors.append(RowError(lineno, None, f"not UTF-8: {exc.reason} at byte {exc.start}"))
+                continue
+        else:
+            text = raw
+            size = len(text.encode("utf-8", errors="replace"))
+            if size > limits.line_bytes:
+                errors.append(RowError(lineno, None, f"line is {size} bytes; the limit is {limits.line_bytes}"))
+                continue
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            errors.append(RowError(lineno, None, f"invalid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        yield lineno, record
+
+
+def validate_jsonl(
+    lines: Iterable[str | bytes],
+    *,
+    limits: PairLimits = DEFAULT_LIMITS,
+    max_pairs: int | None = None,
+) -> PairBatch:
+    """Validate a JSONL stream line by line; blank lines are skipped, bad lines are reported and skipped.
+
+    Errors carry the 1-based line number and the field, so a whole upload can be fixed in one round trip.
+    """
+    pre: list[RowError] = []
+    batch = validate_records(_jsonl_records(lines, limits, pre), limits=limits, max_pairs=max_pairs)
+    batch.errors = sorted(pre + batch.errors, key=lambda e: e.row)
+    return batch
+
+
+def read_pairs_jsonl(
+    path: str | Path, *, limits: PairLimits = DEFAULT_LIMITS, max_pairs: int | None = None
+) -> PairBatch:
+    """:func:`validate_jsonl` over a file."""
+    with open(path, "rb") as fh:
+        return validate_jsonl((line.rstrip(b"\r\n") for line in fh), limits=limits, max_pairs=max_pairs)
+
+
+def write_pairs_jsonl(pairs: Iterable[Pair], path: str | Path) -> int:
+    """Write pairs one per line; returns the count."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for pair in pairs:
+            fh.write(pair.to_json())
+            fh.write("\n")
+            n += 1
+    return n

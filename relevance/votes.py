@@ -1,0 +1,47 @@
+"""Self-consistency: turn n sampled labels for one pair into a label, a confidence and a distribution.
+
+- ``label``: the majority label among the parseable samples; ties go to the label earlier in schema order, so
+  the same votes always give the same answer.
+- ``confidence``: the majority label's share of ALL n samples, so unparseable samples lower it and route the
+  pair to review sooner.
+- ``distribution``: each schema label's share of the parseable samples (sums to 1, every label present, schema
+  order), the soft target for distillation.
+
+With no parseable sample the label is None, the confidence 0 and the distribution empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
+
+
+@dataclass(frozen=True)
+class Vote:
+    label: str | None
+    confidence: float
+    distribution: dict[str, float]
+    counts: dict[str, int]
+    n: int
+    n_valid: int
+
+
+def vote(labels: Sequence[str | None], schema: str | LabelSchema = DEFAULT_SCHEMA) -> Vote:
+    """Aggregate sampled labels (names, codes or aliases; None for unparseable) into a :class:`Vote`."""
+    sch = get_schema(schema)
+    counts = dict.fromkeys(sch.names, 0)
+    for raw in labels:
+        if raw is None:
+            continue
+        name = sch.normalize(raw)
+        if name is None:
+            raise ValueError(f"{raw!r} is not a label of schema {sch.name!r}; pass None for unparseable samples")
+        counts[name] += 1
+    n, n_valid = len(labels), sum(counts.values())
+    if n_valid == 0:
+        return Vote(None, 0.0, {}, counts, n, 0)
+    best = max(sch.names, key=lambda name: (counts[name], -sch.index(name)))
+    distribution = {name: counts[name] / n_valid for name in sch.names}
+    return Vote(best, counts[best] / n, distribution, counts, n, n_valid)
