@@ -108,5 +108,138 @@ def bench_advantages_cmd(
         console.print(f"wrote {out}")
 
 
+base_app = typer.Typer(help="The tiny Countdown base model (built from scratch, no hub).", no_args_is_help=True)
+app.add_typer(base_app, name="base")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+@base_app.command("build")
+def base_build(
+    out: Annotated[Path, typer.Option(help="model directory to write")] = Path("runs/countdown/base"),
+    seed: Annotated[int, typer.Option(help="model init and trace sampling seed")] = 0,
+    trace_passes: Annotated[int, typer.Option(min=1, help="fresh random traces per SFT problem")] = 5,
+    epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    hidden: Annotated[int, typer.Option(min=16)] = 128,
+    layers: Annotated[int, typer.Option(min=1)] = 4,
+) -> None:
+    """Build the Countdown base model: character tokenizer, tiny Qwen2, SFT on search traces."""
+    import sys
+
+    from agpo.base_model import BaseRecipe, build_base
+
+    recipe = BaseRecipe(seed=seed, trace_passes=trace_passes, epochs=epochs, hidden=hidden, layers=layers)
+    card = build_base(out, recipe, command=" ".join(["agpo", *sys.argv[1:]]))
+    console.print(
+        f"base model: {out} ({card['parameters']:,} parameters, SFT loss {card['metrics']['train_loss']:.3f})"
+    )
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="YAML file of TrainConfig settings")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key=value (repeatable)")] = None,
+    estimator: Annotated[str | None, typer.Option(help="agpo, grpo, dr_grpo, nsr, psr, w_reinforce, rloo")] = None,
+    lambda_pos: Annotated[float | None, typer.Option()] = None,
+    lambda_neg: Annotated[float | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    group_size: Annotated[int | None, typer.Option(help="samples per prompt")] = None,
+    steps: Annotated[int | None, typer.Option(help="optimizer steps")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    base_model: Annotated[Path | None, typer.Option(help="model directory to start from")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="where the trained policy goes")] = None,
+) -> None:
+    """RL-train a policy with AGPO (or a baseline estimator) through TRL."""
+    from agpo.train import load_config
+    from agpo.train import train as run
+
+    flags = {
+        "estimator": estimator,
+        "lambda_pos": lambda_pos,
+        "lambda_neg": lambda_neg,
+        "learning_rate": lr,
+        "group_size": group_size,
+        "steps": steps,
+        "seed": seed,
+        "base_model": base_model,
+        "output_dir": output_dir,
+    }
+    overrides = [*(set_ or []), *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    try:
+        cfg = load_config(config, overrides)
+        summary = run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise _fail(str(e)) from e
+    console.print(
+        f"trained {summary['steps']} steps in {summary['train_runtime_s']:.0f}s; "
+        f"reward {summary['reward_first']} -> {summary['reward_last']}; policy saved to {cfg.output_dir}"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[list[Path], typer.Option(help="model directory (repeat for several checkpoints)")],
+    label: Annotated[list[str] | None, typer.Option(help="legend label per --model, in order")] = None,
+    split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_easy",
+    problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 100,
+    n: Annotated[int, typer.Option(min=1, help="samples per problem; pass@k for k = 1, 2, 4, ..., n")] = 256,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    backend: Annotated[str, typer.Option(help="transformers, or vllm where installed")] = "transformers",
+    out: Annotated[Path, typer.Option(help="JSON results; the plot goes beside it as .png")] = Path(
+        "runs/countdown/eval.json"
+    ),
+) -> None:
+    """Sample n completions per Countdown problem, verify them, and report pass@k curves (JSON + PNG)."""
+    from rich.progress import Progress
+
+    from agpo.evaluate import evaluate, plot_curves, save_results
+    from agpo.sampling import SamplingParams
+    from agpo.tasks.countdown import CountdownReward, make_splits
+
+    labels = label or []
+    if labels and len(labels) != len(model):
+        raise _fail(f"{len(labels)} --label values for {len(model)} --model values; give one per model or none")
+    try:
+        chosen = getattr(make_splits(), split)[:problems]
+    except AttributeError:
+        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+    params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    results = []
+    with Progress(console=console) as bar:
+        for i, m in enumerate(model):
+            if not (m / "config.json").exists():
+                raise _fail(f"--model {m}: no config.json there; is it a model directory?")
+            task = bar.add_task(f"sampling {m.name}", total=len(chosen) * n)
+            results.append(
+                evaluate(
+                    m,
+                    [p.prompt for p in chosen],
+                    [p.reference for p in chosen],
+                    CountdownReward(),
+                    params,
+                    label=labels[i] if labels else m.name,
+                    split=split,
+                    backend=backend,
+                    progress=lambda k, task=task: bar.advance(task, k),
+                )
+            )
+    save_results(results, out)
+    plot_curves(results, out.with_suffix(".png"), title=f"Countdown {split}: pass@k ({len(chosen)} problems)")
+    table = Table(title=f"pass@k on {split} ({len(chosen)} problems, n={n})")
+    table.add_column("model")
+    ks = sorted(results[0].curve)
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for r in results:
+        table.add_row(r.label, *[f"{r.curve[k]:.3f}" for k in ks])
+    console.print(table)
+    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
 if __name__ == "__main__":
     app()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from math_verify import parse, verify
 
@@ -91,3 +91,19 @@ def boxed_format_reward() -> FormatReward:
 
 def think_format_reward() -> FormatReward:
     return FormatReward(THINK_THEN_BOXED, name="think_format")
+
+
+def as_trl_reward(reward: RewardFunction, reference_column: str = "reference") -> Callable[..., list[float]]:
+    """Wrap a protocol reward as a TRL reward function, reading references from a dataset column.
+
+    TRL calls reward functions with ``prompts``, ``completions`` and every dataset column as keyword lists.
+    """
+
+    def trl_reward(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
+        if reference_column not in columns:
+            raise ValueError(f"the training dataset needs a {reference_column!r} column for reward {reward.name!r}")
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # plain or conversational
+        return score(reward, texts, columns[reference_column])
+
+    trl_reward.__name__ = reward.name
+    return trl_reward

@@ -89,24 +89,31 @@ def solutions(problem: Problem) -> list[Chain]:
     return [c for c in chains(tuple(sorted(problem.numbers))) if c[-1][3] == problem.target]
 
 
-def generate_problems(count: int, num_numbers: int, seed: int, exclude: set[Problem] | None = None) -> list[Problem]:
+def generate_problems(
+    count: int,
+    num_numbers: int,
+    seed: int,
+    exclude: set[Problem] | None = None,
+    max_number: int = MAX_NUMBER,
+) -> list[Problem]:
     """Seeded problems with at least one solution, targets in [1, MAX_TARGET], no repeats (nor any in ``exclude``)."""
     rng = random.Random(seed)
     seen = set(exclude or ())
     out: list[Problem] = []
-    tries = 0
+    misses = 0  # draws in a row that gave nothing new: the space of problems is running out
     while len(out) < count:
-        tries += 1
-        if tries > 50 * count + 1000:
-            raise ValueError(
-                f"could only find {len(out)} of {count} distinct {num_numbers}-number problems; ask for fewer"
-            )
-        numbers = tuple(rng.randint(1, MAX_NUMBER) for _ in range(num_numbers))
+        numbers = tuple(rng.randint(1, max_number) for _ in range(num_numbers))
         chain = rng.choice(chains(tuple(sorted(numbers))))
-        target = chain[-1][3]
-        problem = Problem(numbers, target)
-        if target > MAX_TARGET or problem in seen:
+        problem = Problem(numbers, chain[-1][3])
+        if problem.target > MAX_TARGET or problem in seen:
+            misses += 1
+            if misses > 10_000:
+                raise ValueError(
+                    f"could only find {len(out)} of {count} distinct {num_numbers}-number problems with numbers "
+                    f"up to {max_number}; ask for fewer"
+                )
             continue
+        misses = 0
         seen.add(problem)
         out.append(problem)
     return out

@@ -1,0 +1,85 @@
+"""The Countdown task: problems, traces, the verifier and its reward."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agpo.rewards import RewardFunction, as_trl_reward, score
+from agpo.tasks.countdown import (
+    CountdownReward,
+    Problem,
+    chains,
+    check,
+    generate_problems,
+    make_trace,
+    parse_answer,
+    solutions,
+)
+
+P = Problem((3, 5, 7), 22)
+
+
+@pytest.mark.parametrize(
+    ("completion", "correct"),
+    [
+        ("5*3=15 15+7=22 yes", True),
+        ("7*3=21 21+5=26 no\n5*3=15 15+7=22 yes\n", True),
+        ("3*5=15 7+15=22 yes", True),  # any order of operands
+        ("5*3=15 15+7=23 yes", False),  # wrong target
+        ("5*3=16 16+7=22 yes", False),  # wrong arithmetic
+        ("5*3=15 15+7=22 no", False),  # never claimed
+        ("5*3=15 yes", False),  # leaves 7 unused
+        ("5*5=25 25-3=22 yes", False),  # uses 5 twice, 7 never
+        ("5*3=15 15+7=22 yes\n7-7=0 yes", False),  # the LAST yes line counts
+        ("3-5=-2 yes", False),
+        ("", False),
+        ("banana yes", False),
+    ],
+)
+def test_verifier(completion: str, correct: bool) -> None:
+    assert check(P, parse_answer(completion)) is correct
+    assert CountdownReward()([completion], [P.reference]) == [1.0 if correct else 0.0]
+
+
+def test_every_generated_trace_solves_its_problem_and_problems_are_deterministic() -> None:
+    problems = generate_problems(200, 3, seed=1) + generate_problems(50, 4, seed=2)
+    assert problems[:10] == generate_problems(200, 3, seed=1)[:10]
+    assert len(set(problems)) == len(problems)
+    rng = random.Random(0)
+    for p in problems:
+        assert solutions(p), p
+        trace = make_trace(p, rng)
+        assert check(p, parse_answer(trace)), trace
+        assert trace.endswith(" yes\n")
+
+
+def test_traces_contain_dead_ends() -> None:
+    rng = random.Random(0)
+    traces = [make_trace(p, rng) for p in generate_problems(300, 3, seed=4)]
+    with_dead_ends = sum(" no\n" in t for t in traces)
+    assert 0.3 < with_dead_ends / len(traces) < 0.9
+
+
+def test_chains_cover_every_solution_order() -> None:
+    all_chains = chains((3, 5, 7))
+    assert ((5, "*", 3, 15), (15, "+", 7, 22)) in all_chains
+    assert ((3, "*", 5, 15), (7, "+", 15, 22)) in all_chains
+    assert all(step[3] > 0 for chain in all_chains for step in chain)
+
+
+def test_reward_protocol_and_trl_adapter() -> None:
+    reward = CountdownReward()
+    assert isinstance(reward, RewardFunction)
+    assert score(reward, ["5*3=15 15+7=22 yes"], [P.reference]) == [1.0]
+    trl_reward = as_trl_reward(reward)
+    got = trl_reward(prompts=[P.prompt] * 2, completions=["5*3=15 15+7=22 yes", "no idea"], reference=[P.reference] * 2)
+    assert got == [1.0, 0.0]
+    with pytest.raises(ValueError, match="needs a 'reference' column"):
+        trl_reward(prompts=[P.prompt], completions=["x"])
+
+
+def test_asking_for_more_problems_than_exist_fails_clearly() -> None:
+    with pytest.raises(ValueError, match="could only find"):
+        generate_problems(100, 3, seed=0, max_number=2)

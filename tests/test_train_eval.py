@@ -1,0 +1,103 @@
+"""RL training and pass@k evaluation end to end on a tiny base model: config, train, eval, plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agpo.base_model import BaseRecipe, build_base
+from agpo.cli import app
+from agpo.evaluate import load_results
+from agpo.train import TrainConfig, load_config, train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("countdown") / "base"
+    build_base(out, BaseRecipe(trace_passes=1, epochs=0.02, hidden=32, layers=1, batch_size=32), command="test")
+    return out
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("estimator: nsr\nlearning_rate: 1e-5\nsteps: 7\n")
+    cfg = load_config(path, ["lambda_neg=0.5", "steps=9", "lambda_pos=null"])
+    assert (cfg.estimator, cfg.learning_rate, cfg.steps, cfg.lambda_neg, cfg.lambda_pos) == ("nsr", 1e-5, 9, 0.5, None)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "overrides", "message"),
+    [
+        ("estimater: agpo\n", [], r"unknown setting\(s\) \['estimater'\]"),
+        ("", ["lr=0.1"], "override 'lr=0.1': expected key=value"),
+        ("", ["steps=many"], "steps='many': expected"),
+        ("", ["group_size=1"], "group_size must be at least 2"),
+        ("- a\n- b\n", [], "expected a mapping"),
+    ],
+)
+def test_config_errors_name_the_setting(tmp_path: Path, yaml_text: str, overrides: list[str], message: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message):
+        load_config(path, overrides)
+
+
+def test_base_model_card(base_dir: Path) -> None:
+    card = json.loads((base_dir / "model_card.json").read_text())
+    assert card["task"] == "countdown" and card["parameters"] > 0 and card["command"] == "test"
+    assert (base_dir / "tokenizer.json").exists() and (base_dir / "model.safetensors").exists()
+
+
+def test_train_two_steps_then_eval_checkpoints(base_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "agpo"
+    cfg = TrainConfig(
+        base_model=str(base_dir),
+        output_dir=str(out),
+        steps=2,
+        prompts_per_step=2,
+        group_size=4,
+        max_completion_length=12,
+        logging_steps=1,
+        learning_rate=1e-3,
+    )
+    summary = train(cfg)
+    assert summary["steps"] == 2
+    assert (out / "config.json").exists() and (out / "agpo_run.json").exists()
+    logged = [row for row in summary["log_history"] if "advantages/neg_share" in row]
+    assert len(logged) == 2
+
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model", str(base_dir), "--model", str(out),
+            "--label", "base", "--label", "agpo",
+            "--problems", "3", "--n", "4", "--max-new-tokens", "12",
+            "--out", str(tmp_path / "eval.json"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = load_results(tmp_path / "eval.json")
+    assert [r.label for r in results] == ["base", "agpo"]
+    for r in results:
+        assert sorted(r.curve) == [1, 2, 4]
+        assert len(r.counts) == 3 and all(0 <= c <= 4 for c in r.counts)
+        assert all(0.0 <= v <= 1.0 for v in r.curve.values())
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+
+
+def test_train_cli_reports_a_missing_base_model(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--base-model", str(tmp_path / "nope"), "--steps", "1"])
+    assert result.exit_code == 2
+    assert "agpo base build" in result.output
+
+
+def test_eval_cli_rejects_mismatched_labels(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "--model", str(tmp_path), "--label", "a", "--label", "b"])
+    assert result.exit_code == 2
+    assert "2 --label values for 1 --model" in result.output
