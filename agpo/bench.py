@@ -119,3 +119,65 @@ def bench_advantages(
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class TrainerStepBench:
+    steps: int
+    grpo_s: float
+    agpo_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.agpo_s / self.grpo_s
+
+
+def bench_trainer_step(
+    model_dir: str, steps: int = 3, repeats: int = 3, prompts: int = 8, group_size: int = 8, max_len: int = 32
+) -> TrainerStepBench:
+    """Wall time of ``steps`` TRL training steps, AGPOTrainer against plain GRPOTrainer, alternating runs.
+
+    Both train the same model on the same prompts with the same seed, so they sample the same completions and
+    differ only in how advantages are computed.
+    """
+    import tempfile
+
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agpo.trainer import AGPOConfig, AGPOTrainer
+
+    def reward(completions: list[str], **_: object) -> list[float]:
+        return [float(len(c) % 2) for c in completions]
+
+    data = Dataset.from_dict({"prompt": [f"{i}+{i}=" for i in range(prompts)]})
+    common = dict(
+        per_device_train_batch_size=prompts * group_size,
+        num_generations=group_size,
+        max_completion_length=max_len,
+        max_steps=steps,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        save_strategy="no",
+        logging_steps=steps,
+        seed=0,
+        disable_tqdm=True,
+    )
+    times: dict[str, list[float]] = {"grpo": [], "agpo": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            for name, trainer_cls, config_cls in (
+                ("grpo", GRPOTrainer, GRPOConfig),
+                ("agpo", AGPOTrainer, AGPOConfig),
+            ):
+                trainer = trainer_cls(
+                    model=model_dir,
+                    reward_funcs=reward,
+                    args=config_cls(output_dir=f"{tmp}/{name}", **common),
+                    train_dataset=data,
+                )
+                start = time.perf_counter()
+                trainer.train()
+                times[name].append(time.perf_counter() - start)
+    return TrainerStepBench(steps, statistics.median(times["grpo"]), statistics.median(times["agpo"]))

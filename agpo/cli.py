@@ -108,6 +108,27 @@ def bench_advantages_cmd(
         console.print(f"wrote {out}")
 
 
+@bench_app.command("trl-step")
+def bench_trl_step_cmd(
+    model: Annotated[Path, typer.Option(help="model directory (e.g. the Countdown base)")] = Path(
+        "runs/countdown/base"
+    ),
+    steps: Annotated[int, typer.Option(min=1)] = 3,
+    repeats: Annotated[int, typer.Option(min=1)] = 3,
+) -> None:
+    """Time TRL training steps of AGPOTrainer against plain GRPOTrainer on the same model and batch."""
+    from agpo.bench import bench_trainer_step
+
+    if not (model / "config.json").exists():
+        raise _fail(f"--model {model}: no model there (build one with: agpo base build --out {model})")
+    with console.status("timing TRL steps (GRPOTrainer and AGPOTrainer, alternating)..."):
+        r = bench_trainer_step(str(model), steps=steps, repeats=repeats)
+    console.print(
+        f"{steps} TRL steps (median of {repeats}): GRPOTrainer {r.grpo_s:.2f}s, AGPOTrainer {r.agpo_s:.2f}s, "
+        f"ratio {r.ratio:.3f}"
+    )
+
+
 base_app = typer.Typer(help="The tiny Countdown base model (built from scratch, no hub).", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 
@@ -239,6 +260,28 @@ def eval_cmd(
         table.add_row(r.label, *[f"{r.curve[k]:.3f}" for k in ks])
     console.print(table)
     console.print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+@app.command()
+def study(
+    config: Annotated[Path | None, typer.Option(help="YAML of StudyConfig settings (default: the full study)")] = None,
+    report: Annotated[Path, typer.Option(help="Markdown report; plots and raw JSON go beside it")] = Path(
+        "docs/results/passk_study.md"
+    ),
+    ablations: Annotated[bool, typer.Option(help="also run the lambda_pos and positive-term ablations")] = True,
+) -> None:
+    """From one base model: GRPO, Dr. GRPO, NSR, W-REINFORCE and AGPO, lr tuned on dev, seeds, pass@k to n."""
+    import sys
+
+    from agpo.study import Study, StudyConfig, render_report
+
+    try:
+        cfg = StudyConfig.load(config)
+        summary = Study(cfg, log=console.print).run(report.parent, include_ablations=ablations)
+    except (ValueError, FileNotFoundError) as e:
+        raise _fail(str(e)) from e
+    render_report(summary, report, command=" ".join(["agpo", *sys.argv[1:]]))
+    console.print(f"wrote {report}")
 
 
 if __name__ == "__main__":

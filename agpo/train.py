@@ -7,8 +7,10 @@ rejects unknown keys by name, so a typo fails before any compute is spent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,9 @@ class TrainConfig:
     save_steps: int = 0  # 0: only the final model
     logging_steps: int = 5
     data_seed: int = 0  # the task's split seed (which problems exist), separate from the run's seed
+    data_path: str | None = None  # task "math": a local MATH/GSM8K-style JSONL file
+    use_vllm: bool = False  # TRL's vLLM rollouts (GPU); colocate or server
+    vllm_mode: str = "colocate"
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
@@ -59,14 +64,15 @@ def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: str(f.type) for f in fields(TrainConfig)}[name]
     if value is None and "None" in kind:
         return None
-    if "float" in kind and not isinstance(value, bool):
-        try:
+    if isinstance(value, bool):
+        if "bool" in kind:
+            return value
+    elif "float" in kind:
+        with contextlib.suppress(TypeError, ValueError):
             return float(value)
-        except (TypeError, ValueError):
-            pass
-    elif "int" in kind and isinstance(value, int) and not isinstance(value, bool):
+    elif "int" in kind and isinstance(value, int):
         return value
-    elif "str" in kind and isinstance(value, str | int | float) and not isinstance(value, bool):
+    elif "str" in kind and isinstance(value, str | int | float):
         return str(value)
     raise ValueError(f"{name}={value!r}: expected {kind}")
 
@@ -99,7 +105,16 @@ def _task(config: TrainConfig) -> tuple[list[str], list[str], Any]:
 
         problems = make_splits(seed=config.data_seed).rl
         return [p.prompt for p in problems], [p.reference for p in problems], CountdownReward()
-    raise ValueError(f"unknown task {config.task!r}; known: countdown")
+    if config.task == "math":
+        from agpo.math_data import PROMPT_SUFFIX, read_math_jsonl
+        from agpo.rewards import MathAnswerReward
+
+        if not config.data_path:
+            raise ValueError("task 'math' needs data_path: a local JSONL file of problem/answer rows")
+        rows = read_math_jsonl(Path(config.data_path))
+        prompts = [[{"role": "user", "content": r.problem + PROMPT_SUFFIX}] for r in rows]
+        return prompts, [r.answer for r in rows], MathAnswerReward()
+    raise ValueError(f"unknown task {config.task!r}; known: countdown, math")
 
 
 def trl_config(config: TrainConfig) -> Any:
@@ -137,6 +152,8 @@ def trl_config(config: TrainConfig) -> Any:
         save_strategy="steps" if config.save_steps else "no",
         save_steps=config.save_steps or 500,
         report_to="none",
+        use_vllm=config.use_vllm,
+        vllm_mode=config.vllm_mode,
         use_cpu=not on_gpu,
         bf16=on_gpu,
         disable_tqdm=os.environ.get("AGPO_NO_PROGRESS") == "1",
@@ -152,13 +169,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     from agpo.trainer import AGPOTrainer
 
     base = Path(config.base_model)
-    if not (base / "config.json").exists():
+    is_hub_id = not base.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", config.base_model) is not None
+    if not is_hub_id and not (base / "config.json").exists():
         raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
     prompts, references, reward = _task(config)
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     tokenizer.padding_side = "left"
     trainer = AGPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(base),
+        model=AutoModelForCausalLM.from_pretrained(config.base_model),
         processing_class=tokenizer,
         reward_funcs=[as_trl_reward(reward)],
         args=trl_config(config),

@@ -101,3 +101,26 @@ def test_eval_cli_rejects_mismatched_labels(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "--model", str(tmp_path), "--label", "a", "--label", "b"])
     assert result.exit_code == 2
     assert "2 --label values for 1 --model" in result.output
+
+
+def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "study.yaml"
+    text = (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
+    config.write_text(text + f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\n")
+    report = tmp_path / "report" / "passk_study.md"
+    result = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    md = report.read_text()
+    for name in ("base", "grpo", "agpo", "agpo_const_pos"):
+        assert f"| {name} |" in md
+    assert "pass@4" in md and "± " in md
+    data = json.loads((report.parent / "passk_study.json").read_text())
+    assert set(data["learning_rates"]) == {"grpo", "agpo", "agpo_const_pos"}
+    assert data["learning_rates"]["agpo_const_pos"] == 1e-4  # fixed in its settings, not tuned
+    assert data["cells"]["agpo"]["test_easy"]["1"][2] == 2  # two seeds
+    assert (report.parent / "passk_test_easy.png").exists()
+    # A second run finds everything cached and reproduces the same numbers.
+    again = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert again.exit_code == 0
+    assert json.loads((report.parent / "passk_study.json").read_text())["cells"] == data["cells"]
+    assert "train " not in again.output
