@@ -26,6 +26,8 @@ P = Problem((3, 5, 7), 22)
     [
         ("5*3=15 15+7=22 yes", True),
         ("7*3=21 21+5=26 no\n5*3=15 15+7=22 yes\n", True),
+        ("7*3=21 21+5=26 vs 22 no\n5*3=15 15+7=22 vs 22 yes\n", True),
+        ("5*3=15 15+7=23 vs 22 yes", False),  # restating the target does not make it so
         ("3*5=15 7+15=22 yes", True),  # any order of operands
         ("5*3=15 15+7=23 yes", False),  # wrong target
         ("5*3=16 16+7=22 yes", False),  # wrong arithmetic
@@ -52,7 +54,7 @@ def test_every_generated_trace_solves_its_problem_and_problems_are_deterministic
         assert solutions(p), p
         trace = make_trace(p, rng)
         assert check(p, parse_answer(trace)), trace
-        assert trace.endswith(" yes\n")
+        assert trace.endswith(f" vs {p.target} yes\n")
 
 
 def test_traces_contain_dead_ends() -> None:

@@ -4,10 +4,13 @@ A problem such as ``3,5,7>22:`` has several valid solutions (5*3=15 15+7=22, or 
 a policy that samples its search order can reach the answer along many paths: the setting in which pass@k at
 large k measures how much of the search space a model still explores.
 
-A completion is a search trace, one attempt per line, each a chain of steps ending in ``yes`` or ``no``::
+A completion is a search trace, one attempt per line: a chain of steps, the target restated, ``yes`` or ``no``::
 
-    7*3=21 21+5=26 no
-    5*3=15 15+7=22 yes
+    7*3=21 21+5=26 vs 22 no
+    5*3=15 15+7=22 vs 22 yes
+
+Restating the target beside the result turns "is this the target?" into comparing two adjacent numbers,
+which a tiny model learns far more easily than looking back at the prompt.
 
 The answer is the last ``yes`` line. It earns reward 1 iff every step's arithmetic is right, every step uses
 numbers still available (given numbers or earlier results), all given numbers are used exactly once, and the
@@ -131,19 +134,26 @@ def make_trace(problem: Problem, rng: random.Random, max_failures: int = 4, fail
     failures = 0
     while failures < max_failures and bad and rng.random() < fail_rate:
         failures += 1
-    lines = [f"{format_chain(c)} no" for c in rng.sample(bad, failures)]
-    lines.append(f"{format_chain(rng.choice(good))} yes")
+    verdict = f"vs {problem.target}"
+    lines = [f"{format_chain(c)} {verdict} no" for c in rng.sample(bad, failures)]
+    lines.append(f"{format_chain(rng.choice(good))} {verdict} yes")
     return "\n".join(lines) + "\n"
 
 
 def parse_answer(completion: str) -> Chain | None:
-    """The steps of the last line ending in ``yes``; None when there is none or it does not parse."""
+    """The steps of the last line ending in ``yes``; None when there is none or it does not parse.
+
+    The ``vs <target>`` the trace restates is optional and not trusted: the steps alone are checked.
+    """
     for line in reversed(completion.strip().splitlines()):
         words = line.split()
         if not words or words[-1] != "yes":
             continue
+        words = words[:-1]
+        if len(words) >= 2 and words[-2] == "vs":
+            words = words[:-2]
         steps = []
-        for word in words[:-1]:
+        for word in words:
             m = STEP.match(word)
             if not m:
                 return None
