@@ -4,37 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from agpo.tiny_lm import TinySize, build_char_tokenizer, build_model, save
 
-CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789 +-*/=?.,:()\n")
-SPECIALS = ["<pad>", "<eos>", "<unk>"]
+CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 +-*/=?.,:()\n"
 
 
 def build_tiny_lm(path: Path, seed: int = 0) -> Path:
     """A 2-layer Qwen2 with a character tokenizer: small enough for CPU tests, real enough for TRL."""
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=128,
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["<eos>"],
-        bos_token_id=vocab["<eos>"],
-        tie_word_embeddings=True,
-    )
-    model = Qwen2ForCausalLM(config)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    tokenizer = build_char_tokenizer([CHARS])
+    model = build_model(tokenizer, TinySize(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64), seed=seed)
+    save(model, tokenizer, path)
     return path
 
 
