@@ -13,18 +13,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
 
+# Qwen2's pre-tokenizer. AutoTokenizer rebuilds any tokenizer of a qwen2 model with this pipeline (and the saved
+# vocab and merges), so ours must use the very same one or a reloaded tokenizer would split text differently.
+QWEN2_SPLIT = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+def _byte_level(char: str) -> list[str]:
+    """The byte-level symbols (GPT-2's printable byte alphabet) that stand for ``char``."""
+    return [s for s, _ in pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(char)]
+
+
 def build_char_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """One token per character seen in ``texts`` (sorted, so the vocabulary is deterministic) plus specials."""
+    """A byte-level BPE with no merges, so one token per character seen in ``texts``, plus specials.
+
+    Token ids follow the sorted characters, so the vocabulary is deterministic. The pipeline is Qwen2's, which
+    is what ``AutoTokenizer`` (and so TRL and vLLM) rebuilds for a qwen2 model directory.
+    """
     alphabet = sorted(set().union(*map(set, texts)))
-    vocab = {tok: i for i, tok in enumerate([PAD, EOS, UNK, *alphabet])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    symbols = [PAD, EOS, UNK]
+    for char in alphabet:
+        symbols += [s for s in _byte_level(char) if s not in symbols]
+    vocab = {tok: i for i, tok in enumerate(symbols)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False, byte_fallback=False))
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    core.decoder = decoders.ByteLevel()
     core.add_special_tokens([PAD, EOS, UNK])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK)
     tokenizer.padding_side = "left"  # generation pads prompts on the left

@@ -124,3 +124,22 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert again.exit_code == 0
     assert json.loads((report.parent / "passk_study.json").read_text())["cells"] == data["cells"]
     assert "train " not in again.output
+
+
+def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) -> None:
+    # AutoTokenizer (used by TRL, vLLM and sampling) rebuilds a qwen2 model's tokenizer with Qwen2's pipeline:
+    # the saved one must agree with it, spaces and newlines included.
+    from transformers import AutoTokenizer
+
+    from agpo.tasks.countdown import make_splits, sft_examples
+    from agpo.tiny_lm import build_char_tokenizer
+
+    reloaded = AutoTokenizer.from_pretrained(base_dir)
+    examples = list(sft_examples(make_splits().sft[:50], seed=0))
+    built = build_char_tokenizer(e["prompt"] + e["completion"] for e in examples)
+    for e in examples:
+        text = e["prompt"] + e["completion"]
+        ids = reloaded(text, add_special_tokens=False)["input_ids"]
+        assert ids == built(text, add_special_tokens=False)["input_ids"]
+        assert reloaded.decode(ids) == text
+    assert reloaded("<eos>", add_special_tokens=False)["input_ids"] == [reloaded.eos_token_id]
