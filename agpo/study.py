@@ -59,6 +59,7 @@ class StudyConfig:
 
     @classmethod
     def load(cls, path: Path | None) -> StudyConfig:
+        """Settings from YAML (``configs/study.yaml`` is the full study); no file: the built-in defaults."""
         if path is None:
             return cls()
         data = yaml.safe_load(Path(path).read_text()) or {}

@@ -143,3 +143,21 @@ def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) 
         assert ids == built(text, add_special_tokens=False)["input_ids"]
         assert reloaded.decode(ids) == text
     assert reloaded("<eos>", add_special_tokens=False)["input_ids"] == [reloaded.eos_token_id]
+
+
+def test_shipped_study_configs_load(tmp_path: Path) -> None:
+    from agpo.study import StudyConfig
+
+    root = Path(__file__).parent.parent / "configs"
+    full = StudyConfig.load(root / "study.yaml")
+    assert set(full.methods) == {"grpo", "dr_grpo", "nsr", "w_reinforce", "agpo"}
+    assert full.seeds == [0, 1, 2] and full.test_n == 256 and len(full.lr_grid) >= 3
+    lambdas = {a.get("lambda_pos") for a in full.ablations.values()}
+    assert {0.0, 0.05, 0.2, 0.5} <= lambdas
+    assert any(a.get("pos_term") == "constant" for a in full.ablations.values())
+    for name in ("study_pilot.yaml", "study_smoke.yaml"):
+        StudyConfig.load(root / name)
+    bad = tmp_path / "bad_study.yaml"
+    bad.write_text("sedes: [1]\n")
+    with pytest.raises(ValueError, match="unknown study setting"):
+        StudyConfig.load(bad)
