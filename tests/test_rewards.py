@@ -80,3 +80,13 @@ def test_score_rejects_a_faulty_reward(values: list[float], message: str) -> Non
 def test_score_rejects_mismatched_references() -> None:
     with pytest.raises(ValueError, match="2 completions but 1 references"):
         score(MathAnswerReward(), ["a", "b"], ["a"])
+
+
+def test_reward_interface_imports_without_torch() -> None:
+    # The relevance domain and the services import the reward protocol; it must not drag in the training stack.
+    import subprocess
+    import sys
+
+    code = "import sys, agpo, agpo.rewards; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
