@@ -27,6 +27,8 @@ Log = Callable[[str], None]
 
 @dataclass
 class StudyConfig:
+    title: str = "pass@k study: AGPO against GRPO-family baselines on Countdown"
+    note: str = ""  # a paragraph printed under the title (e.g. what a reduced run does not show)
     base_model: str = "runs/countdown/base"
     out_dir: str = "runs/study"
     # name -> TrainConfig settings; the name is the row label in the report
@@ -193,8 +195,9 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
     """``docs/results/passk_study.md``: settings, the exact command, and one table per split."""
     cfg = summary["config"]
     lines = [
-        "# pass@k study: AGPO against GRPO-family baselines on Countdown",
+        f"# {cfg['title']}",
         "",
+        *([cfg["note"], ""] if cfg["note"] else []),
         f"Command: `{command}`",
         "",
         f"Base model `{cfg['base_model']}`; training {cfg['train']} for every method; learning rate tuned per "
