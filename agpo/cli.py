@@ -277,7 +277,7 @@ def study(
 
     try:
         cfg = StudyConfig.load(config)
-        summary = Study(cfg, log=console.print).run(report.parent, include_ablations=ablations)
+        summary = Study(cfg, log=console.print).run(report, include_ablations=ablations)
     except (ValueError, FileNotFoundError) as e:
         raise _fail(str(e)) from e
     render_report(summary, report, command=" ".join(["agpo", *sys.argv[1:]]))

@@ -128,8 +128,9 @@ class Study:
         self.log(f"  {name}: lr {best[0]:g} (dev pass@1 {best[1]:.3f})")
         return best[0]
 
-    def run(self, report_dir: Path, include_ablations: bool = True) -> dict[str, Any]:
-        """Every stage (cached), then raw JSON and plots into ``report_dir``."""
+    def run(self, report: Path, include_ablations: bool = True) -> dict[str, Any]:
+        """Every stage (cached), then raw JSON (``<report>.json``) and plots (``<report>_<split>.png``) beside
+        the report."""
         base = Path(self.cfg.base_model)
         if not (base / "config.json").exists():
             raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
@@ -154,12 +155,12 @@ class Study:
                     results.setdefault(name, {}).setdefault(split, []).append(r)
         summary = {"config": asdict(self.cfg), "learning_rates": lrs, "cells": _cells(results)}
         raw = {name: {split: [r.to_json() for r in runs] for split, runs in by.items()} for name, by in results.items()}
-        report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "passk_study.json").write_text(json.dumps({**summary, "raw": raw}, indent=1))
-        self._plot(results, report_dir)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.with_suffix(".json").write_text(json.dumps({**summary, "raw": raw}, indent=1))
+        self._plot(results, report)
         return summary
 
-    def _plot(self, results: dict[str, dict[str, list[EvalResult]]], report_dir: Path) -> None:
+    def _plot(self, results: dict[str, dict[str, list[EvalResult]]], report: Path) -> None:
         for split in self.cfg.splits:
             mean_curves = []
             for name, by_split in results.items():
@@ -171,7 +172,13 @@ class Study:
                 low = {k: min(r.curve[k] for r in runs) for k in ks}
                 high = {k: max(r.curve[k] for r in runs) for k in ks}
                 mean_curves.append(EvalResult(name, "", split, runs[0].n, [], mean, low, high))
-            plot_curves(mean_curves, report_dir / f"passk_{split}.png", title=f"Countdown {split}: mean over seeds")
+            plot_curves(
+                mean_curves, _plot_path(report, split), title=f"Countdown {split}: mean over seeds (band: min-max)"
+            )
+
+
+def _plot_path(report: Path, split: str) -> Path:
+    return report.with_name(f"{report.stem}_{split}.png")
 
 
 def _cells(results: dict[str, dict[str, list[EvalResult]]]) -> dict[str, dict[str, dict[str, list[float]]]]:
@@ -212,7 +219,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
     ]
     for split in cfg["splits"]:
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})
-        lines += [f"## {split}", "", f"![pass@k on {split}](passk_{split}.png)", ""]
+        lines += [f"## {split}", "", f"![pass@k on {split}]({_plot_path(path, split).name})", ""]
         lines.append("| method | " + " | ".join(f"pass@{k}" for k in ks) + " |")
         lines.append("| --- |" + " --- |" * len(ks))
         for name, by_split in summary["cells"].items():

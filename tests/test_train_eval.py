@@ -114,15 +114,16 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     for name in ("base", "grpo", "agpo", "agpo_const_pos"):
         assert f"| {name} |" in md
     assert "pass@4" in md and "± " in md
-    data = json.loads((report.parent / "passk_study.json").read_text())
+    data = json.loads(report.with_suffix(".json").read_text())
     assert set(data["learning_rates"]) == {"grpo", "agpo", "agpo_const_pos"}
     assert data["learning_rates"]["agpo_const_pos"] == 1e-4  # fixed in its settings, not tuned
     assert data["cells"]["agpo"]["test_easy"]["1"][2] == 2  # two seeds
-    assert (report.parent / "passk_test_easy.png").exists()
+    assert (report.parent / "passk_study_test_easy.png").exists()
+    assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
     again = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
     assert again.exit_code == 0
-    assert json.loads((report.parent / "passk_study.json").read_text())["cells"] == data["cells"]
+    assert json.loads(report.with_suffix(".json").read_text())["cells"] == data["cells"]
     assert "train " not in again.output
 
 
