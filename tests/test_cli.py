@@ -62,3 +62,13 @@ def test_bench_writes_figures(tmp_path: Path) -> None:
         for key in ("agpo_ms", "grpo_ms", "trl_grpo_ms", "agpo_index_ms", "loop_ms"):
             assert row[key] > 0
         assert row["agpo_over_grpo"] == row["agpo_ms"] / row["grpo_ms"]
+
+
+def test_relevance_generate_writes_the_splits(tmp_path: Path) -> None:
+    sizes = ["--teacher-train", "60", "--dev", "20", "--gold-test", "20", "--pool", "40"]
+    result = runner.invoke(app, ["relevance", "generate", "--out", str(tmp_path), *sizes])
+    assert result.exit_code == 0, result.output
+    assert "140 pairs" in result.output
+    for split, size in (("teacher_train", 60), ("dev", 20), ("gold_test", 20), ("pool", 40)):
+        assert len((tmp_path / f"{split}.jsonl").read_text().splitlines()) == size
+    assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
