@@ -111,7 +111,7 @@ def bench_advantages_cmd(
 @bench_app.command("trl-step")
 def bench_trl_step_cmd(
     model: Annotated[Path, typer.Option(help="model directory (e.g. the Countdown base)")] = Path(
-        "runs/countdown/base"
+        "models/countdown-base"
     ),
     steps: Annotated[int, typer.Option(min=1)] = 3,
     repeats: Annotated[int, typer.Option(min=1)] = 3,

@@ -29,7 +29,7 @@ Log = Callable[[str], None]
 class StudyConfig:
     title: str = "pass@k study: AGPO against GRPO-family baselines on Countdown"
     note: str = ""  # a paragraph printed under the title (e.g. what a reduced run does not show)
-    base_model: str = "runs/countdown/base"
+    base_model: str = "models/countdown-base"
     out_dir: str = "runs/study"
     # name -> TrainConfig settings; the name is the row label in the report
     methods: dict[str, dict[str, Any]] = field(

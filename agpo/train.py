@@ -22,7 +22,7 @@ import yaml
 class TrainConfig:
     """One RL run. Every field can be set in the YAML file or with ``--set key=value``."""
 
-    base_model: str = "runs/countdown/base"
+    base_model: str = "models/countdown-base"
     output_dir: str = "runs/countdown/agpo"
     task: str = "countdown"
     estimator: str = "agpo"

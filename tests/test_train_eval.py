@@ -162,3 +162,17 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
     bad.write_text("sedes: [1]\n")
     with pytest.raises(ValueError, match="unknown study setting"):
         StudyConfig.load(bad)
+
+
+def test_committed_base_model_loads_and_solves_some_problems() -> None:
+    from agpo.sampling import SamplingParams, sample
+    from agpo.tasks.countdown import CountdownReward, make_splits
+
+    base = Path(__file__).parent.parent / "models" / "countdown-base"
+    card = json.loads((base / "model_card.json").read_text())
+    assert card["parameters"] == 988_800
+    problems = make_splits().test_easy[:8]
+    outs = sample(base, [p.prompt for p in problems], SamplingParams(n=8, max_new_tokens=128, seed=0))
+    rewards = [v for p, o in zip(problems, outs, strict=True) for v in CountdownReward()(o, [p.reference] * len(o))]
+    # pass@1 is about 0.39 on test_easy: 64 samples with no solution at all would mean a broken model or tokenizer.
+    assert sum(rewards) >= 5
