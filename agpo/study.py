@@ -83,7 +83,13 @@ class Study:
 
     def _evaluate(self, model_dir: Path, split: str, n: int, problems: int, cache: Path, label: str) -> EvalResult:
         if cache.exists():
-            return load_results(cache)[0]
+            cached = load_results(cache)[0]
+            if (cached.n, len(cached.counts)) != (n, problems):
+                raise ValueError(
+                    f"{cache} holds an evaluation with n={cached.n} on {len(cached.counts)} problems, not n={n} on "
+                    f"{problems}: use a new out_dir for new settings"
+                )
+            return cached
         chosen = getattr(self.splits, split)[:problems]
         self.log(f"  eval {label} on {split}: {len(chosen)} problems x {n} samples")
         result = evaluate(
@@ -99,11 +105,16 @@ class Study:
         return result
 
     def _train(self, name: str, settings: dict[str, Any], lr: float, seed: int, run_dir: Path) -> Path:
-        if (run_dir / "agpo_run.json").exists():
+        values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
+        config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(run_dir), **values)
+        done = run_dir / "agpo_run.json"
+        if done.exists():
+            # A cached run is reused only if it was trained with exactly these settings.
+            if json.loads(done.read_text())["config"] != asdict(config):
+                raise ValueError(f"{run_dir} was trained with other settings: use a new out_dir for new settings")
             return run_dir
         self.log(f"  train {name} lr={lr:g} seed={seed}")
-        values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
-        train(TrainConfig(base_model=self.cfg.base_model, output_dir=str(run_dir), **values))
+        train(config)
         return run_dir
 
     def _run_dir(self, name: str, settings: dict[str, Any], lr: float, seed: int) -> Path:

@@ -125,6 +125,13 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert again.exit_code == 0
     assert json.loads(report.with_suffix(".json").read_text())["cells"] == data["cells"]
     assert "train " not in again.output
+    # Changed settings with the same out_dir must not silently reuse runs trained otherwise.
+    config.write_text(
+        text.replace("steps: 2,", "steps: 3,") + f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\n"
+    )
+    changed = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert changed.exit_code == 2
+    assert "trained with other settings" in changed.output
 
 
 def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) -> None:
