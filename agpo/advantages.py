@@ -88,6 +88,11 @@ def get_estimator(name: str, **overrides: float | int | str) -> AdvantageConfig:
         config = ESTIMATORS[name]
     except KeyError:
         raise ValueError(f"unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}") from None
+    return with_overrides(config, **overrides)
+
+
+def with_overrides(config: AdvantageConfig, **overrides: float | int | str) -> AdvantageConfig:
+    """``config`` with some fields changed; an unknown field name is an error that lists the known ones."""
     known = {f.name for f in fields(AdvantageConfig)}
     unknown = set(overrides) - known
     if unknown:
@@ -272,7 +277,7 @@ def compute_advantages(
         A tensor of the rewards' shape, dtype and device.
     """
     if isinstance(estimator, AdvantageConfig):
-        cfg = replace(estimator, **overrides) if overrides else estimator
+        cfg = with_overrides(estimator, **overrides)
     else:
         cfg = get_estimator(estimator, **overrides)
     g = _groups(_as_rewards(rewards), index, group_size, cfg.ddof)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from agpo.tiny_lm import TinySize, build_char_tokenizer, build_model, save
 
@@ -51,3 +54,18 @@ def make_trl_trainer(
         args=args,
         train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
     )
+
+
+def recording_reward(binary: bool, seed: int, seen: list[float]) -> Callable[..., list[float]]:
+    """A reward function drawing seeded random rewards and recording them in order."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def reward(completions: list[str], **_: object) -> list[float]:
+        n = len(completions)
+        values = (
+            torch.randint(0, 2, (n,), generator=generator).float() if binary else torch.rand(n, generator=generator)
+        )
+        seen.extend(values.tolist())
+        return values.tolist()
+
+    return reward

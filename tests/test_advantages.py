@@ -198,6 +198,7 @@ def test_register_estimator_and_overrides() -> None:
         ([1.0, 0.0], dict(index=[0, 0], group_size=2), "exactly one of index"),
         ([1.0, 0.0], dict(group_size=2, estimator="ppo"), "unknown estimator 'ppo'"),
         ([1.0, 0.0], dict(group_size=2, lambda_plus=1.0), "unknown advantage setting"),
+        ([1.0, 0.0], dict(group_size=2, estimator=AdvantageConfig(), lambda_plus=1.0), "unknown advantage setting"),
         ([1.0, 0.0], dict(group_size=2, lambda_neg=-1.0), "lambda_neg must be a finite number >= 0"),
         ([1.0, 0.0], dict(group_size=2, pos_term="clipped"), "pos_term='clipped' is not one of"),
         ([1.0, 0.0], dict(group_size=2, ddof=2), "ddof must be 0 or 1"),

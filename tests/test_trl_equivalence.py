@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import PROMPTS, make_trl_trainer
+from helpers import PROMPTS, make_trl_trainer, recording_reward
 from trl import GRPOConfig, GRPOTrainer
 
 from agpo.advantages import compute_advantages
-
-
-def recording_reward(binary: bool, seed: int, seen: list[float]) -> Callable[..., list[float]]:
-    """A reward function drawing seeded random rewards and recording them in order."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def reward(completions: list[str], **_: object) -> list[float]:
-        n = len(completions)
-        values = (
-            torch.randint(0, 2, (n,), generator=generator).float() if binary else torch.rand(n, generator=generator)
-        )
-        seen.extend(values.tolist())
-        return values.tolist()
-
-    return reward
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import PROMPTS, make_trl_trainer
-from test_trl_equivalence import recording_reward
+from helpers import PROMPTS, make_trl_trainer, recording_reward
 from trl import GRPOConfig, GRPOTrainer
 
 from agpo.advantages import compute_advantages
