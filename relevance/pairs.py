@@ -181,10 +181,11 @@ class RowError:
 
 @dataclass
 class PairBatch:
-    """Valid pairs and the errors of the records that were not."""
+    """Valid pairs (with the row each came from) and the errors of the records that were not."""
 
     pairs: list[Pair] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -244,6 +245,7 @@ def validate_records(
             break
         seen[pair.custom_id] = row
         batch.pairs.append(pair)
+        batch.rows.append(row)
     return batch
 
 

@@ -69,3 +69,23 @@ def recording_reward(binary: bool, seed: int, seen: list[float]) -> Callable[...
         return values.tolist()
 
     return reward
+
+
+def build_labelling_teacher(path: Path, pairs: list[dict], *, seed: int = 0, steps: int = 80) -> Path:
+    """A tiny char-level Qwen2 taught in seconds to end every answer with a label line.
+
+    It reads nothing of the pair (it is far too small to judge relevance); it exists so that the service's
+    tests run the real path (prompt, batched generation, parsing, votes) with answers that parse.
+    """
+    from pipelines.teacher import plain_prompt
+    from relevance.prompts import build_messages
+
+    from agpo.tiny_lm import sft
+
+    prompts = [plain_prompt(build_messages(p)) for p in pairs]
+    examples = [{"prompt": p, "completion": "ok.\nLabel: Exact"} for p in prompts]
+    tokenizer = build_char_tokenizer(prompts + [e["completion"] for e in examples])
+    model = build_model(tokenizer, TinySize(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, max_positions=2048), seed=seed)
+    epochs = steps * 8 / len(examples)
+    sft(model, tokenizer, examples, path, epochs=epochs, learning_rate=2e-2, batch_size=8, seed=seed, max_length=2048)
+    return path

@@ -1,0 +1,177 @@
+"""Labelling pairs with a teacher: prompts, n samples, parsing, retries, votes. Plain functions, no DB.
+
+The label-cache key hashes everything that changes the teacher's answer: the pair's content (query and ad;
+never ``custom_id`` or ``meta``), the label schema, the prompt version, the teacher id with its revision, and
+the decoding settings. A pair seen before under the same key is not sent to the teacher again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.teacher.base import Decoding, TeacherBackend
+from relevance.parsing import parse_label
+from relevance.prompts import build_messages, prompt_version
+from relevance.schemas import get_schema
+from relevance.votes import vote
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """How to label: schema, prompt template, decoding and how often to re-ask for unparseable samples."""
+
+    label_schema: str = "esci"
+    prompt_template: str = "compact"
+    decoding: Decoding = field(default_factory=Decoding)
+    unparseable_retries: int = 1
+
+    @property
+    def prompt_version(self) -> str:
+        return prompt_version(self.prompt_template, self.label_schema)
+
+
+@dataclass
+class PairOutcome:
+    """One pair's answer: ``label`` None means failed (no parseable sample), with ``error`` saying why."""
+
+    label: str | None
+    confidence: float
+    distribution: dict[str, float]
+    reasoning: str
+    samples: list[dict[str, Any]]
+    teacher: str
+    prompt_version: str
+    cached: bool = False
+    error: str | None = None
+
+    def to_cache(self) -> dict[str, Any]:
+        keys = ("label", "confidence", "distribution", "reasoning", "samples", "teacher", "prompt_version")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class BatchStats:
+    teacher_prompts: int = 0
+    teacher_calls: int = 0
+    teacher_seconds: float = 0.0
+    completion_tokens: int = 0
+
+
+def pair_content(pair: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a pair the teacher sees."""
+    return {"query": pair["query"], "ad": pair["ad"]}
+
+
+def cache_key(pair: Mapping[str, Any], request: LabelRequest, teacher_id: str) -> str:
+    payload = {
+        "pair": pair_content(pair),
+        "schema": get_schema(request.label_schema).fingerprint(),
+        "prompt_version": request.prompt_version,
+        "teacher": teacher_id,
+        "decoding": request.decoding.cache_key(),
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _sample_record(text: str, label: str | None, tokens: int, finish: str) -> dict[str, Any]:
+    return {"label": label, "text": text, "completion_tokens": tokens, "finish_reason": finish}
+
+
+def label_pairs(
+    pairs: Sequence[Mapping[str, Any]],
+    backend: TeacherBackend,
+    request: LabelRequest,
+    *,
+    batch_size: int = 32,
+    stats: BatchStats | None = None,
+    on_batch: Any = None,
+) -> list[PairOutcome]:
+    """Label ``pairs`` (Pair-shaped dicts) with ``request.decoding.n`` samples each; one outcome per pair.
+
+    Samples without a parseable ``Label:`` line are re-asked up to ``unparseable_retries`` times (only the
+    missing ones); a pair with no parseable sample at all is a failure carrying the last raw answer, never a
+    guess. ``on_batch()`` is called after every teacher call (the chunk runner renews its lease there).
+    """
+    stats = stats if stats is not None else BatchStats()
+    schema = get_schema(request.label_schema)
+    version = request.prompt_version
+    n = request.decoding.n
+    samples: list[list[dict[str, Any]]] = [[] for _ in pairs]
+    messages = [build_messages(p, schema, request.prompt_template) for p in pairs]
+
+    def ask(indices: list[int], want: dict[int, int]) -> None:
+        # Group by how many samples are still wanted, so one call asks for the same n for every prompt in it.
+        by_n: dict[int, list[int]] = {}
+        for i in indices:
+            by_n.setdefault(want[i], []).append(i)
+        for k, group in sorted(by_n.items()):
+            decoding = Decoding(**{**request.decoding.__dict__, "n": k})
+            for start in range(0, len(group), batch_size):
+                part = group[start : start + batch_size]
+                t0 = time.perf_counter()
+                generations = backend.generate([messages[i] for i in part], decoding)
+                stats.teacher_seconds += time.perf_counter() - t0
+                stats.teacher_calls += 1
+                stats.teacher_prompts += len(part)
+                for i, gen in zip(part, generations, strict=True):
+                    for c in gen.completions:
+                        stats.completion_tokens += c.completion_tokens
+                        samples[i].append(
+                            _sample_record(c.text, parse_label(c.text, schema), c.completion_tokens, c.finish_reason)
+                        )
+                if on_batch is not None:
+                    on_batch()
+
+    ask(list(range(len(pairs))), dict.fromkeys(range(len(pairs)), n))
+    for _ in range(request.unparseable_retries):
+        # Keep the parseable samples, replace the unparseable ones: n samples per pair in the end.
+        want: dict[int, int] = {}
+        for i, rows in enumerate(samples):
+            bad = [r for r in rows if r["label"] is None]
+            if bad:
+                samples[i] = [r for r in rows if r["label"] is not None]
+                want[i] = len(bad)
+        if not want:
+            break
+        ask(sorted(want), want)
+
+    teacher = backend.teacher_id
+    outcomes = []
+    for rows in samples:
+        v = vote([r["label"] for r in rows], schema)
+        if v.label is None:
+            last = rows[-1]["text"] if rows else ""
+            outcomes.append(
+                PairOutcome(None, 0.0, {}, last, rows, teacher, version, error="unparseable: no sample had a label")
+            )
+            continue
+        reasoning = next(r["text"] for r in rows if r["label"] == v.label)
+        outcomes.append(PairOutcome(v.label, v.confidence, v.distribution, reasoning, rows, teacher, version))
+    return outcomes
+
+
+def result_line(custom_id: str, outcome: PairOutcome | None, *, state: str, error: str | None = None) -> dict[str, Any]:
+    """A result line of the job contract."""
+    if outcome is None:
+        return {"custom_id": custom_id, "status": state, "label": None, "error": error}
+    line: dict[str, Any] = {
+        "custom_id": custom_id,
+        "status": "completed" if outcome.label is not None else "failed",
+        "label": outcome.label,
+        "confidence": round(outcome.confidence, 6),
+        "distribution": outcome.distribution,
+        "reasoning": outcome.reasoning,
+        "samples": len(outcome.samples),
+        "teacher": outcome.teacher,
+        "prompt_version": outcome.prompt_version,
+        "cached": outcome.cached,
+    }
+    if outcome.error:
+        line["error"] = outcome.error
+    return line

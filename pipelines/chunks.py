@@ -1,0 +1,283 @@
+"""Running one chunk of a job: claim its lease, serve what the cache knows, ask the teacher, write once.
+
+The write is one transaction: label-cache inserts (insert-or-ignore), item updates guarded by ``state =
+'pending'``, and the chunk's ``done`` guarded by this worker's lease. A worker killed before the commit wrote
+nothing; its lease expires and the chunk runs again elsewhere. A worker that lost its lease (it stalled past
+expiry and another took over) fails the guard and rolls back. Either way every pair is written exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key, label_pairs, result_line
+from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
+from pipelines.db.session import session_scope
+from pipelines.jobs import cancel_chunks, finalize_job
+from pipelines.teacher.base import Decoding, TeacherBackend
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLostError(RuntimeError):
+    """Another worker holds the chunk now; this one's work is discarded."""
+
+
+class JobCancelledError(RuntimeError):
+    """The job was cancelled while the chunk ran."""
+
+
+@dataclass
+class ChunkReport:
+    chunk_id: int
+    outcome: str  # done | cancelled | skipped | lease_lost
+    completed: int = 0
+    failed: int = 0
+    cached: int = 0
+    teacher_prompts: int = 0
+    job_status: str | None = None
+
+
+def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
+    d = job.decoding
+    decoding = Decoding(
+        n=job.samples,
+        temperature=d["temperature"],
+        top_p=d["top_p"],
+        max_tokens=d["max_tokens"],
+        stop=tuple(d.get("stop") or ()),
+        seed=d.get("seed"),
+    )
+    return LabelRequest(job.label_schema, job.prompt_template, decoding, unparseable_retries)
+
+
+def _claim(session: Session, chunk_id: int, worker: str, lease_seconds: float) -> bool:
+    now = utcnow()
+    claimed = session.execute(
+        update(Chunk)
+        .where(
+            Chunk.id == chunk_id,
+            Chunk.status.in_(("queued", "running")),
+            or_(Chunk.lease_owner.is_(None), Chunk.lease_expires_at < now),
+        )
+        .values(
+            status="running",
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Chunk.attempts + 1,
+        )
+    )
+    return claimed.rowcount == 1
+
+
+def _renew(db_url: str, chunk_id: int, job_id: str, worker: str, lease_seconds: float) -> None:
+    with session_scope(db_url) as s:
+        renewed = s.execute(
+            update(Chunk)
+            .where(Chunk.id == chunk_id, Chunk.lease_owner == worker, Chunk.status == "running")
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        ).rowcount
+        if not renewed:
+            raise LeaseLostError(f"chunk {chunk_id}: lease lost")
+        if s.scalar(select(Job.cancel_requested).where(Job.id == job_id)):
+            raise JobCancelledError(job_id)
+
+
+def _insert_ignore(session: Session):  # type: ignore[no-untyped-def]
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(LabelCacheEntry).on_conflict_do_nothing(index_elements=["key"])
+
+
+def process_chunk(
+    db_url: str,
+    chunk_id: int,
+    worker: str,
+    get_backend: Callable[[], TeacherBackend],
+    *,
+    lease_seconds: float = 600.0,
+    batch_size: int = 32,
+    unparseable_retries: int = 1,
+) -> ChunkReport:
+    """Label the pending pairs of chunk ``chunk_id`` (see the module docstring); safe to call any number of times."""
+    with session_scope(db_url) as s:
+        if not _claim(s, chunk_id, worker, lease_seconds):
+            return ChunkReport(chunk_id, "skipped")
+        chunk = s.get(Chunk, chunk_id)
+        assert chunk is not None
+        job = s.get(Job, chunk.job_id)
+        assert job is not None
+        job_id, chunk_no = job.id, chunk.chunk_no
+        if job.cancel_requested:
+            cancel_chunks(s, job_id, [chunk_no])
+            s.flush()
+            return ChunkReport(chunk_id, "cancelled", job_status=finalize_job(s, job_id))
+        if job.status == "queued":
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "queued")
+                .values(status="in_progress", started_at=utcnow())
+            )
+        request = job_request(job, unparseable_retries)
+        items = [
+            (i.id, i.custom_id, i.pair)
+            for i in s.scalars(
+                select(JobItem).where(
+                    JobItem.job_id == job_id, JobItem.chunk_no == chunk_no, JobItem.state == "pending"
+                )
+            )
+        ]
+
+    backend = get_backend()
+    teacher = backend.teacher_id
+    keys = [cache_key(pair, request, teacher) for _, _, pair in items]
+    outcomes: dict[str, PairOutcome] = {}
+    with session_scope(db_url) as s:
+        for row in s.scalars(select(LabelCacheEntry).where(LabelCacheEntry.key.in_(set(keys)))):
+            outcomes[row.key] = PairOutcome(
+                row.label,
+                row.confidence,
+                row.distribution,
+                row.reasoning,
+                row.samples,
+                row.teacher,
+                row.prompt_version,
+                cached=True,
+            )
+    # One teacher request per distinct content, however often it repeats in the chunk.
+    todo: dict[str, dict[str, Any]] = {}
+    for key, (_, _, pair) in zip(keys, items, strict=True):
+        if key not in outcomes:
+            todo.setdefault(key, pair)
+    stats = BatchStats()
+    try:
+        fresh = label_pairs(
+            list(todo.values()),
+            backend,
+            request,
+            batch_size=batch_size,
+            stats=stats,
+            on_batch=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
+        )
+    except JobCancelledError:
+        with session_scope(db_url) as s:
+            if _release(s, chunk_id, worker):
+                cancel_chunks(s, job_id, [chunk_no])
+                s.flush()
+                return ChunkReport(
+                    chunk_id, "cancelled", teacher_prompts=stats.teacher_prompts, job_status=finalize_job(s, job_id)
+                )
+        return ChunkReport(chunk_id, "lease_lost")
+    except LeaseLostError:
+        log.warning("chunk %s: lease lost while labelling; another worker finishes it", chunk_id)
+        return ChunkReport(chunk_id, "lease_lost")
+    fresh_by_key = dict(zip(todo, fresh, strict=True))
+
+    report = ChunkReport(chunk_id, "done", teacher_prompts=stats.teacher_prompts)
+    updates = []
+    for key, (item_id, custom_id, _) in zip(keys, items, strict=True):
+        outcome = outcomes.get(key) or fresh_by_key[key]
+        line = result_line(custom_id, outcome, state="completed")
+        ok = outcome.label is not None
+        report.completed += ok
+        report.failed += not ok
+        report.cached += ok and outcome.cached
+        updates.append({"item_id": item_id, "new_state": "completed" if ok else "failed", "new_result": line})
+    cache_rows = [
+        {"key": key, **o.to_cache(), "created_at": utcnow()} for key, o in fresh_by_key.items() if o.label is not None
+    ]
+    try:
+        with session_scope(db_url) as s:
+            if cache_rows:
+                s.execute(_insert_ignore(s), cache_rows)
+            if updates:
+                # Core executemany (not the ORM's bulk update by primary key): the state guard stays in the WHERE.
+                items = JobItem.__table__
+                s.execute(
+                    update(items)
+                    .where(items.c.id == bindparam("item_id"), items.c.state == "pending")
+                    .values(state=bindparam("new_state"), result=bindparam("new_result")),
+                    updates,
+                )
+            closed = s.execute(
+                update(Chunk)
+                .where(Chunk.id == chunk_id, Chunk.lease_owner == worker, Chunk.status == "running")
+                .values(
+                    status="done",
+                    finished_at=utcnow(),
+                    completed=report.completed,
+                    failed=report.failed,
+                    cached=report.cached,
+                )
+            ).rowcount
+            if closed != 1:
+                raise LeaseLostError(f"chunk {chunk_id}: lease lost before the write")
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    completed=Job.completed + report.completed,
+                    failed=Job.failed + report.failed,
+                    cached=Job.cached + report.cached,
+                    teacher_prompts=Job.teacher_prompts + stats.teacher_prompts,
+                    teacher_seconds=Job.teacher_seconds + stats.teacher_seconds,
+                )
+            )
+    except LeaseLostError:
+        log.warning("chunk %s: lease lost; nothing written", chunk_id)
+        report.outcome = "lease_lost"
+        return report
+    with session_scope(db_url) as s:
+        report.job_status = finalize_job(s, job_id)
+    return report
+
+
+def _release(session: Session, chunk_id: int, worker: str) -> bool:
+    return (
+        session.execute(
+            update(Chunk).where(Chunk.id == chunk_id, Chunk.lease_owner == worker).values(lease_owner=None)
+        ).rowcount
+        == 1
+    )
+
+
+def stale_chunks(db_url: str, requeue_after_seconds: float) -> list[int]:
+    """Chunks to send again: running with an expired lease, or queued and not claimed for a long time.
+
+    Marks them dispatched now, so the next sweep leaves them alone for another ``requeue_after_seconds``.
+    Sending a chunk twice is harmless: the lease lets one run and the other return at once.
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=requeue_after_seconds)
+    with session_scope(db_url) as s:
+        ids = list(
+            s.scalars(
+                select(Chunk.id).where(
+                    or_(
+                        (Chunk.status == "running") & (Chunk.lease_expires_at < now),
+                        (Chunk.status == "queued") & or_(Chunk.dispatched_at.is_(None), Chunk.dispatched_at < cutoff),
+                    )
+                )
+            )
+        )
+        if ids:
+            s.execute(update(Chunk).where(Chunk.id.in_(ids)).values(dispatched_at=now))
+        # A job whose last chunk closed while its finaliser crashed is closed here.
+        for job_id in s.scalars(select(Job.id).where(Job.status.in_(("in_progress", "cancelling", "queued")))):
+            finalize_job(s, job_id)
+    return ids
+
+
+def mark_dispatched(db_url: str, chunk_ids: list[int]) -> None:
+    if not chunk_ids:
+        return
+    with session_scope(db_url) as s:
+        s.execute(update(Chunk).where(Chunk.id.in_(chunk_ids)).values(dispatched_at=utcnow()))

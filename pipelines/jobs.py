@@ -1,0 +1,346 @@
+"""The job lifecycle on the database: create (bulk ingestion), read, list, cancel, results and errors.
+
+Statuses follow the job contract: validating -> queued -> in_progress -> (finalizing) -> completed, or
+cancelling -> cancelled; failed when the job cannot run at all. Counts live on the job row and move in the same
+transaction as the chunk that earns them, so a status read is one primary-key lookup however big the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipelines.annotate import LabelRequest
+from pipelines.db.models import Chunk, Job, JobError, JobItem, utcnow
+from relevance.pairs import Pair, RowError
+
+TERMINAL = ("completed", "failed", "cancelled")
+INSERT_BATCH = 5000
+
+
+class IdempotencyConflictError(ValueError):
+    """The Idempotency-Key was used before for a different request."""
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex[:24]
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def request_hash(pairs: Sequence[Pair], request: LabelRequest, errors: Sequence[RowError]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([request.label_schema, request.prompt_template, request.decoding.cache_key()]).encode())
+    for p in pairs:
+        h.update(p.to_json().encode("utf-8"))
+        h.update(b"\n")
+    h.update(json.dumps([(e.row, e.field, e.message) for e in errors]).encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    job: Job
+    chunk_ids: list[int]
+    created: bool  # False: an earlier job with the same Idempotency-Key and the same request
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant: str,
+    pairs: Sequence[Pair],
+    request: LabelRequest,
+    teacher: str,
+    chunk_size: int,
+    errors: Sequence[RowError] = (),
+    lines: Sequence[int] | None = None,
+    idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> CreatedJob:
+    """Store a job, its items (bulk inserts) and its chunks; the caller dispatches ``chunk_ids``.
+
+    ``lines`` are the input line numbers of ``pairs`` (1-based positions when absent).
+
+    With an ``idempotency_key`` already used by this tenant, the earlier job comes back when the request is the
+    same, and :class:`IdempotencyConflictError` is raised when it is not.
+    """
+    digest = request_hash(pairs, request, errors)
+    if idempotency_key:
+        earlier = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == idempotency_key))
+        if earlier is not None:
+            return _replay(earlier, digest)
+    job = Job(
+        id=new_job_id(),
+        tenant=tenant,
+        status="validating",
+        label_schema=request.label_schema,
+        prompt_template=request.prompt_template,
+        prompt_version=request.prompt_version,
+        teacher=teacher,
+        samples=request.decoding.n,
+        decoding={**request.decoding.cache_key(), "seed": request.decoding.seed},
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        total=len(pairs),
+        completed=0,
+        failed=0,
+        cached=0,
+        cancelled=0,
+        rejected=len({e.row for e in errors}),
+        teacher_prompts=0,
+        teacher_seconds=0.0,
+        cancel_requested=False,
+        metadata_=metadata,
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Two requests raced with the same key: the other one won; answer with its job.
+        session.rollback()
+        earlier = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == idempotency_key))
+        if earlier is None:
+            raise
+        return _replay(earlier, digest)
+    _insert_rows(
+        session,
+        JobItem,
+        (
+            {
+                "job_id": job.id,
+                "chunk_no": i // chunk_size,
+                "line": lines[i] if lines is not None else i + 1,
+                "custom_id": p.custom_id,
+                "pair": p.model_dump(exclude_none=True),
+                "state": "pending",
+            }
+            for i, p in enumerate(pairs)
+        ),
+    )
+    _insert_rows(
+        session,
+        JobError,
+        ({"job_id": job.id, "line": e.row, "field": e.field, "message": e.message} for e in errors),
+    )
+    n_chunks = (len(pairs) + chunk_size - 1) // chunk_size
+    _insert_rows(
+        session,
+        Chunk,
+        (
+            {
+                "job_id": job.id,
+                "chunk_no": c,
+                "size": min(chunk_size, len(pairs) - c * chunk_size),
+                "status": "queued",
+                "attempts": 0,
+                "completed": 0,
+                "failed": 0,
+                "cached": 0,
+            }
+            for c in range(n_chunks)
+        ),
+    )
+    job.status = "queued" if pairs else "completed"
+    if not pairs:
+        job.completed_at = utcnow()
+    session.flush()
+    chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.job_id == job.id).order_by(Chunk.chunk_no)))
+    return CreatedJob(job, chunk_ids, True)
+
+
+def _replay(earlier: Job, digest: str) -> CreatedJob:
+    if earlier.request_hash != digest:
+        raise IdempotencyConflictError(
+            f"Idempotency-Key was already used for job {earlier.id} with a different request; "
+            "use a new key for a new request"
+        )
+    return CreatedJob(earlier, [], False)
+
+
+def _insert_rows(session: Session, model: type, rows: Iterator[dict[str, Any]] | Any) -> None:
+    # Core executemany inserts: SQLAlchemy batches them (insertmanyvalues), no ORM object per row.
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= INSERT_BATCH:
+            session.execute(insert(model), batch)
+            batch = []
+    if batch:
+        session.execute(insert(model), batch)
+
+
+def get_job(session: Session, tenant: str | None, job_id: str) -> Job | None:
+    """The job, or None when it does not exist or belongs to another tenant (indistinguishable on purpose)."""
+    job = session.get(Job, job_id)
+    if job is None or (tenant is not None and job.tenant != tenant):
+        return None
+    return job
+
+
+def list_jobs(
+    session: Session, tenant: str | None, *, limit: int = 20, after: str | None = None, status: str | None = None
+) -> list[Job]:
+    """Newest first; ``after`` is the last id of the previous page."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
+    if status:
+        query = query.where(Job.status == status)
+    if after:
+        anchor = session.get(Job, after)
+        if anchor is not None:
+            query = query.where(
+                (Job.created_at < anchor.created_at) | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id))
+            )
+    return list(session.scalars(query))
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Flag the job; chunks not yet claimed are cancelled now, running ones stop at their next teacher call."""
+    if job.status in TERMINAL:
+        return job
+    session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True, status="cancelling"))
+    queued = list(
+        session.scalars(
+            select(Chunk.chunk_no).where(Chunk.job_id == job.id, Chunk.status == "queued", Chunk.lease_owner.is_(None))
+        )
+    )
+    cancel_chunks(session, job.id, queued)
+    session.flush()
+    finalize_job(session, job.id)
+    session.refresh(job)
+    return job
+
+
+def cancel_chunks(session: Session, job_id: str, chunk_nos: Sequence[int]) -> int:
+    """Cancel the still-pending items of these chunks; returns how many items were cancelled."""
+    if not chunk_nos:
+        return 0
+    done = session.execute(
+        update(Chunk)
+        .where(Chunk.job_id == job_id, Chunk.chunk_no.in_(chunk_nos), Chunk.status.in_(("queued", "running")))
+        .values(status="cancelled", finished_at=utcnow(), lease_owner=None)
+    )
+    if not done.rowcount:
+        return 0
+    n = session.execute(
+        update(JobItem)
+        .where(JobItem.job_id == job_id, JobItem.chunk_no.in_(chunk_nos), JobItem.state == "pending")
+        .values(state="cancelled")
+    ).rowcount
+    session.execute(update(Job).where(Job.id == job_id).values(cancelled=Job.cancelled + n))
+    return n
+
+
+def finalize_job(session: Session, job_id: str) -> str | None:
+    """Close the job when no chunk is open; returns the new status, or None when it stays open."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None or job.status in TERMINAL:
+        return None
+    open_chunks = session.scalar(
+        select(func.count()).select_from(Chunk).where(Chunk.job_id == job_id, Chunk.status.in_(("queued", "running")))
+    )
+    if open_chunks:
+        return None
+    job.status = "cancelled" if job.cancel_requested else "completed"
+    job.completed_at = utcnow()
+    return job.status
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The job as the API returns it (the job contract)."""
+    pending = max(0, job.total - job.completed - job.failed - job.cancelled)
+    return {
+        "id": job.id,
+        "object": "annotation.job",
+        "status": job.status,
+        "label_schema": job.label_schema,
+        "prompt_template": job.prompt_template,
+        "prompt_version": job.prompt_version,
+        "teacher": job.teacher,
+        "samples": job.samples,
+        "decoding": job.decoding,
+        "request_counts": {
+            "total": job.total,
+            "completed": job.completed,
+            "failed": job.failed,
+            "cached": job.cached,
+            "cancelled": job.cancelled,
+            "pending": pending,
+            "rejected_lines": job.rejected,
+        },
+        "teacher_prompts": job.teacher_prompts,
+        "metadata": job.metadata_,
+        "created_at": aware(job.created_at),
+        "started_at": aware(job.started_at),
+        "completed_at": aware(job.completed_at),
+        "error": job.error,
+    }
+
+
+def item_line(item: JobItem) -> dict[str, Any]:
+    if item.result is not None:
+        return {"custom_id": item.custom_id, **{k: v for k, v in item.result.items() if k != "custom_id"}}
+    return {"custom_id": item.custom_id, "status": item.state, "label": None}
+
+
+def results_page(
+    session: Session, job_id: str, *, after: int = 0, limit: int = 100
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Result lines in input order after input line ``after``; returns them and the cursor of the next page."""
+    rows = list(
+        session.scalars(
+            select(JobItem)
+            .where(JobItem.job_id == job_id, JobItem.line > after)
+            .order_by(JobItem.line)
+            .limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [item_line(r) for r in rows], (rows[-1].line if more and rows else None)
+
+
+def iter_results(session: Session, job_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every result line in input order, read a page at a time (keyset pagination: constant memory)."""
+    after = 0
+    while True:
+        lines, cursor = results_page(session, job_id, after=after, limit=page)
+        yield from lines
+        if cursor is None:
+            return
+        after = cursor
+
+
+def iter_errors(session: Session, job_id: str) -> Iterator[dict[str, Any]]:
+    """Rejected input lines and failed pairs, by line number."""
+    rejected = [
+        {"line": e.line, "field": e.field, "message": e.message, "kind": "invalid_input"}
+        for e in session.scalars(select(JobError).where(JobError.job_id == job_id))
+    ]
+    failed = [
+        {
+            "line": i.line,
+            "custom_id": i.custom_id,
+            "message": (i.result or {}).get("error", "failed"),
+            "raw": (i.result or {}).get("reasoning"),
+            "kind": "teacher_failure",
+        }
+        for i in session.scalars(select(JobItem).where(JobItem.job_id == job_id, JobItem.state == "failed"))
+    ]
+    yield from sorted(rejected + failed, key=lambda r: r["line"])

@@ -1,0 +1,55 @@
+"""The process's teacher: created once from the settings, shared by every chunk the process runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from pipelines.settings import Settings
+from pipelines.teacher.base import TeacherBackend, TeacherError
+
+_lock = threading.Lock()
+_backends: dict[tuple[str, str, str], TeacherBackend] = {}
+
+
+def backend_options(settings: Settings) -> dict[str, object]:
+    if settings.teacher_backend == "openai":
+        return {
+            "base_url": settings.teacher_url,
+            "api_key": settings.teacher_api_key,
+            "max_concurrency": settings.teacher_concurrency,
+        }
+    if settings.teacher_backend == "transformers":
+        return {"batch_size": settings.teacher_batch_size}
+    return {}
+
+
+def get_backend(settings: Settings) -> TeacherBackend:
+    from pipelines.teacher import create_backend
+
+    key = (settings.teacher_backend, settings.teacher_model, settings.teacher_url)
+    with _lock:
+        if key not in _backends:
+            _backends[key] = create_backend(
+                settings.teacher_backend, settings.teacher_model, **backend_options(settings)
+            )
+        return _backends[key]
+
+
+def check_teacher(settings: Settings) -> str:
+    """Readiness of the configured teacher without loading it: a model dir exists, or the server answers."""
+    if settings.teacher_backend == "openai":
+        import httpx
+
+        try:
+            r = httpx.get(settings.teacher_url.rstrip("/") + "/models", timeout=3.0)
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TeacherError(f"teacher server {settings.teacher_url} does not answer: {exc}") from exc
+        return "openai server answers"
+    path = Path(settings.teacher_model)
+    if not (path / "config.json").exists():
+        raise TeacherError(
+            f"teacher model dir {path} not found (AGPO_TEACHER_MODEL); build it with `agpo teacher build`"
+        )
+    return f"model dir {path}"

@@ -1,0 +1,82 @@
+"""The teacher interface: a batch of chat prompts and decoding settings in, n completions per prompt out.
+
+Every backend (``transformers`` in-process, ``openai`` over HTTP to any OpenAI-compatible server, ``vllm``
+in-process on GPU) implements :class:`TeacherBackend`, so the annotation engine never knows which one it talks
+to. ``teacher_id`` names the model *and its revision*: it goes into every result line and into the label-cache
+key, so a retrained teacher never serves labels cached from its predecessor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Sampling settings for one request; part of the label-cache key (see :meth:`cache_key`)."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+    def cache_key(self) -> dict[str, Any]:
+        """The settings that change what the teacher says (the seed does not enter: samples are a draw)."""
+        out = asdict(self)
+        out.pop("seed")
+        out["stop"] = list(self.stop)
+        return out
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    completion_tokens: int
+    finish_reason: str = "stop"  # "stop" (EOS or a stop string) or "length" (max_tokens reached)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The n completions for one prompt, and the prompt's length in tokens."""
+
+    completions: list[Completion]
+    prompt_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TeacherError(RuntimeError):
+    """The teacher could not answer (server down, timeout after retries, bad response)."""
+
+
+@runtime_checkable
+class TeacherBackend(Protocol):
+    @property
+    def teacher_id(self) -> str:
+        """``<model name>@<revision>``: stable for the same weights, different for different ones."""
+        ...
+
+    def generate(self, prompts: Sequence[Messages], decoding: Decoding) -> list[Generation]:
+        """One :class:`Generation` per prompt, in order, each with exactly ``decoding.n`` completions."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the teacher can answer; raise :class:`TeacherError` saying why not."""
+        ...
+
+    def close(self) -> None: ...

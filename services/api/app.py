@@ -1,0 +1,75 @@
+"""The annotation API's application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from pipelines.db.session import migrate
+from pipelines.dispatch import make_dispatcher
+from pipelines.settings import Settings, get_settings
+from services.api import jobs, ops
+from services.api.errors import BodyTooLargeError, error_response, install
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Label (query, ad) pairs with the relevance teacher. Send a few pairs to `POST /v1/annotate` and get labels in
+the response; send many as a job (`POST /v1/jobs` with JSON, `POST /v1/jobs/jsonl` with a JSONL file), follow
+it with `GET /v1/jobs/{id}` and download `GET /v1/jobs/{id}/results`. Every result carries the majority label of
+n teacher samples, its vote share as confidence, and the vote distribution.
+
+Authenticate with `Authorization: Bearer <key>` (`agpo keys create --tenant NAME`).
+"""
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            try:
+                migrate(settings.database_url)
+            except Exception as exc:  # start anyway: /readyz reports the DB, and requests get 503s
+                log.error("database migration failed: %s", exc)
+        app.state.dispatcher = make_dispatcher(settings)
+        try:
+            yield
+        finally:
+            app.state.dispatcher.close()
+
+    app = FastAPI(
+        title="AGPO Relevance annotation API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry, latency = ops.make_registry(settings)
+    install(app)
+    app.include_router(jobs.router)
+    app.include_router(ops.router)
+
+    @app.middleware("http")
+    async def limits_and_timing(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_request_bytes:
+            exc = BodyTooLargeError(settings.max_request_bytes)
+            return error_response(
+                413,
+                f"request body is {declared} bytes; the limit is {exc.limit} "
+                "(AGPO_MAX_REQUEST_BYTES); split the pairs into several jobs",
+                "request_too_large",
+            )
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        latency.labels(getattr(route, "path", "unmatched")).observe(time.perf_counter() - t0)
+        return response
+
+    return app

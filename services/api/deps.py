@@ -1,0 +1,75 @@
+"""Request-scoped dependencies: settings, a DB session, the caller's tenant, label options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from pipelines.annotate import LabelRequest
+from pipelines.db.session import session_scope
+from pipelines.keys import authenticate
+from pipelines.settings import Settings
+from pipelines.teacher.base import Decoding
+from relevance.prompts import template_names
+from relevance.schemas import schema_names
+from services.api.errors import APIError
+from services.api.schemas import AnnotateOptions
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `agpo keys create`")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Session]:
+    with session_scope(settings.database_url) as session:
+        yield session
+
+
+def get_tenant(
+    settings: Annotated[Settings, Depends(get_settings)],
+    db: Annotated[Session, Depends(get_db)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    if not settings.auth:
+        return "default"
+    if credentials is None or not credentials.credentials:
+        raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", type="authentication_error")
+    tenant = authenticate(db, credentials.credentials)
+    if tenant is None:
+        raise APIError(401, "invalid or revoked API key", type="authentication_error")
+    return tenant
+
+
+Tenant = Annotated[str, Depends(get_tenant)]
+DB = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
+    """Options from the request over the server's defaults; unknown schema or template names are 422s."""
+    schema = options.label_schema or settings.label_schema
+    if schema not in schema_names():
+        raise APIError(
+            422, f"label_schema: unknown schema {schema!r}; known: {', '.join(schema_names())}", param="label_schema"
+        )
+    template = options.prompt_template or settings.prompt_template
+    if template not in template_names():
+        raise APIError(
+            422,
+            f"prompt_template: unknown template {template!r}; known: {', '.join(template_names())}",
+            param="prompt_template",
+        )
+    decoding = Decoding(
+        n=options.samples or settings.samples,
+        temperature=settings.temperature if options.temperature is None else options.temperature,
+        top_p=options.top_p or settings.top_p,
+        max_tokens=options.max_tokens or settings.max_tokens,
+        seed=options.seed,
+    )
+    return LabelRequest(schema, template, decoding, settings.unparseable_retries)

@@ -1,0 +1,75 @@
+"""One error shape for every 4xx/5xx: ``{"error": {"message", "type", "param", "code"}}`` (OpenAI's)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param = status, message, type, param
+
+
+class BodyTooLargeError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def error_response(status: int, message: str, type: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"message": message, "type": type, "param": param, "code": None}}
+    )
+
+
+def _loc(loc: tuple) -> str:  # type: ignore[type-arg]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.type, exc.param)
+
+    @app.exception_handler(BodyTooLargeError)
+    async def _too_large(_: Request, exc: BodyTooLargeError) -> JSONResponse:
+        return error_response(
+            413,
+            f"request body is larger than the limit of {exc.limit} bytes (AGPO_MAX_REQUEST_BYTES); "
+            "split the pairs into several jobs",
+            "request_too_large",
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        param = _loc(tuple(first.get("loc", ())))
+        msg = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        if len(errors) > 1:
+            msg += f" (and {len(errors) - 1} more)"
+        body = {"error": {"message": msg, "type": "invalid_request_error", "param": param or None, "code": None}}
+        body["detail"] = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return JSONResponse(status_code=422, content=body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error"}.get(
+            exc.status_code, "invalid_request_error"
+        )
+        return error_response(exc.status_code, str(exc.detail), kind)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+        return error_response(503, f"the database is unavailable, retry shortly ({reason})", "service_unavailable")

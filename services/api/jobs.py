@@ -1,0 +1,326 @@
+"""Annotation routes: sync annotate, jobs (create from JSON or JSONL, list, get, cancel), results and errors.
+
+Routes are thin: they parse and authorise, then call :mod:`pipelines.jobs`. A job of another tenant is a 404,
+exactly like a job that does not exist, so ids leak nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from pipelines import jobs as job_store
+from pipelines.annotate import label_pairs, result_line
+from pipelines.db.session import session_scope
+from pipelines.runtime import get_backend
+from pipelines.settings import Settings
+from relevance.pairs import PairBatch, validate_jsonl, validate_records
+from services.api.deps import DB, SettingsDep, Tenant, label_request
+from services.api.errors import APIError, BodyTooLargeError
+from services.api.schemas import (
+    AnnotateOptions,
+    AnnotateRequest,
+    AnnotateResponse,
+    CreateJobRequest,
+    ErrorResponse,
+    JobList,
+    JobOut,
+    ResultPage,
+)
+
+router = APIRouter(prefix="/v1", tags=["annotation"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+    404: {"model": ErrorResponse, "description": "no such job for this API key"},
+    413: {"model": ErrorResponse, "description": "request too large"},
+    422: {"model": ErrorResponse, "description": "invalid request; the message names the field or line"},
+    503: {"model": ErrorResponse, "description": "database or broker unavailable"},
+}
+JSONL_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string"},
+                "example": '{"custom_id": "1", "query": "usb c cable 2m", "ad": {"title": "Anker USB-C cable, 2 m"}}\n',
+            }
+        },
+    }
+}
+
+
+def teacher_name(settings: Settings) -> str:
+    """The configured teacher as recorded on a job; result lines carry the id the worker really used."""
+    if settings.teacher_backend == "openai":
+        return f"{settings.teacher_model}@served"
+    from pipelines.teacher import model_revision
+
+    path = Path(settings.teacher_model)
+    try:
+        return f"{path.name}@{model_revision(path)}"
+    except (FileNotFoundError, NotADirectoryError):
+        raise APIError(
+            503,
+            f"teacher model {path} not found: set AGPO_TEACHER_MODEL or build it (agpo teacher build)",
+            type="service_unavailable",
+        ) from None
+
+
+def _validate_body_pairs(pairs: list[dict[str, Any]], settings: Settings, limit: int) -> PairBatch:
+    if len(pairs) > limit:
+        raise APIError(413, f"pairs: {len(pairs)} pairs; the limit is {limit}", type="request_too_large", param="pairs")
+    batch = validate_records(enumerate(pairs), limits=settings.pair_limits())
+    if batch.errors:
+        first = batch.errors[0]
+        where = f"pairs[{first.row}]" + (f".{first.field}" if first.field else "")
+        more = f" (and {len(batch.errors) - 1} more errors)" if len(batch.errors) > 1 else ""
+        raise APIError(422, f"{where}: {first.message}{more}", param=where)
+    if not batch.pairs:
+        raise APIError(422, "pairs: at least one pair is required", param="pairs")
+    batch.rows = [r + 1 for r in batch.rows]  # items keep 1-based positions, like lines of a JSONL upload
+    return batch
+
+
+def _create(
+    db: Any,
+    request: Request,
+    tenant: str,
+    batch: PairBatch,
+    options: AnnotateOptions,
+    settings: Settings,
+    idempotency_key: str | None,
+    metadata: dict[str, Any] | None,
+) -> JSONResponse:
+    created = job_store.create_job(
+        db,
+        tenant=tenant,
+        pairs=batch.pairs,
+        lines=batch.rows,
+        errors=batch.errors,
+        request=label_request(options, settings),
+        teacher=teacher_name(settings),
+        chunk_size=settings.chunk_size,
+        idempotency_key=idempotency_key,
+        metadata=metadata,
+    )
+    body = job_store.job_view(created.job)
+    db.commit()  # the job must be durable before a worker can be told about it
+    if created.chunk_ids:
+        request.app.state.dispatcher.dispatch(created.chunk_ids)
+    return JSONResponse(status_code=201 if created.created else 200, content=JobOut(**body).model_dump(mode="json"))
+
+
+def _idempotent(db: Any, request: Request, tenant: str, **kwargs: Any) -> JSONResponse:
+    try:
+        return _create(db, request, tenant, **kwargs)
+    except job_store.IdempotencyConflictError as exc:
+        raise APIError(409, str(exc), param="Idempotency-Key") from None
+
+
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, description="retry-safe creation")]
+
+
+@router.post("/annotate", response_model=AnnotateResponse, responses=ERRORS, summary="Label a few pairs now")
+async def annotate(body: AnnotateRequest, tenant: Tenant, settings: SettingsDep) -> dict[str, Any]:
+    """Label up to ``AGPO_MAX_SYNC_PAIRS`` pairs in the request; use jobs for more."""
+    batch = _validate_body_pairs(body.pairs, settings, settings.max_sync_pairs)
+    req = label_request(body, settings)
+    backend = get_backend(settings)
+    outcomes = await run_in_threadpool(
+        label_pairs, [p.model_dump() for p in batch.pairs], backend, req, batch_size=settings.teacher_batch_size
+    )
+    return {
+        "object": "list",
+        "data": [result_line(p.custom_id, o, state="completed") for p, o in zip(batch.pairs, outcomes, strict=True)],
+    }
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, responses=ERRORS, summary="Create a job from JSON")
+def create_job(
+    body: CreateJobRequest,
+    request: Request,
+    tenant: Tenant,
+    db: DB,
+    settings: SettingsDep,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    """Queue ``pairs`` for labelling. With an ``Idempotency-Key`` a retried request returns the same job (200)."""
+    batch = _validate_body_pairs(body.pairs, settings, settings.max_pairs_per_job)
+    options = AnnotateOptions(**body.model_dump(include=set(AnnotateOptions.model_fields)))
+    return _idempotent(
+        db,
+        request,
+        tenant,
+        batch=batch,
+        options=options,
+        settings=settings,
+        idempotency_key=idempotency_key,
+        metadata=body.metadata,
+    )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    size = 0
+    parts = []
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise BodyTooLargeError(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+@router.post(
+    "/jobs/jsonl",
+    status_code=201,
+    response_model=JobOut,
+    responses=ERRORS,
+    openapi_extra=JSONL_BODY,
+    summary="Create a job from a JSONL upload",
+)
+async def create_job_jsonl(
+    request: Request,
+    tenant: Tenant,
+    db: DB,
+    settings: SettingsDep,
+    idempotency_key: IdemKey = None,
+    label_schema: str | None = None,
+    prompt_template: str | None = None,
+    samples: Annotated[int | None, Query(ge=1, le=32)] = None,
+    temperature: Annotated[float | None, Query(ge=0.0, le=2.0)] = None,
+    top_p: Annotated[float | None, Query(gt=0.0, le=1.0)] = None,
+    max_tokens: Annotated[int | None, Query(ge=1, le=4096)] = None,
+    seed: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+) -> JSONResponse:
+    """One pair per line. Bad lines do not stop the job: they go to its errors file with their line numbers."""
+    raw = await _read_capped(request, settings.max_request_bytes)
+    lines = raw.split(b"\n")
+    batch = await run_in_threadpool(
+        validate_jsonl,
+        (ln.rstrip(b"\r") for ln in lines),
+        limits=settings.pair_limits(),
+        max_pairs=settings.max_pairs_per_job,
+    )
+    if len(batch.pairs) >= settings.max_pairs_per_job and any("too many pairs" in e.message for e in batch.errors):
+        raise APIError(
+            413,
+            f"more than {settings.max_pairs_per_job} pairs (AGPO_MAX_PAIRS_PER_JOB); split the file",
+            type="request_too_large",
+        )
+    if not batch.pairs:
+        first = batch.errors[0] if batch.errors else None
+        detail = (
+            f"; line {first.row}" + (f", {first.field}" if first.field else "") + f": {first.message}" if first else ""
+        )
+        raise APIError(422, f"no valid pair in the upload{detail}", param=f"line {first.row}" if first else None)
+    options = AnnotateOptions(
+        label_schema=label_schema,
+        prompt_template=prompt_template,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    return await run_in_threadpool(
+        _idempotent,
+        db,
+        request,
+        tenant,
+        batch=batch,
+        options=options,
+        settings=settings,
+        idempotency_key=idempotency_key,
+        metadata=None,
+    )
+
+
+def _job_or_404(db: Any, tenant: str, job_id: str) -> Any:
+    job = job_store.get_job(db, tenant, job_id)
+    if job is None:
+        raise APIError(404, f"no job {job_id!r}", type="not_found_error", param="job_id")
+    return job
+
+
+@router.get("/jobs", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
+def list_jobs(
+    tenant: Tenant,
+    db: DB,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=40, description="last id of the previous page")] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, Any]:
+    rows = job_store.list_jobs(db, tenant, limit=limit + 1, after=after, status=status)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "object": "list",
+        "data": [job_store.job_view(j) for j in rows],
+        "has_more": more,
+        "last_id": rows[-1].id if rows else None,
+    }
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="A job with its progress counts")
+def get_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
+    return job_store.job_view(_job_or_404(db, tenant, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ERRORS, summary="Cancel; results so far stay")
+def cancel_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
+    job = job_store.request_cancel(db, _job_or_404(db, tenant, job_id))
+    return job_store.job_view(job)
+
+
+def _stream(settings: Settings, job_id: str, rows: Any) -> Iterator[bytes]:
+    with session_scope(settings.database_url) as s:
+        for row in rows(s, job_id):
+            yield (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+@router.get(
+    "/jobs/{job_id}/results",
+    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "one result line per pair"}},
+    summary="All results as a JSONL file (streamed)",
+)
+def results_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
+    _job_or_404(db, tenant, job_id)
+    return StreamingResponse(
+        _stream(settings, job_id, job_store.iter_results),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-results.jsonl"'},
+    )
+
+
+@router.get("/jobs/{job_id}/results/page", response_model=ResultPage, responses=ERRORS, summary="Results, paged")
+def results_page(
+    job_id: str,
+    tenant: Tenant,
+    db: DB,
+    settings: SettingsDep,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="input line to start after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    _job_or_404(db, tenant, job_id)
+    data, cursor = job_store.results_page(db, job_id, after=after, limit=min(limit, settings.page_size_limit))
+    return {"object": "list", "data": data, "has_more": cursor is not None, "next_after": cursor}
+
+
+@router.get(
+    "/jobs/{job_id}/errors",
+    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "one line per problem"}},
+    summary="Rejected input lines and failed pairs (JSONL, by line number)",
+)
+def errors_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
+    _job_or_404(db, tenant, job_id)
+    return StreamingResponse(
+        _stream(settings, job_id, job_store.iter_errors),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-errors.jsonl"'},
+    )
