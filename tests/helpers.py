@@ -85,7 +85,9 @@ def build_labelling_teacher(path: Path, pairs: list[dict], *, seed: int = 0, ste
     prompts = [plain_prompt(build_messages(p)) for p in pairs]
     examples = [{"prompt": p, "completion": "ok.\nLabel: Exact"} for p in prompts]
     tokenizer = build_char_tokenizer(prompts + [e["completion"] for e in examples])
-    model = build_model(tokenizer, TinySize(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, max_positions=2048), seed=seed)
+    model = build_model(
+        tokenizer, TinySize(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, max_positions=2048), seed=seed
+    )
     epochs = steps * 8 / len(examples)
     sft(model, tokenizer, examples, path, epochs=epochs, learning_rate=2e-2, batch_size=8, seed=seed, max_length=2048)
     return path

@@ -1,0 +1,264 @@
+"""End to end on real parts: PostgreSQL, Redis, a uvicorn API process, Celery worker and beat processes.
+
+The teacher is a tiny model built on the fly (it answers every pair with a parseable label); the pipeline
+around it is the production one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import AGPO, Stack, wait_until
+from sqlalchemy import create_engine, text
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def stack(pg_url: str, redis_server, teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    env = {
+        "AGPO_DATABASE_URL": pg_url,
+        "AGPO_BROKER_URL": redis_server.url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "20",
+        "AGPO_TEACHER_BATCH_SIZE": "64",
+        "AGPO_CHUNK_SIZE": "100",
+        "AGPO_LEASE_SECONDS": "8",
+        "AGPO_REQUEUE_AFTER_SECONDS": "6",
+        "AGPO_BEAT_INTERVAL_SECONDS": "2",
+        "AGPO_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
+        "AGPO_BEAT_SCHEDULE": str(tmp_path_factory.mktemp("beat") / "schedule"),
+    }
+    s = Stack(env, tmp_path_factory.mktemp("logs"))
+    subprocess.run([AGPO, "db", "upgrade"], env=s.env, check=True, capture_output=True)
+    s.start("worker", "worker")
+    s.start("beat", "beat")
+    s.start_api()
+    yield s
+    s.stop_all()
+
+
+def new_key(stack: Stack, tenant: str) -> str:
+    out = subprocess.run(
+        [AGPO, "keys", "create", "--tenant", tenant], env=stack.env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> httpx.Client:
+    key = new_key(stack, "acme")
+    return httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def submit(client: httpx.Client, pairs: list[dict], **params: object) -> dict:
+    body = "\n".join(json.dumps(p) for p in pairs) + "\n"
+    r = client.post("/v1/jobs/jsonl", content=body, params=params, headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict:
+    def done() -> dict | None:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in TERMINAL else None
+
+    return wait_until(done, timeout, f"job {job_id}", interval=0.5)
+
+
+def results(client: httpx.Client, job_id: str) -> list[dict]:
+    r = client.get(f"/v1/jobs/{job_id}/results")
+    assert r.status_code == 200
+    return [json.loads(line) for line in r.text.splitlines()]
+
+
+def db_counts(pg_url: str, job_id: str) -> dict:
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        per_id = conn.execute(
+            text("SELECT custom_id, count(*) FROM job_items WHERE job_id = :j GROUP BY custom_id"), {"j": job_id}
+        ).all()
+        states = dict(
+            conn.execute(
+                text("SELECT state, count(*) FROM job_items WHERE job_id = :j GROUP BY state"), {"j": job_id}
+            ).all()
+        )
+        attempts = conn.execute(text("SELECT max(attempts) FROM chunks WHERE job_id = :j"), {"j": job_id}).scalar()
+    engine.dispose()
+    return {
+        "max_rows_per_id": max(n for _, n in per_id),
+        "ids": len(per_id),
+        "states": states,
+        "max_attempts": attempts,
+    }
+
+
+def test_large_job_labels_every_pair_exactly_once_and_a_resubmission_is_all_cache(stack, client, pool_pairs, pg_url):
+    pairs = pool_pairs[:2000]
+    job = submit(client, pairs)
+    assert job["status"] == "queued" and job["request_counts"]["total"] == 2000
+    job = wait_job(client, job["id"])
+    c = job["request_counts"]
+    assert job["status"] == "completed", stack.log("worker")
+    assert c["completed"] + c["failed"] == 2000 and c["pending"] == 0 and c["cancelled"] == 0
+    assert c["completed"] >= 1900  # the tiny teacher's answers parse
+    counts = db_counts(pg_url, job["id"])
+    assert counts["ids"] == 2000 and counts["max_rows_per_id"] == 1
+    assert counts["states"] == {"completed": c["completed"], **({"failed": c["failed"]} if c["failed"] else {})}
+    lines = results(client, job["id"])
+    assert [r["custom_id"] for r in lines] == [p["custom_id"] for p in pairs]  # input order, each once
+    assert all(
+        r["label"] in ("Exact", "Substitute", "Complement", "Irrelevant") for r in lines if r["status"] == "completed"
+    )
+    assert job["teacher_prompts"] >= 2000
+
+    again = wait_job(client, submit(client, pairs[:500])["id"])
+    assert again["teacher_prompts"] == 0, "a resubmission must not reach the teacher"
+    assert again["request_counts"]["cached"] == sum(1 for r in lines[:500] if r["status"] == "completed")
+    first = {r["custom_id"]: r for r in lines[:500]}
+    for r in results(client, again["id"]):
+        if r["status"] == "completed":
+            assert r["cached"] is True
+            assert (r["label"], r["distribution"], r["reasoning"]) == (
+                first[r["custom_id"]]["label"],
+                first[r["custom_id"]]["distribution"],
+                first[r["custom_id"]]["reasoning"],
+            )
+
+
+def _wait_progress(client: httpx.Client, job_id: str, at_least: int) -> dict:
+    def moved() -> dict | None:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        return job if job["request_counts"]["completed"] >= at_least or job["status"] in TERMINAL else None
+
+    return wait_until(moved, 120, f"progress of {job_id}", interval=0.2)
+
+
+def test_killed_worker_loses_nothing_and_duplicates_nothing(stack, client, pool_pairs, pg_url):
+    pairs = pool_pairs[2000:2800]
+    job = submit(client, pairs)
+    seen = _wait_progress(client, job["id"], 100)
+    assert seen["status"] == "in_progress"
+    time.sleep(1.0)  # inside the next chunk's teacher calls
+    stack.kill("worker")
+    stack.start("worker2", "worker")
+    job = wait_job(client, job["id"])
+    assert job["status"] == "completed", stack.log("worker2")
+    c = job["request_counts"]
+    assert c["completed"] + c["failed"] == 800
+    counts = db_counts(pg_url, job["id"])
+    assert counts["ids"] == 800 and counts["max_rows_per_id"] == 1
+    assert counts["max_attempts"] >= 2, "the kill should have interrupted a chunk that then ran again"
+    lines = results(client, job["id"])
+    assert sorted(Counter(r["custom_id"] for r in lines).values()) == [1] * 800
+
+
+def test_redis_restart_mid_job_completes(stack, client, pool_pairs, redis_server):
+    pairs = pool_pairs[2800:3400]
+    job = submit(client, pairs)
+    _wait_progress(client, job["id"], 100)
+    redis_server.restart()  # queued messages are gone; the sweep sends the chunks again
+    job = wait_job(client, job["id"])
+    assert job["status"] == "completed", stack.log("beat")
+    assert job["request_counts"]["completed"] + job["request_counts"]["failed"] == 600
+
+
+def test_cancel_mid_job_keeps_partial_results_and_stops_the_teacher(stack, client, pool_pairs):
+    pairs = pool_pairs[3400:4000]
+    job = submit(client, pairs)
+    _wait_progress(client, job["id"], 100)
+    r = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] in ("cancelling", "cancelled")
+    job = wait_job(client, job["id"], timeout=60)
+    assert job["status"] == "cancelled"
+    c = job["request_counts"]
+    assert c["completed"] >= 100 and c["cancelled"] > 0 and c["completed"] + c["failed"] + c["cancelled"] == 600
+    prompts = job["teacher_prompts"]
+    time.sleep(5)
+    assert client.get(f"/v1/jobs/{job['id']}").json()["teacher_prompts"] == prompts, "teacher called after cancel"
+    lines = results(client, job["id"])
+    assert len(lines) == 600
+    assert Counter(r["status"] for r in lines)["completed"] == c["completed"]
+    assert Counter(r["status"] for r in lines)["cancelled"] == c["cancelled"]
+
+
+def test_tenants_cannot_see_each_other(stack, client, pool_pairs):
+    job = submit(client, pool_pairs[:3])
+    other = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {new_key(stack, 'globex')}"})
+    for method, path in (
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("POST", f"/v1/jobs/{job['id']}/cancel"),
+        ("GET", f"/v1/jobs/{job['id']}/results"),
+        ("GET", f"/v1/jobs/{job['id']}/results/page"),
+        ("GET", f"/v1/jobs/{job['id']}/errors"),
+    ):
+        r = other.request(method, path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["message"] == f"no job {job['id']!r}"
+    assert job["id"] not in [j["id"] for j in other.get("/v1/jobs", params={"limit": 100}).json()["data"]]
+    assert job["id"] in [j["id"] for j in client.get("/v1/jobs", params={"limit": 100}).json()["data"]]
+    assert httpx.get(f"{stack.url}/v1/jobs").status_code == 401
+    assert httpx.get(f"{stack.url}/v1/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_malformed_jsonl_lines_are_reported_by_line_and_the_rest_labelled(stack, client, pool_pairs):
+    good = [json.dumps(p) for p in pool_pairs[:6]]
+    lines = [
+        good[0],
+        good[1],
+        "{not json",
+        good[2],
+        json.dumps({"custom_id": "empty-q", "query": "  ", "ad": {"title": "x"}}),
+        good[3],
+        json.dumps({"custom_id": pool_pairs[0]["custom_id"], "query": "dup", "ad": {"title": "x"}}),
+        json.dumps({"custom_id": "long", "query": "q", "ad": {"title": "t" * 600}}),
+        good[4],
+        good[5],
+    ]
+    r = client.post("/v1/jobs/jsonl", content="\n".join(lines), headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 201, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["request_counts"]["total"] == 6 and job["request_counts"]["rejected_lines"] == 4
+    errors = [json.loads(x) for x in client.get(f"/v1/jobs/{job['id']}/errors").text.splitlines()]
+    assert [(e["line"], e["field"]) for e in errors] == [(3, None), (5, "query"), (7, "custom_id"), (8, "ad.title")]
+    assert "limit is 512" in errors[3]["message"]
+    assert len(results(client, job["id"])) == 6
+
+
+def test_limits_answer_413_and_422_naming_the_problem(stack, client, pool_pairs):
+    big = ("\n".join(json.dumps(p) for p in pool_pairs) + "\n").encode() * 3
+    assert len(big) > 4 * 1024 * 1024
+    r = client.post("/v1/jobs/jsonl", content=big, headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 413 and "AGPO_MAX_REQUEST_BYTES" in r.json()["error"]["message"]
+    r = client.post("/v1/jobs", json={"pairs": [{"custom_id": "a", "query": "q", "ad": {"title": ""}}]})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].ad.title"
+    r = client.post("/v1/jobs", json={"pairs": pool_pairs[:1], "samples": 0})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "samples"
+    r = client.post("/v1/jobs", json={"pairs": pool_pairs[:1], "label_schema": "nope"})
+    assert r.status_code == 422 and "label_schema" in r.json()["error"]["message"]
+
+
+def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(stack, client, pool_pairs):
+    headers = {"Idempotency-Key": "batch-42"}
+    first = client.post("/v1/jobs", json={"pairs": pool_pairs[:2]}, headers=headers)
+    again = client.post("/v1/jobs", json={"pairs": pool_pairs[:2]}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200) and first.json()["id"] == again.json()["id"]
+    other = client.post("/v1/jobs", json={"pairs": pool_pairs[2:4]}, headers=headers)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]["message"]
+
+
+def test_readiness_and_metrics(stack, client):
+    ready = httpx.get(f"{stack.url}/readyz").json()
+    assert ready["status"] == "ready" and ready["checks"]["broker"]["detail"] == "celery"
+    metrics = httpx.get(f"{stack.url}/metrics").text
+    labelled = [ln for ln in metrics.splitlines() if ln.startswith("agpo_pairs_labelled_total")]
+    assert labelled and float(labelled[0].split()[-1]) > 0
+    assert "agpo_queue_depth_pairs" in metrics and "agpo_cache_hits_total" in metrics
