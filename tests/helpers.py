@@ -77,10 +77,9 @@ def build_labelling_teacher(path: Path, pairs: list[dict], *, seed: int = 0, ste
     It reads nothing of the pair (it is far too small to judge relevance); it exists so that the service's
     tests run the real path (prompt, batched generation, parsing, votes) with answers that parse.
     """
+    from agpo.tiny_lm import sft
     from pipelines.teacher import plain_prompt
     from relevance.prompts import build_messages
-
-    from agpo.tiny_lm import sft
 
     prompts = [plain_prompt(build_messages(p)) for p in pairs]
     examples = [{"prompt": p, "completion": "ok.\nLabel: Exact"} for p in prompts]
