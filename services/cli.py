@@ -71,6 +71,7 @@ def serve_teacher(
 def worker(
     beat: Annotated[bool, typer.Option("--beat", help="also run the stale-chunk sweep in this process")] = False,
     loglevel: Annotated[str, typer.Option(help="celery log level")] = "info",
+    name: Annotated[str | None, typer.Option(help="node name (NAME@host); default: a random one")] = None,
 ) -> None:
     """A Celery worker: one chunk at a time, the teacher loaded once per process."""
     from pipelines.db.session import migrate
@@ -89,7 +90,7 @@ def worker(
         QUEUE,
         f"--loglevel={loglevel}",
         "--hostname",
-        f"agpo-{uuid.uuid4().hex[:8]}@%h",
+        f"{name or 'agpo-' + uuid.uuid4().hex[:8]}@%h",
         "--without-gossip",
         "--without-mingle",
     ]

@@ -1,0 +1,63 @@
+"""docker-compose.yml, its Dockerfile and .env.example, checked without a Docker engine.
+
+The end-to-end tests start the same ``agpo`` commands as plain processes; here we check that the file wires
+them the way a deployment needs and that every command and setting in it exists.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_services_profiles_and_health():
+    services = compose()["services"]
+    assert {"postgres", "redis", "migrate", "api", "worker", "beat", "teacher", "teacher-gpu"} <= set(services)
+    for name in ("postgres", "redis", "api", "worker", "teacher", "teacher-gpu"):
+        assert "healthcheck" in services[name], name
+    assert services["teacher"]["profiles"] == ["cpu"] and services["teacher-gpu"]["profiles"] == ["gpu"]
+    gpu = services["teacher-gpu"]
+    assert gpu["image"].startswith("vllm/vllm-openai")
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    # Workers reach either teacher under the same name, so switching profiles changes no setting.
+    assert "teacher" in gpu["networks"]["default"]["aliases"]
+    assert "--served-model-name" in gpu["command"]
+    for name in ("api", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_agpo_command_in_the_file_exists_with_its_options():
+    from services.cli import app
+
+    runner = CliRunner()
+    commands = [s["command"] for s in compose()["services"].values() if s.get("command", [None])[0] == "agpo"]
+    assert len(commands) >= 5
+    for command in commands:
+        result = runner.invoke(app, [*command[1:], "--help"])
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_env_example_names_only_real_settings():
+    from pipelines.settings import Settings
+
+    keys = re.findall(r"^(AGPO_[A-Z_]+)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE)
+    fields = {f"AGPO_{name.upper()}" for name in Settings.model_fields}
+    assert keys and set(keys) <= fields, set(keys) - fields
+
+
+def test_dockerfile_pins_cpu_torch_before_the_project_and_copies_what_exists():
+    text = (ROOT / "deploy/docker/Dockerfile").read_text()
+    torch_at = text.index("torch==2.13.0")
+    assert torch_at < text.index("pip install . torch==2.13.0")
+    for src in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
+        assert (ROOT / src).exists(), src
