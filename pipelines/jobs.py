@@ -117,21 +117,7 @@ def create_job(
         if earlier is None:
             raise
         return _replay(earlier, digest)
-    _insert_rows(
-        session,
-        JobItem,
-        (
-            {
-                "job_id": job.id,
-                "chunk_no": i // chunk_size,
-                "line": lines[i] if lines is not None else i + 1,
-                "custom_id": p.custom_id,
-                "pair": p.model_dump(exclude_none=True),
-                "state": "pending",
-            }
-            for i, p in enumerate(pairs)
-        ),
-    )
+    _insert_items(session, job.id, pairs, lines, chunk_size)
     _insert_rows(
         session,
         JobError,
@@ -170,6 +156,37 @@ def _replay(earlier: Job, digest: str) -> CreatedJob:
             "use a new key for a new request"
         )
     return CreatedJob(earlier, [], False)
+
+
+def _insert_items(
+    session: Session, job_id: str, pairs: Sequence[Pair], lines: Sequence[int] | None, chunk_size: int
+) -> None:
+    """Job items in bulk: PostgreSQL ``COPY`` in the session's transaction, batched inserts elsewhere."""
+    rows = (
+        (
+            job_id,
+            i // chunk_size,
+            lines[i] if lines is not None else i + 1,
+            p.custom_id,
+            p.model_dump_json(exclude_none=True),
+        )
+        for i, p in enumerate(pairs)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        raw = session.connection().connection.driver_connection
+        with (
+            raw.cursor() as cur,
+            cur.copy("COPY job_items (job_id, chunk_no, line, custom_id, pair, state) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row((*row, "pending"))
+        return
+    keys = ("job_id", "chunk_no", "line", "custom_id", "pair")
+    _insert_rows(
+        session,
+        JobItem,
+        ({**dict(zip(keys, r, strict=True)), "pair": json.loads(r[4]), "state": "pending"} for r in rows),
+    )
 
 
 def _insert_rows(session: Session, model: type, rows: Iterator[dict[str, Any]] | Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -18,9 +19,15 @@ def backend_options(settings: Settings) -> dict[str, object]:
             "base_url": settings.teacher_url,
             "api_key": settings.teacher_api_key,
             "max_concurrency": settings.teacher_concurrency,
+            "timeout": settings.teacher_timeout,
+            "max_retries": settings.teacher_max_retries,
+            "structured_outputs": json.loads(settings.teacher_structured_outputs)
+            if settings.teacher_structured_outputs
+            else None,
         }
     if settings.teacher_backend == "transformers":
-        return {"batch_size": settings.teacher_batch_size}
+        # The backend counts sequences per generate call: every prompt brings `samples` of them.
+        return {"batch_size": settings.teacher_batch_size * settings.samples}
     return {}
 
 

@@ -30,35 +30,47 @@ class Settings(BaseSettings):
         "auto: celery when the broker answers, else local",
     )
     # teacher
-    teacher_backend: Literal["transformers", "openai", "vllm"] = "transformers"
+    teacher_backend: Literal["transformers", "openai", "vllm"] = Field(
+        "transformers", description="transformers (in-process), openai (any OpenAI-compatible server), vllm (GPU)"
+    )
     teacher_model: str = Field("models/relevance-teacher", description="model dir (transformers, vllm) or served name")
     teacher_url: str = Field("http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL (backend openai)")
-    teacher_api_key: str = "EMPTY"
-    teacher_batch_size: int = Field(32, ge=1, description="prompts per teacher call")
+    teacher_api_key: str = Field("EMPTY", description="bearer key for the teacher server (backend openai)")
+    teacher_timeout: float = Field(120.0, gt=0, description="seconds per teacher HTTP request (backend openai)")
+    teacher_max_retries: int = Field(3, ge=0, description="retries with backoff per request (backend openai)")
+    teacher_structured_outputs: str | None = Field(
+        None, description='JSON sent as vLLM structured_outputs, e.g. {"regex": "..."}'
+    )
+    teacher_batch_size: int = Field(32, ge=1, description="prompts per teacher call (x samples = sequences)")
     teacher_concurrency: int = Field(8, ge=1, description="concurrent HTTP requests (backend openai)")
+    # student scoring (POST /v1/score)
+    student_model: str | None = Field(
+        None, description="an export dir of `agpo student export`; unset: /v1/score is 503"
+    )
+    student_variant: Literal["int8", "fp32"] = Field("int8", description="which ONNX model of the export to serve")
+    max_score_pairs: int = Field(256, ge=1, description="pairs per POST /v1/score")
     # annotation defaults
     samples: int = Field(4, ge=1, le=32, description="samples per pair (self-consistency)")
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(160, ge=1, le=4096)
-    label_schema: str = "esci"
-    prompt_template: str = "compact"
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="sampling temperature (0: greedy)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
+    max_tokens: int = Field(160, ge=1, le=4096, description="tokens per teacher answer")
+    label_schema: str = Field("esci", description="default label schema: esci, graded, binary, wands")
+    prompt_template: str = Field("compact", description="default prompt template: compact (tiny teacher), full")
     unparseable_retries: int = Field(1, ge=0, le=5, description="re-asks for samples without a label")
     # jobs
     chunk_size: int = Field(200, ge=1, description="pairs per Celery task")
     lease_seconds: float = Field(600.0, gt=0, description="a chunk's lease; must exceed the longest chunk")
     requeue_after_seconds: float = Field(900.0, gt=0, description="re-send chunks queued this long without a claim")
-    beat_interval_seconds: float = Field(30.0, gt=0)
+    beat_interval_seconds: float = Field(30.0, gt=0, description="how often the sweep looks for stale chunks")
     # limits
-    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    max_pairs_per_job: int = Field(1_000_000, ge=1)
-    max_sync_pairs: int = Field(16, ge=1)
-    max_query_chars: int = 512
-    max_title_chars: int = 512
-    max_description_chars: int = 4096
-    page_size_limit: int = Field(1000, ge=1)
-    # auth: off only for a laptop (every request is tenant "default")
-    auth: bool = True
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="request body limit (413 above)")
+    max_pairs_per_job: int = Field(1_000_000, ge=1, description="pairs per job (413 above)")
+    max_sync_pairs: int = Field(16, ge=1, description="pairs per POST /v1/annotate")
+    max_query_chars: int = Field(512, ge=1, description="query length limit (422 above)")
+    max_title_chars: int = Field(512, ge=1, description="ad title length limit (422 above)")
+    max_description_chars: int = Field(4096, ge=1, description="ad description length limit (422 above)")
+    page_size_limit: int = Field(1000, ge=1, description="largest page of GET /v1/jobs/{id}/results/page")
+    auth: bool = Field(True, description="bearer API keys; false only on a laptop (every caller is tenant default)")
 
     def pair_limits(self) -> PairLimits:
         return PairLimits(

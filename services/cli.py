@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -315,3 +316,65 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+
+
+@app.command("bench-service")
+def bench_service(
+    teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
+    pg: Annotated[str, typer.Option(help="PostgreSQL admin URL (a temporary database is created)")] = (
+        "postgresql://postgres@127.0.0.1:5432/test"
+    ),
+    broker: Annotated[str, typer.Option(help="Redis URL for the Celery run")] = "redis://127.0.0.1:6379/15",
+    pipeline_pairs: Annotated[int, typer.Option(help="pairs in the pipeline run")] = 600,
+    ingest_pairs: Annotated[int, typer.Option(help="pairs in the ingestion run")] = 100_000,
+    samples: Annotated[int, typer.Option(help="teacher samples per pair")] = 1,
+    max_tokens: Annotated[int, typer.Option(help="teacher max tokens")] = 96,
+    clients: Annotated[int, typer.Option(help="concurrent status readers")] = 50,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status")] = "pipeline,ingestion,status",
+) -> None:
+    """Service benchmarks: pipeline overhead, ingestion vs COPY, status-read latency (see services/bench.py)."""
+    import tempfile
+
+    from relevance.synthetic.generator import generate_benchmark
+    from services import bench
+
+    parts = set(only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="agpo-bench-"))
+    generate_benchmark(
+        work / "data", seed=11, teacher_train=0, dev=0, gold_test=0, pool=max(ingest_pairs, pipeline_pairs)
+    )
+    pool = [json.loads(x) for x in (work / "data" / "pool.jsonl").read_text().splitlines()]
+    report: dict[str, object] = {}
+    if not (teacher / "config.json").exists():
+        raise _fail(f"--teacher {teacher}: no model there (agpo teacher build)")
+    idle = broker.rsplit("/", 1)[0] + "/14"  # a queue no worker reads
+    if "pipeline" in parts:
+        with console.status("pipeline: direct backend vs API + Celery + DB..."), bench.temp_database(pg) as db:
+            report["pipeline"] = bench.bench_pipeline(
+                pool[:pipeline_pairs],
+                str(teacher),
+                db,
+                broker,
+                samples=samples,
+                max_tokens=max_tokens,
+                chunk_size=100,
+                batch_size=32,
+                logdir=work,
+            )
+        console.print(report["pipeline"])
+    if "ingestion" in parts:
+        with console.status("ingestion: JSONL upload vs COPY..."), bench.temp_database(pg) as db:
+            report["ingestion"] = bench.bench_ingestion(pool[:ingest_pairs], db, str(teacher), idle, logdir=work)
+        console.print(report["ingestion"])
+    if "status" in parts:
+        with console.status(f"status reads: {clients} clients..."), bench.temp_database(pg) as db:
+            report["status_reads"] = bench.bench_status_reads(
+                db, pool, str(teacher), idle, clients=clients, seconds=10, logdir=work
+            )
+        console.print(report["status_reads"])
+    report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        console.print(f"wrote {out}")

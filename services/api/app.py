@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from pipelines.db.session import migrate
 from pipelines.dispatch import make_dispatcher
 from pipelines.settings import Settings, get_settings
-from services.api import jobs, ops
+from services.api import jobs, ops, score
 from services.api.errors import BodyTooLargeError, error_response, install
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.registry, latency = ops.make_registry(settings)
     install(app)
     app.include_router(jobs.router)
+    app.include_router(score.router)
     app.include_router(ops.router)
 
     @app.middleware("http")

@@ -61,3 +61,11 @@ def test_dockerfile_pins_cpu_torch_before_the_project_and_copies_what_exists():
     assert torch_at < text.index("pip install . torch==2.13.0")
     for src in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
         assert (ROOT / src).exists(), src
+
+
+def test_readme_configuration_table_names_every_setting():
+    from pipelines.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [f"AGPO_{name.upper()}" for name in Settings.model_fields if f"`AGPO_{name.upper()}`" not in readme]
+    assert not missing, missing

@@ -1,0 +1,85 @@
+"""``POST /v1/score``: the distilled student scores pairs in milliseconds (ONNX on CPU, loaded once)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from pipelines.settings import Settings
+from relevance.pairs import validate_records
+from services.api.deps import SettingsDep, Tenant
+from services.api.errors import APIError
+from services.api.schemas import EXAMPLE_PAIR, ErrorResponse
+
+router = APIRouter(prefix="/v1", tags=["scoring"])
+_lock = threading.Lock()
+
+
+class ScoreRequest(BaseModel):
+    pairs: list[dict[str, Any]] = Field(..., json_schema_extra={"examples": [[EXAMPLE_PAIR]]})
+
+
+class ScoreLine(BaseModel):
+    custom_id: str
+    label: str
+    expected_gain: float = Field(..., description="sum of class probabilities x the schema's gains")
+    probabilities: dict[str, float]
+    model_version: str
+
+
+class ScoreResponse(BaseModel):
+    object: str = "list"
+    data: list[ScoreLine]
+
+
+def get_scorer(request: Request, settings: Settings) -> Any:
+    """The process's scorer, loaded on first use; a missing export is a 503 that says what to set."""
+    scorer = getattr(request.app.state, "scorer", None)
+    if scorer is not None:
+        return scorer
+    if not settings.student_model:
+        raise APIError(
+            503,
+            "no student model configured: set AGPO_STUDENT_MODEL to an export dir (agpo student export)",
+            type="service_unavailable",
+        )
+    with _lock:
+        if getattr(request.app.state, "scorer", None) is None:
+            from student.scorer import Scorer
+
+            try:
+                request.app.state.scorer = Scorer(settings.student_model, settings.student_variant)
+            except (FileNotFoundError, ValueError) as exc:
+                raise APIError(503, f"student model cannot be loaded: {exc}", type="service_unavailable") from None
+    return request.app.state.scorer
+
+
+@router.post(
+    "/score",
+    response_model=ScoreResponse,
+    summary="Score pairs with the distilled student",
+    responses={413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def score(body: ScoreRequest, request: Request, tenant: Tenant, settings: SettingsDep) -> dict[str, Any]:
+    if len(body.pairs) > settings.max_score_pairs:
+        raise APIError(
+            413,
+            f"pairs: {len(body.pairs)} pairs; the limit is {settings.max_score_pairs}",
+            type="request_too_large",
+            param="pairs",
+        )
+    batch = validate_records(enumerate(body.pairs), limits=settings.pair_limits())
+    if batch.errors:
+        first = batch.errors[0]
+        where = f"pairs[{first.row}]" + (f".{first.field}" if first.field else "")
+        raise APIError(422, f"{where}: {first.message}", param=where)
+    scorer = get_scorer(request, settings)
+    scores = await run_in_threadpool(scorer.score, batch.pairs)
+    return {
+        "object": "list",
+        "data": [{"custom_id": p.custom_id, **s.to_dict()} for p, s in zip(batch.pairs, scores, strict=True)],
+    }

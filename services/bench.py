@@ -1,0 +1,277 @@
+"""Benchmarks of the annotation service, each against a baseline run side by side on the same machine.
+
+- pipeline: pairs/s through API -> Celery -> worker -> DB, against the same teacher backend called directly in
+  one process on the same pairs (same thread count). Target ratio >= 0.85.
+- ingestion: creating a job from a JSONL upload (HTTP, validation, bulk inserts), against PostgreSQL ``COPY`` of
+  the same rows into a table of the same shape. Target ratio >= 0.3.
+- status reads: ``GET /v1/jobs/{id}`` latency under N concurrent clients, p50 and p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+AGPO = str(Path(sys.executable).with_name("agpo"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+
+
+@contextmanager
+def temp_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (dropped after), as a SQLAlchemy URL."""
+    import psycopg
+
+    name = f"agpo_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def processes(env: dict[str, str], *commands: list[str], logdir: Path) -> Iterator[list[subprocess.Popen]]:
+    procs = []
+    full_env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "AGPO_NO_PROGRESS": "1", **env}
+    try:
+        for i, cmd in enumerate(commands):
+            log = open(logdir / f"proc{i}.log", "ab")  # noqa: SIM115 - owned by the process
+            procs.append(
+                subprocess.Popen(
+                    [AGPO, *cmd], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def _pairs_jsonl(pairs: list[dict[str, Any]]) -> bytes:
+    return ("\n".join(json.dumps(p, separators=(",", ":")) for p in pairs) + "\n").encode()
+
+
+def bench_pipeline(
+    pairs: list[dict[str, Any]],
+    teacher: str,
+    db_url: str,
+    broker_url: str,
+    *,
+    samples: int,
+    max_tokens: int,
+    chunk_size: int,
+    batch_size: int,
+    logdir: Path,
+) -> dict[str, Any]:
+    """Same pairs, same decoding, same one-thread teacher: directly in-process, then through the service."""
+    from pipelines.annotate import LabelRequest, label_pairs
+    from pipelines.teacher import create_backend
+    from pipelines.teacher.base import Decoding
+
+    request = LabelRequest(decoding=Decoding(n=samples, max_tokens=max_tokens), unparseable_retries=1)
+    backend = create_backend("transformers", teacher, batch_size=batch_size * samples, torch_threads=1)
+    label_pairs(pairs[:batch_size], backend, request, batch_size=batch_size)  # warm-up
+    t0 = time.perf_counter()
+    direct = label_pairs(pairs, backend, request, batch_size=batch_size)
+    direct_s = time.perf_counter() - t0
+    backend.close()
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": teacher,
+        "AGPO_SAMPLES": str(samples),
+        "AGPO_MAX_TOKENS": str(max_tokens),
+        "AGPO_CHUNK_SIZE": str(chunk_size),
+        "AGPO_TEACHER_BATCH_SIZE": str(batch_size),
+        "OMP_NUM_THREADS": "1",
+    }
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    with processes(env, ["serve", "api", "--port", str(port)], ["worker"], logdir=logdir):
+        _wait(lambda: _ok(url + "/readyz"), 120, "the API")
+        # Warm the worker (model load) on other content, so both sides are timed warm.
+        warm = [dict(p, custom_id=f"warm-{i}", query=p["query"] + " warm") for i, p in enumerate(pairs[:batch_size])]
+        _run_job(url, warm)
+        t0 = time.perf_counter()
+        job = _run_job(url, pairs)
+        service_s = time.perf_counter() - t0
+    done = job["request_counts"]["completed"] + job["request_counts"]["failed"]
+    assert done == len(pairs) and job["request_counts"]["cached"] == 0, job
+    direct_rate, service_rate = len(pairs) / direct_s, len(pairs) / service_s
+    return {
+        "pairs": len(pairs),
+        "samples": samples,
+        "max_tokens": max_tokens,
+        "chunk_size": chunk_size,
+        "direct_pairs_per_s": round(direct_rate, 2),
+        "service_pairs_per_s": round(service_rate, 2),
+        "ratio": round(service_rate / direct_rate, 3),
+        "direct_failed": sum(o.label is None for o in direct),
+    }
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _run_job(url: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    r = httpx.post(
+        f"{url}/v1/jobs/jsonl",
+        content=_pairs_jsonl(pairs),
+        headers={"Content-Type": "application/x-ndjson"},
+        timeout=600,
+    )
+    r.raise_for_status()
+    job_id = r.json()["id"]
+
+    def finished() -> dict[str, Any] | None:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()
+        return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return _wait(finished, 3600, f"job {job_id}")
+
+
+def _idle_env(db_url: str, teacher: str, broker_url: str) -> dict[str, str]:
+    """An API whose chunks go to a queue nobody consumes: the measurement sees the API and the DB alone."""
+    return {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_AUTH": "false",
+        "AGPO_MAX_PAIRS_PER_JOB": "10000000",
+        "AGPO_MAX_REQUEST_BYTES": str(1 << 30),
+        "AGPO_TEACHER_MODEL": teacher,
+    }
+
+
+def bench_ingestion(
+    pairs: list[dict[str, Any]], db_url: str, teacher: str, broker_url: str, *, logdir: Path
+) -> dict[str, Any]:
+    """Upload through the API (validation + bulk insert), then COPY of the same item rows, same database."""
+    import psycopg
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _idle_env(db_url, teacher, broker_url)
+    body = _pairs_jsonl(pairs)
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir):
+        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+        t0 = time.perf_counter()
+        r = httpx.post(
+            f"{url}/v1/jobs/jsonl", content=body, headers={"Content-Type": "application/x-ndjson"}, timeout=3600
+        )
+        api_s = time.perf_counter() - t0
+        if r.status_code != 201:
+            raise RuntimeError(f"job upload failed: HTTP {r.status_code}: {r.text[:500]}")
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
+        conn.execute("CREATE TEMP TABLE copy_items (LIKE job_items INCLUDING DEFAULTS)")
+        t0 = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY copy_items (job_id, chunk_no, line, custom_id, pair, state) FROM STDIN") as copy,
+        ):
+            for i, p in enumerate(pairs):
+                copy.write_row(("job_copy", i // 200, i + 1, p["custom_id"], json.dumps(p), "pending"))
+        conn.commit()
+        copy_s = time.perf_counter() - t0
+    api_rate, copy_rate = len(pairs) / api_s, len(pairs) / copy_s
+    return {
+        "pairs": len(pairs),
+        "bytes": len(body),
+        "api_pairs_per_s": round(api_rate),
+        "copy_pairs_per_s": round(copy_rate),
+        "ratio": round(api_rate / copy_rate, 3),
+    }
+
+
+def bench_status_reads(
+    db_url: str,
+    pairs: list[dict[str, Any]],
+    teacher: str,
+    broker_url: str,
+    *,
+    clients: int,
+    seconds: float,
+    logdir: Path,
+) -> dict[str, Any]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _idle_env(db_url, teacher, broker_url)
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir):
+        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+        job_id = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs[:100]}, timeout=60).json()["id"]
+        latencies = asyncio.run(_hammer(f"{url}/v1/jobs/{job_id}", clients, seconds))
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(1000 * q[49], 2),
+        "p99_ms": round(1000 * q[98], 2),
+    }
+
+
+async def _hammer(url: str, clients: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(one() for _ in range(clients)))
+    return latencies
