@@ -42,11 +42,11 @@ def aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC)
 
 
-def request_hash(pairs: Sequence[Pair], request: LabelRequest, errors: Sequence[RowError]) -> str:
+def request_hash(pair_jsons: Sequence[str], request: LabelRequest, errors: Sequence[RowError]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([request.label_schema, request.prompt_template, request.decoding.cache_key()]).encode())
-    for p in pairs:
-        h.update(p.to_json().encode("utf-8"))
+    for text in pair_jsons:
+        h.update(text.encode("utf-8"))
         h.update(b"\n")
     h.update(json.dumps([(e.row, e.field, e.message) for e in errors]).encode())
     return h.hexdigest()
@@ -79,7 +79,8 @@ def create_job(
     With an ``idempotency_key`` already used by this tenant, the earlier job comes back when the request is the
     same, and :class:`IdempotencyConflictError` is raised when it is not.
     """
-    digest = request_hash(pairs, request, errors)
+    pair_jsons = [p.model_dump_json(exclude_none=True) for p in pairs]  # once: for the hash and the rows
+    digest = request_hash(pair_jsons, request, errors)
     if idempotency_key:
         earlier = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == idempotency_key))
         if earlier is not None:
@@ -117,7 +118,7 @@ def create_job(
         if earlier is None:
             raise
         return _replay(earlier, digest)
-    _insert_items(session, job.id, pairs, lines, chunk_size)
+    _insert_items(session, job.id, pairs, pair_jsons, lines, chunk_size)
     _insert_rows(
         session,
         JobError,
@@ -159,7 +160,12 @@ def _replay(earlier: Job, digest: str) -> CreatedJob:
 
 
 def _insert_items(
-    session: Session, job_id: str, pairs: Sequence[Pair], lines: Sequence[int] | None, chunk_size: int
+    session: Session,
+    job_id: str,
+    pairs: Sequence[Pair],
+    pair_jsons: Sequence[str],
+    lines: Sequence[int] | None,
+    chunk_size: int,
 ) -> None:
     """Job items in bulk: PostgreSQL ``COPY`` in the session's transaction, batched inserts elsewhere."""
     rows = (
@@ -168,7 +174,7 @@ def _insert_items(
             i // chunk_size,
             lines[i] if lines is not None else i + 1,
             p.custom_id,
-            p.model_dump_json(exclude_none=True),
+            pair_jsons[i],
         )
         for i, p in enumerate(pairs)
     )

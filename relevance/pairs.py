@@ -55,8 +55,13 @@ DEFAULT_LIMITS = PairLimits()
 
 
 def _limits(info: ValidationInfo) -> PairLimits:
+    # Called for every field of every pair: concrete type checks, not ABC isinstance (a quarter of a bulk upload).
     ctx = info.context
-    if isinstance(ctx, Mapping) and isinstance(ctx.get("limits"), PairLimits):
+    if type(ctx) is dict:
+        limits = ctx.get("limits")
+        if type(limits) is PairLimits:
+            return limits
+    elif isinstance(ctx, Mapping) and isinstance(ctx.get("limits"), PairLimits):
         return ctx["limits"]
     return DEFAULT_LIMITS
 

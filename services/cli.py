@@ -358,7 +358,7 @@ def bench_service(
                 broker,
                 samples=samples,
                 max_tokens=max_tokens,
-                chunk_size=100,
+                chunk_size=128,
                 batch_size=32,
                 logdir=work,
             )

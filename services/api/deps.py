@@ -22,7 +22,8 @@ from services.api.schemas import AnnotateOptions
 bearer = HTTPBearer(auto_error=False, description="an API key from `agpo keys create`")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: trivial dependencies run on the event loop instead of costing a threadpool hop per request
     return request.app.state.settings
 
 
