@@ -1,0 +1,46 @@
+"""The README's main job in its quick form: a fresh run of `agpo journey --quick` end to end.
+
+It starts the real API process on SQLite (and a Celery worker when Redis answers), labels a pool with the
+committed teacher, trains, evaluates, exports and serves a student, and writes the report checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AGPO = str(Path(sys.executable).with_name("agpo"))
+
+
+def test_quick_journey_writes_a_report_of_real_numbers(tmp_path: Path):
+    out = tmp_path / "journey"
+    env = {**os.environ, "AGPO_NO_PROGRESS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(
+        [AGPO, "journey", "--quick", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"report: {out / 'report.md'}" in done.stdout.replace("\n", "")
+
+    summary = json.loads((out / "summary.json").read_text())
+    counts = summary["job"]["request_counts"]
+    assert summary["job"]["status"] == "completed" and counts["completed"] + counts["failed"] == counts["total"] == 200
+    for who in ("teacher", "student"):
+        for metric in ("macro_f1", "accuracy"):
+            value = summary[who][metric]
+            assert isinstance(value, float) and 0.0 <= value <= 1.0, (who, metric, value)
+    # Better than always answering the majority label, which a broken pipeline would not be.
+    assert summary["student"]["macro_f1"] > summary["baselines"]["majority"]["macro_f1"]
+    assert summary["teacher"]["macro_f1"] > 0.4
+    assert summary["export"]["parity_ok"] is True
+    assert summary["scoring"]["pairs_per_s_batch"] > 0 and summary["scoring"]["sample"][0]["label"]
+
+    report = (out / "report.md").read_text()
+    assert not re.search(r"\bnan\b|\bNone\b|\{[a-z_]+\}|TODO|TBD", report), "placeholder in the report"
+    assert f"| macro-F1 | {summary['student']['macro_f1']:.3f} |" in report
+    for png in re.findall(r"\]\((plots/[^)]+\.png)\)", report):
+        assert (out / png).stat().st_size > 1000, png
