@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo demo-quick test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## The main job on the embedded default.
+## The main job on the embedded default: teacher labels through the service, a student, a report.
 demo: $(STAMP)
-	$(BIN)/agpo demo
+	$(BIN)/agpo journey
+
+demo-quick: $(STAMP)
+	$(BIN)/agpo journey --quick
 
 ## Lint and the default test suite (slow checks excluded; `make test-slow` runs them).
 test: $(STAMP)
@@ -36,6 +39,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/agpo bench advantages
+	$(BIN)/agpo bench-service --out docs/results/bench_service.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
