@@ -262,3 +262,10 @@ def test_readiness_and_metrics(stack, client):
     labelled = [ln for ln in metrics.splitlines() if ln.startswith("agpo_pairs_labelled_total")]
     assert labelled and float(labelled[0].split()[-1]) > 0
     assert "agpo_queue_depth_pairs" in metrics and "agpo_cache_hits_total" in metrics
+
+
+def test_score_without_a_student_is_a_503_that_says_what_to_set(stack, client, pool_pairs):
+    r = client.post("/v1/score", json={"pairs": pool_pairs[:1]})
+    assert r.status_code == 503 and "AGPO_STUDENT_MODEL" in r.json()["error"]["message"]
+    r = client.post("/v1/score", json={"pairs": [{"custom_id": "x", "query": "", "ad": {"title": "t"}}]})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].query"
