@@ -201,7 +201,7 @@ def test_schema_fuzz_finds_no_server_error(embedded):
             response = case.call(base_url=embedded.url, timeout=30)
             calls.append(response.status_code)
             # /v1/score without a configured student is a deliberate 503 naming the setting (tested elsewhere).
-            unconfigured = operation.path == "/v1/score" and response.status_code == 503
+            unconfigured = case.operation.path == "/v1/score" and response.status_code == 503
             if response.status_code >= 500 and not unconfigured:
                 failures.append((case.method, case.formatted_path, response.status_code, response.text[:300]))
 
