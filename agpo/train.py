@@ -11,11 +11,30 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+TaskFactory = Callable[["TrainConfig"], tuple[list[Any], list[str], Any]]
+_TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(name: str, factory: TaskFactory) -> None:
+    """Make ``task: <name>`` available to RL runs; ``factory(config)`` returns (prompts, references, reward).
+
+    This is how a domain outside ``agpo`` (which must not import it) plugs its task in: the domain's side
+    registers at import. Prompts are plain strings or chat message lists; the reward follows the reward protocol.
+    """
+    if not name or name in ("countdown", "math"):
+        raise ValueError(f"task name {name!r} is empty or built in")
+    _TASKS[name] = factory
+
+
+def registered_tasks() -> list[str]:
+    return sorted(["countdown", "math", *_TASKS])
 
 
 @dataclass
@@ -100,6 +119,8 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 
 def _task(config: TrainConfig) -> tuple[list[str], list[str], Any]:
     """Prompts, references and reward of the configured task's RL split."""
+    if config.task in _TASKS:
+        return _TASKS[config.task](config)
     if config.task == "countdown":
         from agpo.tasks.countdown import CountdownReward, make_splits
 
@@ -114,7 +135,7 @@ def _task(config: TrainConfig) -> tuple[list[str], list[str], Any]:
         rows = read_math_jsonl(Path(config.data_path))
         prompts = [[{"role": "user", "content": r.problem + PROMPT_SUFFIX}] for r in rows]
         return prompts, [r.answer for r in rows], MathAnswerReward()
-    raise ValueError(f"unknown task {config.task!r}; known: countdown, math")
+    raise ValueError(f"unknown task {config.task!r}; known: {', '.join(registered_tasks())}")
 
 
 def trl_config(config: TrainConfig) -> Any:

@@ -125,9 +125,11 @@ def eval_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k."""
+    from pipelines.teacher_recipe.build import quiet_libraries
     from pipelines.teacher_recipe.data import split_records
     from pipelines.teacher_recipe.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
+    quiet_libraries()
     records = split_records(model, split, data_dir=data_dir, pairs=pairs, seed=seed)
     settings = EvalSettings(
         n=n,

@@ -37,9 +37,9 @@ def stage(name: str, timings: dict[str, float], log: Log) -> Iterator[None]:
     log(f"[bold]{name}[/bold] done in {timings[name]:.0f} s")
 
 
-def tokenizer_corpus(records: list[dict[str, Any]], tokenizer_free_prompts: list[str]) -> Iterator[str]:
+def tokenizer_corpus(records: list[dict[str, Any]], prompts_without_phrases: list[str]) -> Iterator[str]:
     """Prompt texts (fixed passages removed: they become whole tokens) followed by their gold traces."""
-    for record, prompt in zip(records, tokenizer_free_prompts, strict=True):
+    for record, prompt in zip(records, prompts_without_phrases, strict=True):
         yield prompt + "\n" + record["meta"]["reasoning"]
 
 
@@ -145,7 +145,7 @@ def _plain_loss_sft_trainer() -> type:
     return PlainLossSFTTrainer
 
 
-def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]], sft_dir: Path) -> dict[str, float]:
+def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]], sft_dir: Path) -> dict[str, Any]:
     """SFT of a fresh small Qwen2 on (chat prompt, gold trace) pairs, loss on the trace; saved to ``sft_dir``."""
     from datasets import Dataset
     from trl import SFTConfig
@@ -185,7 +185,7 @@ def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     return {
         "train_loss": float(result.training_loss),
-        "final_logged_loss": float(losses[-1]) if losses else float("nan"),
+        "final_logged_loss": float(losses[-1]) if losses else None,
         "steps": int(result.global_step),
         "examples": len(examples),
     }
@@ -255,6 +255,17 @@ def _size_on_disk(model_dir: Path) -> int:
     return sum(f.stat().st_size for f in model_dir.iterdir() if f.is_file())
 
 
+def quiet_libraries() -> None:
+    """With AGPO_NO_PROGRESS=1 (logs to a file), also silence the datasets and transformers progress bars."""
+    if progress_enabled():
+        return
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _card(config: TeacherConfig, model_dir: Path, tokenizer: Any, source: dict[str, Any], **extra: Any) -> dict:
     """The model card fields every teacher directory (SFT-only or final) carries."""
     return {
@@ -278,6 +289,33 @@ def _card(config: TeacherConfig, model_dir: Path, tokenizer: Any, source: dict[s
 
 def _write_card(model_dir: Path, card: dict[str, Any]) -> None:
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=1))
+    (model_dir / "README.md").write_text(readme(card))
+
+
+def readme(card: dict[str, Any]) -> str:
+    """A short human-readable card next to ``model_card.json`` (which stays the source of truth)."""
+    lines = [
+        f"# {card['name']} ({card['stage']})",
+        "",
+        f"{card['task']}. A {card['parameters']:,}-parameter {card['architecture']} with a {card['vocab_size']}-token "
+        "byte-level BPE (Qwen2 pipeline, ChatML template), built from nothing by the project's teacher recipe.",
+        "",
+        f"- Prompt: template `{card['prompt_template']}`, version `{card['prompt_version']}`, schema "
+        f"`{card['label_schema']}`.",
+        f"- Data: {json.dumps(card['data'])}.",
+        f"- Rebuild: `{card.get('command') or 'agpo teacher build --config configs/teacher.yaml'}`.",
+    ]
+    quick = card.get("metrics", {}).get("gold_quick")
+    if quick:
+        head = quick["headline"]
+        lines.append(
+            f"- Quick check on {quick['pairs']} {quick['split']} pairs, majority of {quick['n']}: macro-F1 "
+            f"{head['macro_f1']:.3f}, unparseable {head['unparseable_rate']:.2%} "
+            "(full numbers: `agpo teacher eval --model <this dir>`)."
+        )
+    if "build_seconds" in card:
+        lines.append(f"- Build time: {card['build_seconds'] / 60:.1f} min.")
+    return "\n".join(lines) + "\n"
 
 
 def build_teacher(
@@ -296,6 +334,7 @@ def build_teacher(
     base of RL comparisons.
     """
     start = time.time()
+    quiet_libraries()
     out, work = Path(out_dir), Path(work_dir or f"{out_dir}.work")
     sft_dir = Path(sft_out) if sft_out else work / "sft"
     timings: dict[str, float] = {}

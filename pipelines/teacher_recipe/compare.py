@@ -62,9 +62,10 @@ class CompareConfig:
     group_size: int = 8
     max_completion_length: int = 96
     temperature: float = 1.0
-    rl_prompts_seed: int = 0
     dev: EvalSpec = field(default_factory=lambda: EvalSpec(pairs=400, n=4))
     gold: EvalSpec = field(default_factory=EvalSpec)
+    note: str = ""  # free text (findings, caveats) printed at the end of the report
+    source: str = "configs/teacher_compare.yaml"  # the file this config was read from (for the report)
 
     def with_seeds(self, count: int) -> CompareConfig:
         return replace(self, seeds=tuple(range(count)))
@@ -72,7 +73,7 @@ class CompareConfig:
 
 def load_compare_config(path: str | Path) -> CompareConfig:
     raw = yaml.safe_load(Path(path).read_text()) or {}
-    known = {f for f in CompareConfig.__dataclass_fields__}
+    known = set(CompareConfig.__dataclass_fields__) - {"source"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
@@ -90,7 +91,7 @@ def load_compare_config(path: str | Path) -> CompareConfig:
     evals = {k: EvalSpec(**raw.pop(k)) for k in ("dev", "gold") if k in raw}
     if "seeds" in raw:
         raw["seeds"] = tuple(int(s) for s in raw["seeds"])
-    return CompareConfig(methods=methods, **evals, **raw)
+    return CompareConfig(methods=methods, **evals, **raw, source=str(path))
 
 
 def _lr_tag(lr: float) -> str:
@@ -199,6 +200,9 @@ def run_comparison(
     log: Log = print,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison and write the markdown report; returns the summary it was made from."""
+    from pipelines.teacher_recipe.build import quiet_libraries
+
+    quiet_libraries()
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     base = ensure_base(cfg, log)
@@ -245,7 +249,7 @@ def run_comparison(
             if out is not None:
                 results[method][seed] = evaluate_run(out, "gold_test", gold, cfg.gold)
     summary = summarise(cfg, base_gold, base_dev, tuning, chosen, results, runs, Path(report_path).parent)
-    write_markdown(summary, cfg, Path(report_path), command)
+    write_markdown(summary, cfg, Path(report_path), command, cfg.source)
     (Path(report_path).with_suffix(".json")).write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -318,7 +322,9 @@ def _cell(stat: dict[str, float], pct: bool = False) -> str:
     return text
 
 
-def write_markdown(summary: dict[str, Any], cfg: CompareConfig, path: Path, command: str) -> None:
+def write_markdown(
+    summary: dict[str, Any], cfg: CompareConfig, path: Path, command: str, config_path: str = "<config.yaml>"
+) -> None:
     n = cfg.gold.n
     rollouts = cfg.steps * cfg.prompts_per_step * cfg.group_size
     lines = [
@@ -327,9 +333,11 @@ def write_markdown(summary: dict[str, Any], cfg: CompareConfig, path: Path, comm
         f"Status: **{summary['status']}**."
         + (" Missing runs: " + ", ".join(summary["missing"]) + "." if summary["missing"] else ""),
         "",
-        f"Regenerate (resumes from `{summary['runs_dir']}`):",
+        f"Regenerate, or finish the grid (runs and evaluations already in `{summary['runs_dir']}` are reused):",
         "",
-        f"    {command or 'agpo teacher compare --config configs/teacher_compare.yaml'}",
+        f"    agpo teacher compare --config {config_path} --runs-dir {summary['runs_dir']}",
+        "",
+        f"This version was written by `{command or 'agpo teacher compare'}`.",
         "",
         f"- SFT base: `{cfg.base}` (built by `{cfg.teacher_config}`'s SFT stage when missing).",
         f"- RL budget per run: {cfg.steps} steps x {cfg.prompts_per_step} prompts x {cfg.group_size} samples"
@@ -377,6 +385,8 @@ def write_markdown(summary: dict[str, Any], cfg: CompareConfig, path: Path, comm
     lines += ["", "## Confusion matrices (gold-test, majority vote)", ""]
     for name, png in summary["plots"].items():
         lines.append(f"![{name}]({Path(png).name})")
+    if cfg.note.strip():
+        lines += ["", "## Notes", "", cfg.note.strip()]
     lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
