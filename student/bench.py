@@ -1,0 +1,177 @@
+"""Scoring throughput of one student four ways, on the same pairs, side by side; and training throughput.
+
+- ONNX int8 and ONNX fp32 through :class:`student.scorer.Scorer` (tokenization included);
+- PyTorch fp32 eager through :class:`student.modelio.TorchStudent` (HF tokenizer + model, length-sorted);
+- sentence-transformers ``CrossEncoder.predict`` on the model dir, the baseline the ratios are against.
+
+Every engine runs with the same thread count (one by default: on a shared box that is what a serving process
+gets), after a warm-up batch; each is timed ``repeats`` times and the best run counts. Both wall-clock and
+CPU-time rates are reported; the ratios and the target use pairs per CPU-second, which other processes on a
+busy machine barely disturb (with one thread, all work runs on the calling thread), while wall-clock rates on
+such a machine mostly measure the neighbours. Training throughput is measured for a few optimiser steps
+(forward, backward, AdamW) at the bench batch size, and the rate the real training run recorded in
+``student.json`` is shown too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from student.data import MAX_DESCRIPTION_CHARS, read_pairs, render_ad
+from student.modelio import BATCH_SIZE_DEFAULT, read_meta, set_threads
+
+TARGET_INT8_VS_CROSS_ENCODER = 2.5
+
+
+def _best_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU seconds over ``repeats`` runs."""
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(max(1, repeats)):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def _train_pairs_per_s(model_dir: Path, texts: Sequence[tuple[str, str]], batch_size: int, steps: int) -> float:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    generator = torch.Generator().manual_seed(0)
+    max_length = int(read_meta(model_dir).get("max_length", 128))
+
+    def step(i: int) -> None:
+        batch = [texts[(i * batch_size + j) % len(texts)] for j in range(batch_size)]
+        enc = tokenizer(
+            [q for q, _ in batch],
+            [a for _, a in batch],
+            padding=True,
+            truncation="longest_first",
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        labels = torch.randint(0, model.config.num_labels, (batch_size,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(**enc).logits, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step(0)  # warm-up: first-call allocations
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def bench(
+    export_dir: str | Path,
+    pairs_path: str | Path,
+    *,
+    model_dir: str | Path | None = None,
+    n: int = 512,
+    batch_size: int = BATCH_SIZE_DEFAULT,
+    repeats: int = 3,
+    threads: int = 1,
+    train_steps: int = 5,
+) -> dict[str, Any]:
+    """Pairs per second for each engine and the ratios to ``CrossEncoder.predict``; JSON-ready."""
+    from sentence_transformers import CrossEncoder
+
+    from student.modelio import TorchStudent
+    from student.scorer import Scorer
+
+    export_dir = Path(export_dir)
+    meta = read_meta(export_dir)
+    if model_dir is None:
+        source = meta.get("export", {}).get("source_model_dir")
+        if not source:
+            raise ValueError(f"{export_dir}/student.json names no source model dir; pass the model dir")
+        model_dir = source
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a model dir (no config.json)")
+    set_threads(threads)
+    chars = int(meta.get("ad_rendering", {}).get("description_chars", MAX_DESCRIPTION_CHARS))
+    pairs = read_pairs(pairs_path)[:n]
+    texts = [(p.query, render_ad(p.ad, description_chars=chars)) for p in pairs]
+    warm = texts[:batch_size]
+
+    int8 = Scorer(export_dir, "int8", batch_size=batch_size, threads=threads)
+    fp32 = Scorer(export_dir, "fp32", batch_size=batch_size, threads=threads)
+    eager = TorchStudent(model_dir)
+    cross = CrossEncoder(str(model_dir), device="cpu", max_length=int(meta.get("max_length", 128)))
+    engines: dict[str, Callable[[Sequence[tuple[str, str]]], Any]] = {
+        "onnx_int8": int8.logits,
+        "onnx_fp32": fp32.logits,
+        "torch_fp32_eager": lambda t: eager.logits(t, batch_size=batch_size),
+        "cross_encoder_predict": lambda t: cross.predict(list(t), batch_size=batch_size, show_progress_bar=False),
+    }
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for name, fn in engines.items():
+        fn(warm)
+        wall[name], cpu[name] = _best_seconds(lambda fn=fn: fn(texts), repeats)
+    rates = {name: len(texts) / s for name, s in cpu.items()}
+    wall_rates = {name: len(texts) / s for name, s in wall.items()}
+    baseline = rates["cross_encoder_predict"]
+    lengths = int8.token_lengths(texts)
+    result: dict[str, Any] = {
+        "pairs": str(pairs_path),
+        "n": len(texts),
+        "mean_tokens": float(np.mean(lengths)),
+        "batch_size": batch_size,
+        "threads": threads,
+        "repeats": repeats,
+        "scoring_pairs_per_cpu_s": {k: round(v, 1) for k, v in rates.items()},
+        "scoring_pairs_per_wall_s": {k: round(v, 1) for k, v in wall_rates.items()},
+        "ratio_vs_cross_encoder_predict": {k: round(v / baseline, 2) for k, v in rates.items()},
+        "ratio_basis": "pairs per CPU-second",
+        "target_int8_vs_cross_encoder": TARGET_INT8_VS_CROSS_ENCODER,
+        "target_met": rates["onnx_int8"] / baseline >= TARGET_INT8_VS_CROSS_ENCODER,
+        "training_pairs_per_s": {
+            "measured": round(_train_pairs_per_s(model_dir, texts, batch_size, train_steps), 2)
+            if train_steps > 0
+            else None,
+            "steps": train_steps,
+            "recorded_in_student_json": meta.get("training", {}).get("train_pairs_per_s"),
+        },
+        "model_version": meta.get("model_version"),
+    }
+    return result
+
+
+def render_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{result['n']} pairs, {result['mean_tokens']:.0f} tokens on average, "
+        f"batch {result['batch_size']}, {result['threads']} thread(s)"
+    )
+    table.add_column("engine")
+    table.add_column("pairs/CPU-s", justify="right")
+    table.add_column("pairs/wall-s", justify="right")
+    table.add_column("x CrossEncoder.predict", justify="right")
+    for name, rate in result["scoring_pairs_per_cpu_s"].items():
+        wall = result["scoring_pairs_per_wall_s"][name]
+        table.add_row(name, f"{rate:,.1f}", f"{wall:,.1f}", f"{result['ratio_vs_cross_encoder_predict'][name]:.2f}")
+    train = result["training_pairs_per_s"]
+    measured = "-" if train["measured"] is None else f"{train['measured']:,.1f}"
+    table.add_row("training (measured, wall)", "", measured, "")
+    return table
+
+
+def write_result(result: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,329 @@
+"""Distil a cross-encoder student from teacher labels (or gold labels, the ceiling) with CrossEncoderTrainer.
+
+The student is all-MiniLM-L6-v2 with a classification head of one logit per schema label. Targets are the
+teacher's hard labels (cross-entropy, optional label smoothing) or its vote distributions (temperature-scaled
+KL, optionally mixed with hard CE), optionally weighted by the teacher's confidence or filtered by it. After
+training a temperature is fitted on dev, and the model dir gets a ``student.json`` that says what it was
+distilled from, how, and how it did on dev.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from relevance.schemas import DEFAULT_SCHEMA, get_schema
+from student.data import (
+    MAX_DESCRIPTION_CHARS,
+    DataError,
+    Example,
+    LabelledSet,
+    Source,
+    filter_confidence,
+    load_labelled,
+    split_by_query,
+)
+from student.modelio import FORMAT_VERSION, MAX_LENGTH_DEFAULT, base_model_path, set_threads, write_meta
+
+if TYPE_CHECKING:
+    from student.losses import Targets
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field lands in ``student.json`` under ``training``."""
+
+    targets: Targets = "hard"
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 32
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    kd_temperature: float = 1.0
+    alpha: float = 0.0
+    confidence_weighting: bool = False
+    min_confidence: float = 0.0
+    max_length: int = MAX_LENGTH_DEFAULT
+    dev_fraction: float = 0.1
+    seed: int = 0
+    threads: int = 1
+    save_steps: int = 500
+    logging_steps: int = 50
+    keep_checkpoints: bool = False
+    resume: bool = False
+    progress: bool = True
+    base_model: str | None = None
+
+    def validate(self) -> None:
+        problems = []
+        if self.targets not in ("hard", "soft"):
+            problems.append(f"targets must be 'hard' or 'soft', got {self.targets!r}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            problems.append("give epochs > 0 or max_steps > 0")
+        if self.batch_size < 1:
+            problems.append("batch_size must be at least 1")
+        if self.lr <= 0:
+            problems.append("lr must be positive")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("label_smoothing must lie in [0, 1)")
+        if self.kd_temperature <= 0:
+            problems.append("kd_temperature must be positive")
+        if not 0 <= self.alpha <= 1:
+            problems.append("alpha must lie in [0, 1]")
+        if not 0 <= self.min_confidence <= 1:
+            problems.append("min_confidence must lie in [0, 1]")
+        if self.max_length < 8:
+            problems.append("max_length must be at least 8")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedData:
+    train: list[Example]
+    dev: list[Example]
+    labelled: LabelledSet
+    dev_source: dict[str, Any]
+    dropped: dict[str, int]
+
+
+def prepare_data(
+    train_path: str | Path,
+    config: TrainConfig,
+    *,
+    pairs: str | Path | None = None,
+    source: Source = "auto",
+    dev_path: str | Path | None = None,
+    schema: str = DEFAULT_SCHEMA,
+) -> PreparedData:
+    """Read, validate, filter and split; every data error surfaces here, before the model is loaded."""
+    labelled = load_labelled(train_path, pairs=pairs, source=source, schema=schema)
+    dropped = {"failed": labelled.n_failed, "low_confidence": 0, "dev_query_overlap": 0}
+    examples = labelled.examples
+    if config.min_confidence > 0:
+        kept = filter_confidence(examples, config.min_confidence)
+        dropped["low_confidence"] = len(examples) - len(kept)
+        if len({e.label for e in kept}) < 2:
+            raise DataError(
+                train_path,
+                f"after dropping pairs with confidence below {config.min_confidence}, "
+                f"{len(kept)} pairs and fewer than two classes are left",
+            )
+        examples = kept
+    if dev_path is not None:
+        dev_set = load_labelled(dev_path, source="auto", schema=schema)
+        dev = dev_set.examples
+        dev_groups = {e.group for e in dev}
+        train = [e for e in examples if e.group not in dev_groups]
+        dropped["dev_query_overlap"] = len(examples) - len(train)
+        dev_source = {"path": str(dev_path), "source": dev_set.source}
+    else:
+        try:
+            train, dev = split_by_query(examples, config.dev_fraction, config.seed)
+        except ValueError as exc:
+            raise DataError(train_path, str(exc)) from None
+        dev_source = {"split_of": str(train_path), "dev_fraction": config.dev_fraction, "seed": config.seed}
+    if len({e.label for e in train}) < 2:
+        raise DataError(train_path, "the training split has fewer than two classes")
+    return PreparedData(train, dev, labelled, dev_source, dropped)
+
+
+def _weights(examples: list[Example], config: TrainConfig) -> list[float]:
+    return [e.confidence if config.confidence_weighting else 1.0 for e in examples]
+
+
+def _dataset(examples: list[Example], schema: str, config: TrainConfig) -> Any:
+    from datasets import Dataset
+
+    from student.losses import pack_labels
+
+    sch = get_schema(schema)
+    weights = _weights(examples, config)
+    return Dataset.from_dict(
+        {
+            "query": [e.query for e in examples],
+            "ad": [e.ad_text for e in examples],
+            "label": [pack_labels(e.target, sch.index(e.label), w) for e, w in zip(examples, weights, strict=True)],
+        }
+    )
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_version(model_dir: Path) -> str:
+    """``student-<12 hex>`` from the weights, so a scorer's answers name the exact model behind them."""
+    weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    if not weights:
+        raise FileNotFoundError(f"no weights in {model_dir}")
+    h = hashlib.sha256("".join(_file_digest(p) for p in weights).encode()).hexdigest()
+    return f"student-{h[:12]}"
+
+
+def train(
+    train_path: str | Path,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    pairs: str | Path | None = None,
+    source: Source = "auto",
+    dev_path: str | Path | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    prepared: PreparedData | None = None,
+) -> TrainResult:
+    """Train a student on ``train_path`` and save it (HF model dir + ``student.json``) to ``out_dir``.
+
+    ``prepared`` is the result of :func:`prepare_data` with the same arguments, when the caller already has it.
+    """
+    config = config or TrainConfig()
+    config.validate()
+    sch = get_schema(schema)
+    data = prepared or prepare_data(train_path, config, pairs=pairs, source=source, dev_path=dev_path, schema=sch.name)
+
+    import transformers
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+
+    from student.losses import DistillationLoss
+
+    set_threads(config.threads)
+    transformers.set_seed(config.seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = Path(config.base_model) if config.base_model else base_model_path()
+
+    model = CrossEncoder(str(base), num_labels=len(sch.names), max_length=config.max_length, device="cpu")
+    hf_config = model.model.config
+    hf_config.id2label = dict(enumerate(sch.names))
+    hf_config.label2id = {name: i for i, name in enumerate(sch.names)}
+
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_steps=int(config.warmup_ratio * total_steps),
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=not config.progress,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    loss = DistillationLoss(
+        model,
+        targets=config.targets,
+        temperature=config.kd_temperature,
+        alpha=config.alpha if config.targets == "soft" else 1.0,
+        label_smoothing=config.label_smoothing,
+    )
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=_dataset(data.train, sch.name, config), loss=loss
+    )
+    resume = config.resume and any((out / CHECKPOINTS).glob("checkpoint-*"))
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    runtime = time.perf_counter() - started
+    steps = trainer.state.global_step
+    model.save_pretrained(str(out))
+    if not config.keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+    meta = _metadata(out, config, data, sch.name, base, steps, runtime, output.training_loss)
+    write_meta(out, meta)
+    return TrainResult(out, meta)
+
+
+def _pairs_seen(steps: int, n: int, batch_size: int) -> int:
+    per_epoch = math.ceil(n / batch_size)
+    return (steps // per_epoch) * n + min(n, (steps % per_epoch) * batch_size)
+
+
+def _metadata(
+    out: Path,
+    config: TrainConfig,
+    data: PreparedData,
+    schema: str,
+    base: Path,
+    steps: int,
+    runtime: float,
+    training_loss: float,
+) -> dict[str, Any]:
+    from student.evaluate import dev_report
+
+    sch = get_schema(schema)
+    dev = dev_report(out, data.dev, schema, max_length=config.max_length)
+    labelled = data.labelled
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "cross-encoder",
+        "model_version": model_version(out),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "schema": sch.name,
+        "schema_version": sch.version(),
+        "labels": sch.names,
+        "gains": sch.gains,
+        "temperature": dev["temperature"],
+        "max_length": config.max_length,
+        "ad_rendering": {"function": "student.data.render_ad", "description_chars": MAX_DESCRIPTION_CHARS},
+        "base_model": {
+            "name": str(config.base_model) if config.base_model else "sentence-transformers/all-MiniLM-L6-v2",
+            "path": str(base),
+        },
+        "distilled_from": {
+            "source": labelled.source,
+            "path": labelled.path,
+            "teachers": labelled.teachers,
+            "prompt_versions": labelled.prompt_versions,
+        },
+        "data": {
+            "train": {"n": len(data.train), "queries": len({e.group for e in data.train})},
+            "dev": {"n": len(data.dev), "queries": len({e.group for e in data.dev}), **data.dev_source},
+            "skipped": data.dropped,
+            "label_counts_train": {n: sum(e.label == n for e in data.train) for n in sch.names},
+        },
+        "seed": config.seed,
+        "training": {
+            **asdict(config),
+            "steps": steps,
+            "runtime_s": round(runtime, 2),
+            "train_pairs_per_s": round(_pairs_seen(steps, len(data.train), config.batch_size) / runtime, 2)
+            if runtime > 0
+            else None,
+            "final_loss": training_loss,
+        },
+        "dev_metrics": dev["metrics"],
+    }

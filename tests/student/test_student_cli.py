@@ -1,0 +1,99 @@
+"""The ``student`` command line: clear errors with exit code 2, scoring a file, a refused export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from student.cli import app
+
+runner = CliRunner()
+
+
+def test_bad_results_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "results.jsonl"
+    good = {"custom_id": "a", "status": "completed", "label": "Exact", "query": "q", "ad": {"title": "t"}}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "custom_id": "b", "label": "Great"}) + "\n")
+    result = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2
+    assert f"{bad}, line 2: label: 'Great' is not a label" in " ".join(result.output.split())
+    assert not (tmp_path / "model").exists()  # refused before any model was created
+
+
+def test_failed_only_results_and_bad_options(tmp_path: Path) -> None:
+    failed = tmp_path / "failed.jsonl"
+    failed.write_text(json.dumps({"custom_id": "a", "status": "failed", "label": None}) + "\n")
+    result = runner.invoke(app, ["train", str(failed), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "no usable labelled pairs" in result.output
+    result = runner.invoke(app, ["train", str(failed), "--out", str(tmp_path / "m"), "--alpha", "2"])
+    assert result.exit_code == 2
+
+
+def test_score_writes_one_line_per_pair(exported_student: Path, student_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.jsonl"
+    result = runner.invoke(
+        app, ["score", str(student_bench / "dev.jsonl"), "--model", str(exported_student), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    ids = [json.loads(line)["custom_id"] for line in (student_bench / "dev.jsonl").read_text().splitlines()]
+    assert [r["custom_id"] for r in lines] == ids
+    first = lines[0]
+    assert set(first) == {"custom_id", "label", "expected_gain", "probabilities", "model_version"}
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-6
+
+
+def test_score_rejects_a_bad_pairs_file(exported_student: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(json.dumps({"custom_id": "a", "query": "q"}) + "\n")
+    result = runner.invoke(app, ["score", str(bad), "--model", str(exported_student), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert "line 1: ad: field required" in result.output
+
+
+def test_export_refusal_exits_1_with_numbers(trained_student: Path, student_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "onnx"
+    args = ["export", str(trained_student), "--out", str(out), "--parity", str(student_bench / "gold_test.jsonl")]
+    impossible = ["--fp32-atol", "1e-12", "--int8-min-agreement", "1.01", "--max-parity-pairs", "24", "--no-optimize"]
+    result = runner.invoke(app, [*args, *impossible])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "export refused, parity check failed on 24 pairs" in text
+    assert "fp32 max |p - p_torch| =" in text and "> 1.00e-12" in text
+    assert "int8 argmax agreement =" in text and "(need >= 1.01)" in text
+    assert '"fp32_max_abs_prob_diff"' in text  # the measured numbers, as JSON
+    assert list(tmp_path.iterdir()) == []  # neither the export nor its scratch dir is left
+
+
+@pytest.mark.slow
+def test_bench_reports_every_engine(exported_student: Path, student_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", str(exported_student), "--pairs", str(student_bench / "gold_test.jsonl"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--n", "48", "--batch-size", "16", "--repeats", "1", "--train-steps", "1"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(out.read_text())
+    engines = {"onnx_int8", "onnx_fp32", "torch_fp32_eager", "cross_encoder_predict"}
+    assert set(bench["scoring_pairs_per_cpu_s"]) == engines and min(bench["scoring_pairs_per_cpu_s"].values()) > 0
+    assert bench["ratio_vs_cross_encoder_predict"]["cross_encoder_predict"] == 1.0
+    assert bench["training_pairs_per_s"]["measured"] > 0
+    # int8 beats fp32 eager on the same pairs, even on a busy machine (CPU-time rates).
+    assert bench["scoring_pairs_per_cpu_s"]["onnx_int8"] > bench["scoring_pairs_per_cpu_s"]["torch_fp32_eager"]
+
+
+def test_cli_and_scorer_import_without_torch() -> None:
+    # The scoring API serves from onnxruntime alone; the CLI loads heavy libraries inside its commands.
+    code = (
+        "import sys, student, student.cli, student.data, student.scorer, student.evaluate, student.export, "
+        "student.train, student.bench; "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'sentence_transformers'})))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,101 @@
+"""ONNX export with its parity check, and the onnxruntime scorer: correctness, refusal, thread safety."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from relevance.pairs import read_pairs_jsonl
+from student.data import render_ad
+from student.export import export
+from student.modelio import TorchStudent, read_meta, softmax
+from student.scorer import Scorer
+
+
+def _gold_pairs(bench: Path, n: int | None = None) -> list:
+    return read_pairs_jsonl(bench / "gold_test.jsonl").pairs[:n]
+
+
+def test_export_passes_parity_and_writes_everything(exported_student: Path) -> None:
+    names = {p.name for p in exported_student.iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "tokenizer.json", "student.json", "parity.json"} <= names
+    meta = read_meta(exported_student)
+    parity = meta["export"]["parity"]
+    assert parity["ok"] and parity["relevance"] == "gold labels" and parity["n"] == 120
+    assert parity["fp32_max_abs_prob_diff"] <= 1e-3
+    assert parity["int8_argmax_agreement"] >= 0.99
+    assert parity["int8_ndcg_delta"] <= 0.005
+    assert meta["export"]["files"]["int8"]["bytes"] < meta["export"]["files"]["fp32"]["bytes"] / 3
+    # The fast path was taken: fused attention that takes the raw mask, so int8 gets QAttention.
+    graph = meta["export"]["graph"]
+    assert graph["fused"] and graph["attention_mask_index"] and graph["fusions"]["attention"] == 6
+    assert not [p for p in exported_student.parent.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+def test_export_will_not_overwrite_without_asking(trained_student: Path, exported_student: Path) -> None:
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export(trained_student, exported_student, exported_student / "student.json")
+
+
+def test_fp32_scorer_matches_pytorch(exported_student: Path, trained_student: Path, student_bench: Path) -> None:
+    pairs = _gold_pairs(student_bench, 64)
+    texts = [(p.query, render_ad(p.ad)) for p in pairs]
+    scorer = Scorer(exported_student, "fp32", batch_size=16)
+    probs = scorer.probabilities(texts)
+    reference = softmax(TorchStudent(trained_student).logits(texts), scorer.temperature)
+    assert np.abs(probs - reference).max() <= 1e-3
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_int8_scores_are_probabilities_with_labels_and_gains(exported_student: Path, student_bench: Path) -> None:
+    pairs = _gold_pairs(student_bench, 40)
+    scorer = Scorer(exported_student)
+    scores = scorer.score(pairs)
+    assert len(scores) == 40
+    gains = read_meta(exported_student)["gains"]
+    for s in scores:
+        assert sum(s.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert s.label == max(s.probabilities, key=s.probabilities.get)
+        assert s.expected_gain == pytest.approx(sum(p * gains[k] for k, p in s.probabilities.items()), abs=1e-9)
+        assert s.model_version == read_meta(exported_student)["model_version"] + "/int8"
+    # A mapping in the Pair shape scores like the Pair itself. int8 picks activation scales per batch, so a pair
+    # scored alone moves a little; fp32 does not depend on the batch around a pair.
+    alone = {"query": pairs[7].query, "ad": pairs[7].ad.model_dump()}
+    assert scorer.score([alone])[0].probabilities == pytest.approx(scores[7].probabilities, abs=0.02)
+    fp32 = Scorer(exported_student, "fp32")
+    in_batch = fp32.score(pairs)[7].probabilities
+    assert fp32.score([alone])[0].probabilities == pytest.approx(in_batch, abs=1e-5)
+
+
+def test_concurrent_scoring_matches_sequential(exported_student: Path, student_bench: Path) -> None:
+    pairs = _gold_pairs(student_bench)
+    texts = [(p.query, render_ad(p.ad)) for p in pairs]
+    chunks = [texts[i::8] for i in range(8)]
+    scorer = Scorer(exported_student, "int8", batch_size=8)
+    sequential = [scorer.logits(chunk) for chunk in chunks]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(2):
+            concurrent = list(pool.map(scorer.logits, chunks))
+            for a, b in zip(sequential, concurrent, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_scorer_refuses_a_missing_variant(exported_student: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("student.json", "tokenizer.json", "model.onnx"):
+        (partial / name).symlink_to(exported_student / name)
+    assert Scorer(partial, "fp32").logits([("a", "b")]).shape == (1, 4)
+    with pytest.raises(FileNotFoundError, match=r"model\.int8\.onnx"):
+        Scorer(partial, "int8")
+    with pytest.raises(ValueError, match="variant"):
+        Scorer(partial, "fp16")  # type: ignore[arg-type]
+
+
+def test_parity_json_matches_student_json(exported_student: Path) -> None:
+    parity = json.loads((exported_student / "parity.json").read_text())
+    assert parity == read_meta(exported_student)["export"]["parity"]
