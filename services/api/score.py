@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -51,8 +52,12 @@ def get_scorer(request: Request, settings: Settings) -> Any:
         if getattr(request.app.state, "scorer", None) is None:
             from student.scorer import Scorer
 
+            variant = settings.student_variant
+            if variant == "int8" and not (Path(settings.student_model) / "model.int8.onnx").is_file():
+                # An export whose int8 model failed its parity gate ships fp32 only: serve that.
+                variant = "fp32"
             try:
-                request.app.state.scorer = Scorer(settings.student_model, settings.student_variant)
+                request.app.state.scorer = Scorer(settings.student_model, variant)
             except (FileNotFoundError, ValueError) as exc:
                 raise APIError(503, f"student model cannot be loaded: {exc}", type="service_unavailable") from None
     return request.app.state.scorer
