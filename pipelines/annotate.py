@@ -80,7 +80,8 @@ def cache_key(pair: Mapping[str, Any], request: LabelRequest, teacher_id: str) -
 
 
 def _sample_record(text: str, label: str | None, tokens: int, finish: str) -> dict[str, Any]:
-    return {"label": label, "text": text, "completion_tokens": tokens, "finish_reason": finish}
+    # A byte-level model can emit NUL, which PostgreSQL text cannot store; it carries no meaning in an answer.
+    return {"label": label, "text": text.replace("\x00", ""), "completion_tokens": tokens, "finish_reason": finish}
 
 
 def label_pairs(

@@ -106,6 +106,7 @@ def process_chunk(
     lease_seconds: float = 600.0,
     batch_size: int = 32,
     unparseable_retries: int = 1,
+    max_attempts: int = 3,
 ) -> ChunkReport:
     """Label the pending pairs of chunk ``chunk_id`` (see the module docstring); safe to call any number of times."""
     with session_scope(db_url) as s:
@@ -120,6 +121,12 @@ def process_chunk(
             cancel_chunks(s, job_id, [chunk_no])
             s.flush()
             return ChunkReport(chunk_id, "cancelled", job_status=finalize_job(s, job_id))
+        if chunk.attempts > max_attempts:
+            # It crashed its workers every time: report its pairs failed rather than retry forever.
+            report = _give_up(s, chunk, job_id, worker)
+            s.flush()
+            report.job_status = finalize_job(s, job_id)
+            return report
         if job.status == "queued":
             s.execute(
                 update(Job)
@@ -238,6 +245,28 @@ def process_chunk(
     with session_scope(db_url) as s:
         report.job_status = finalize_job(s, job_id)
     return report
+
+
+def _give_up(session: Session, chunk: Chunk, job_id: str, worker: str) -> ChunkReport:
+    error = f"gave up after {chunk.attempts - 1} attempts of its chunk (see the worker logs)"
+    pending = list(
+        session.scalars(
+            select(JobItem).where(
+                JobItem.job_id == job_id, JobItem.chunk_no == chunk.chunk_no, JobItem.state == "pending"
+            )
+        )
+    )
+    for item in pending:
+        item.state = "failed"
+        item.result = result_line(item.custom_id, None, state="failed", error=error)
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk.id, Chunk.lease_owner == worker)
+        .values(status="done", finished_at=utcnow(), failed=len(pending))
+    )
+    session.execute(update(Job).where(Job.id == job_id).values(failed=Job.failed + len(pending)))
+    log.error("chunk %s: %s", chunk.id, error)
+    return ChunkReport(chunk.id, "gave_up", failed=len(pending))
 
 
 def _release(session: Session, chunk_id: int, worker: str) -> bool:
