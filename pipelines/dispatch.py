@@ -13,8 +13,8 @@ import socket
 import threading
 from typing import Protocol
 
-from pipelines.chunks import mark_dispatched, process_chunk, stale_chunks
-from pipelines.runtime import get_backend
+from pipelines.chunks import mark_dispatched, stale_chunks
+from pipelines.runtime import run_chunk
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,9 @@ class LocalDispatcher:
             self.queue.put(chunk_id)
 
     def _run(self) -> None:
-        s = self.settings
         while (chunk_id := self.queue.get()) is not None:
             try:
-                process_chunk(
-                    s.database_url,
-                    chunk_id,
-                    worker_name(),
-                    lambda: get_backend(s),
-                    lease_seconds=s.lease_seconds,
-                    batch_size=s.teacher_batch_size,
-                    unparseable_retries=s.unparseable_retries,
-                )
+                run_chunk(self.settings, chunk_id, worker_name())
             except Exception:  # the lease expires and the sweep retries the chunk
                 log.exception("chunk %s failed", chunk_id)
 

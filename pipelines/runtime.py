@@ -60,3 +60,18 @@ def check_teacher(settings: Settings) -> str:
             f"teacher model dir {path} not found (AGPO_TEACHER_MODEL); build it with `agpo teacher build`"
         )
     return f"model dir {path}"
+
+
+def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[no-untyped-def]
+    """:func:`pipelines.chunks.process_chunk` with this process's settings and teacher."""
+    from pipelines.chunks import process_chunk
+
+    return process_chunk(
+        settings.database_url,
+        chunk_id,
+        worker,
+        lambda: get_backend(settings),
+        lease_seconds=settings.lease_seconds,
+        batch_size=settings.teacher_batch_size,
+        unparseable_retries=settings.unparseable_retries,
+    )

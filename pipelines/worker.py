@@ -47,20 +47,10 @@ app = make_celery(get_settings())
 def process_chunk_task(chunk_id: int) -> dict[str, object]:
     from dataclasses import asdict
 
-    from pipelines.chunks import process_chunk
     from pipelines.dispatch import worker_name
-    from pipelines.runtime import get_backend
+    from pipelines.runtime import run_chunk
 
-    s = get_settings()
-    report = process_chunk(
-        s.database_url,
-        chunk_id,
-        worker_name(),
-        lambda: get_backend(s),
-        lease_seconds=s.lease_seconds,
-        batch_size=s.teacher_batch_size,
-        unparseable_retries=s.unparseable_retries,
-    )
+    report = run_chunk(get_settings(), chunk_id, worker_name())
     log.info("chunk %s: %s", chunk_id, report.outcome)
     return asdict(report)
 

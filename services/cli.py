@@ -252,26 +252,29 @@ def jobs_list(url: Url = DEFAULT_URL, key: Key = None, limit: int = 20) -> None:
     console.print(table)
 
 
-@jobs_app.command("get")
-def jobs_get(job_id: str, url: Url = DEFAULT_URL, key: Key = None) -> None:
+def _on_job(url: str, key: str | None, action):  # type: ignore[no-untyped-def]
+    """Run ``action(client)`` against the API; an API error becomes a CLI error with its message."""
+    import httpx
+
     from services.client import AnnotationClient, APIError
 
     with AnnotationClient(url, key) as client:
         try:
-            console.print_json(json.dumps(client.get_job(job_id)))
+            return action(client)
         except APIError as exc:
             raise _fail(str(exc)) from None
+        except httpx.TransportError as exc:
+            raise _fail(f"cannot reach the API at {url}: {exc} (start it with `agpo serve api`)") from None
+
+
+@jobs_app.command("get")
+def jobs_get(job_id: str, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    console.print_json(json.dumps(_on_job(url, key, lambda c: c.get_job(job_id))))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, url: Url = DEFAULT_URL, key: Key = None) -> None:
-    from services.client import AnnotationClient, APIError
-
-    with AnnotationClient(url, key) as client:
-        try:
-            job = client.cancel(job_id)
-        except APIError as exc:
-            raise _fail(str(exc)) from None
+    job = _on_job(url, key, lambda c: c.cancel(job_id))
     console.print(f"job {job_id}: {job['status']}")
 
 
@@ -279,13 +282,7 @@ def jobs_cancel(job_id: str, url: Url = DEFAULT_URL, key: Key = None) -> None:
 def jobs_results(
     job_id: str, out: Annotated[Path, typer.Option("--out")], url: Url = DEFAULT_URL, key: Key = None
 ) -> None:
-    from services.client import AnnotationClient, APIError
-
-    with AnnotationClient(url, key) as client:
-        try:
-            n = client.download_results(job_id, out)
-        except APIError as exc:
-            raise _fail(str(exc)) from None
+    n = _on_job(url, key, lambda c: c.download_results(job_id, out))
     console.print(f"{n} result lines written to {out}")
 
 
@@ -293,13 +290,7 @@ def jobs_results(
 def jobs_errors(
     job_id: str, out: Annotated[Path, typer.Option("--out")], url: Url = DEFAULT_URL, key: Key = None
 ) -> None:
-    from services.client import AnnotationClient, APIError
-
-    with AnnotationClient(url, key) as client:
-        try:
-            n = client.download_errors(job_id, out)
-        except APIError as exc:
-            raise _fail(str(exc)) from None
+    n = _on_job(url, key, lambda c: c.download_errors(job_id, out))
     console.print(f"{n} error lines written to {out}")
 
 

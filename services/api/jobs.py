@@ -291,10 +291,14 @@ def _stream(settings: Settings, job_id: str, rows: Any) -> Iterator[bytes]:
 )
 def results_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)
+    return _jsonl_file(settings, job_id, job_store.iter_results, "results")
+
+
+def _jsonl_file(settings: Settings, job_id: str, rows: Any, kind: str) -> StreamingResponse:
     return StreamingResponse(
-        _stream(settings, job_id, job_store.iter_results),
+        _stream(settings, job_id, rows),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="{job_id}-results.jsonl"'},
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-{kind}.jsonl"'},
     )
 
 
@@ -319,8 +323,4 @@ def results_page(
 )
 def errors_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)
-    return StreamingResponse(
-        _stream(settings, job_id, job_store.iter_errors),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="{job_id}-errors.jsonl"'},
-    )
+    return _jsonl_file(settings, job_id, job_store.iter_errors, "errors")

@@ -7,6 +7,7 @@ around it is the production one.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections import Counter
@@ -270,3 +271,27 @@ def test_score_without_a_student_is_a_503_that_says_what_to_set(stack, client, p
     assert r.status_code == 503 and "AGPO_STUDENT_MODEL" in r.json()["error"]["message"]
     r = client.post("/v1/score", json={"pairs": [{"custom_id": "x", "query": "", "ad": {"title": "t"}}]})
     assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].query"
+
+
+def test_cli_annotate_and_jobs_commands_against_the_running_api(stack, client, pool_pairs, tmp_path):
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    src, out = tmp_path / "pairs.jsonl", tmp_path / "results.jsonl"
+    src.write_text("".join(json.dumps(p) + "\n" for p in pool_pairs[:20]))
+    common = ["--url", stack.url, "--key", key]
+    done = subprocess.run(
+        [AGPO, "annotate", str(src), "--out", str(out), *common],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["custom_id"] for x in lines] == [p["custom_id"] for p in pool_pairs[:20]]
+    job_id = re.search(r"job (job_\w+) completed", done.stdout).group(1)
+    got = subprocess.run([AGPO, "jobs", "get", job_id, *common], env=stack.env, capture_output=True, text=True)
+    assert got.returncode == 0 and '"completed"' in got.stdout
+    missing = subprocess.run(
+        [AGPO, "jobs", "cancel", "job_nope", *common], env=stack.env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no job 'job_nope'" in missing.stdout
