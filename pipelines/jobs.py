@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.annotate import LabelRequest
 from pipelines.db.models import Chunk, Job, JobError, JobItem, utcnow
-from relevance.pairs import Pair, RowError
+from relevance.pairs import Pair, RowError, paused_gc
 
 TERMINAL = ("completed", "failed", "cancelled")
 INSERT_BATCH = 5000
@@ -79,7 +79,8 @@ def create_job(
     With an ``idempotency_key`` already used by this tenant, the earlier job comes back when the request is the
     same, and :class:`IdempotencyConflictError` is raised when it is not.
     """
-    pair_jsons = [p.model_dump_json(exclude_none=True) for p in pairs]  # once: for the hash and the rows
+    with paused_gc():
+        pair_jsons = [p.model_dump_json(exclude_none=True) for p in pairs]  # once: for the hash and the rows
     digest = request_hash(pair_jsons, request, errors)
     if idempotency_key:
         earlier = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == idempotency_key))
@@ -118,7 +119,8 @@ def create_job(
         if earlier is None:
             raise
         return _replay(earlier, digest)
-    _insert_items(session, job.id, pairs, pair_jsons, lines, chunk_size)
+    with paused_gc():
+        _insert_items(session, job.id, pairs, pair_jsons, lines, chunk_size)
     _insert_rows(
         session,
         JobError,

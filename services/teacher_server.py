@@ -54,7 +54,8 @@ class TeacherServerSettings(BaseSettings):
     served_name: str | None = Field(None, description="model id clients ask for; default: the directory's name")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1")
     dtype: str | None = Field(None, description="torch dtype name (float32, bfloat16, auto); default: float32")
-    batch_size: int = Field(64, ge=1, description="sequences (prompts x n) per generate call")
+    # Not batch_size: AGPO_TEACHER_BATCH_SIZE is the workers' prompts per call, and both read one .env.
+    generate_batch: int = Field(64, ge=1, description="sequences (prompts x n) per generate call")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; one per process on busy CPUs")
     max_n: int = Field(64, ge=1, description="largest n a request may ask for")
     max_tokens: int = Field(2048, ge=1, description="largest max_tokens a request may ask for")
@@ -275,7 +276,7 @@ def _load_backend(model_dir: str | Path, settings: TeacherServerSettings) -> Tex
     return TransformersBackend(
         model_dir,
         device=settings.device,
-        batch_size=settings.batch_size,
+        batch_size=settings.generate_batch,
         dtype=settings.dtype,
         torch_threads=settings.torch_threads,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "relevance"
-THIRD_PARTY = {"numpy", "pydantic", "sklearn", "pandas", "pyarrow"}
+THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow"}
 PROJECT = {"agpo", "pipelines", "services", "student"}
 
 

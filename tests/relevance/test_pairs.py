@@ -14,6 +14,7 @@ from relevance.pairs import (
     read_pairs_jsonl,
     validate_jsonl,
     validate_pair,
+    validate_records,
     write_pairs_jsonl,
 )
 
@@ -99,6 +100,33 @@ def test_jsonl_reports_each_bad_line_and_keeps_reading() -> None:
     assert "first on line 1" in batch.errors[3].message
     assert str(batch.errors[2]) == "line 5, query: query must not be empty"
     assert not batch.ok
+
+
+LINES = [
+    json.dumps(_pair(custom_id=" a ", ad={"title": " T ", "brand": " ", "attributes": {" k ": " v ", "e": " "}})),
+    json.dumps(_pair(custom_id="b", meta={"x": float("nan"), "big": 10**30})),  # NaN: not strict JSON
+    json.dumps(_pair(custom_id="c", query="\ud800 lone surrogate")),
+    json.dumps(_pair(custom_id="d", query="   ")),
+    json.dumps(_pair(custom_id="e", ad={"title": "T", "colour": "red"})),
+    json.dumps(_pair(custom_id="a")),  # duplicate custom_id
+    '{"custom_id": "f", "query": "q", "ad": {"title": "T"}, "custom_id": "g"}',  # duplicate key: the last wins
+    "[1, 2]",
+    "{not json",
+]
+
+
+def test_the_fast_jsonl_path_agrees_with_record_validation() -> None:
+    # Good lines are parsed and validated by pydantic's JSON parser, the rest by json.loads + model_validate:
+    # whichever path a line takes, the pairs and the messages must be those of validating the record.
+    fast = validate_jsonl([line.encode() for line in LINES])
+    records = []
+    for row, line in enumerate(LINES[:-1], start=1):
+        records.append((row, json.loads(line)))
+    slow = validate_records(records)
+    assert [repr(p) for p in fast.pairs] == [repr(p) for p in slow.pairs]  # repr: NaN != NaN
+    assert fast.rows == slow.rows == [1, 2, 3, 7]
+    assert [e for e in fast.errors if e.row != len(LINES)] == slow.errors
+    assert fast.errors[-1].row == len(LINES) and fast.errors[-1].message.startswith("invalid JSON")
 
 
 def test_jsonl_limits_on_count_bytes_and_encoding() -> None:
