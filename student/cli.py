@@ -1,4 +1,4 @@
-"""``student`` commands: train, eval, export, score, bench (mounted as ``agpo student ...``).
+"""``student`` commands: train, eval, export, score, bench, study (mounted as ``agpo student ...``).
 
 Heavy libraries are imported inside the commands, so ``--help`` is instant. Bad input (a bad results file,
 a missing model dir, a bad option value) exits with code 2 and a message naming the file and line; an export
@@ -269,3 +269,35 @@ def bench(
         f"int8 is {ratio:.2f}x CrossEncoder.predict (target {result['target_int8_vs_cross_encoder']}x: {verdict})"
     )
     console.print(f"wrote {out}")
+
+
+@app.command()
+def study(
+    config: Annotated[Path, typer.Option("--config", "-c", help="study YAML")] = Path("configs/student_study.yaml"),
+    out: Annotated[Path, typer.Option(help="work dir (data, labels, students); present steps are reused")] = Path(
+        "runs/student-study"
+    ),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json beside it)")] = Path(
+        "docs/results/student_quality.md"
+    ),
+) -> None:
+    """Students from the SFT, GRPO and AGPO teachers' labels and from gold labels, several seeds, on gold-test."""
+    import shlex
+    import sys
+
+    from student.data import DataError
+    from student.study import load_study_config, run_study, write_report
+
+    try:
+        settings = load_study_config(config)
+        summary = run_study(settings, out, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    args = sys.argv[1:]
+    if args[:1] != ["student"]:  # run as python -m student.cli
+        args = ["student", *args]
+    write_report(summary, report, shlex.join(["agpo", *args]))
+    for name, row in summary["table"].items():
+        f1 = row["macro_f1"]
+        console.print(f"{name}: macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} (labels {row['label_macro_f1']:.3f})")
+    console.print(f"wrote {report}")

@@ -71,18 +71,21 @@ def recording_reward(binary: bool, seed: int, seen: list[float]) -> Callable[...
     return reward
 
 
-def build_labelling_teacher(path: Path, pairs: list[dict], *, seed: int = 0, steps: int = 80) -> Path:
+def build_labelling_teacher(
+    path: Path, pairs: list[dict], *, seed: int = 0, steps: int = 80, labels: tuple[str, ...] = ("Exact",)
+) -> Path:
     """A tiny char-level Qwen2 taught in seconds to end every answer with a label line.
 
     It reads nothing of the pair (it is far too small to judge relevance); it exists so that the service's
-    tests run the real path (prompt, batched generation, parsing, votes) with answers that parse.
+    tests run the real path (prompt, batched generation, parsing, votes) with answers that parse. With several
+    ``labels`` it is taught them in turn, so sampled answers carry a mix of them.
     """
     from agpo.tiny_lm import sft
     from pipelines.teacher import plain_prompt
     from relevance.prompts import build_messages
 
     prompts = [plain_prompt(build_messages(p)) for p in pairs]
-    examples = [{"prompt": p, "completion": "ok.\nLabel: Exact"} for p in prompts]
+    examples = [{"prompt": p, "completion": f"ok.\nLabel: {labels[i % len(labels)]}"} for i, p in enumerate(prompts)]
     tokenizer = build_char_tokenizer(prompts + [e["completion"] for e in examples])
     model = build_model(
         tokenizer, TinySize(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, max_positions=2048), seed=seed
