@@ -37,9 +37,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# STUDENT=<export dir> adds the /v1/score latency part (agpo student export makes one).
 bench: $(STAMP)
 	$(BIN)/agpo bench advantages
-	$(BIN)/agpo bench-service --out docs/results/bench_service.json
+	$(BIN)/agpo bench-service --out docs/results/bench_service.json $(if $(STUDENT),--student $(STUDENT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -5,6 +5,8 @@
 - ingestion: creating a job from a JSONL upload (HTTP, validation, bulk inserts), against PostgreSQL ``COPY`` of
   the same rows into a table of the same shape. Target ratio >= 0.3.
 - status reads: ``GET /v1/jobs/{id}`` latency under N concurrent clients, p50 and p99.
+- scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request under 8 concurrent clients, p50 and p99
+  (the student export served by the API, one onnxruntime thread).
 """
 
 from __future__ import annotations
@@ -99,8 +101,13 @@ def bench_pipeline(
     chunk_size: int,
     batch_size: int,
     logdir: Path,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    """Same pairs, same decoding, same one-thread teacher: directly in-process, then through the service."""
+    """Same pairs, same decoding, same one-thread teacher: directly in-process, then through the service.
+
+    The two alternate for ``rounds`` rounds, each round on its own variant of the pairs (the label cache must
+    not answer), and each side reports its median: single runs on a shared 2-core machine vary by 15%.
+    """
     from pipelines.annotate import LabelRequest, label_pairs
     from pipelines.teacher import create_backend
     from pipelines.teacher.base import Decoding
@@ -108,10 +115,6 @@ def bench_pipeline(
     request = LabelRequest(decoding=Decoding(n=samples, max_tokens=max_tokens), unparseable_retries=1)
     backend = create_backend("transformers", teacher, batch_size=batch_size * samples, torch_threads=1)
     label_pairs(pairs[:batch_size], backend, request, batch_size=batch_size)  # warm-up
-    t0 = time.perf_counter()
-    direct = label_pairs(pairs, backend, request, batch_size=batch_size)
-    direct_s = time.perf_counter() - t0
-    backend.close()
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -128,26 +131,40 @@ def bench_pipeline(
         "OMP_NUM_THREADS": "1",
     }
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    direct_s: list[float] = []
+    service_s: list[float] = []
+    failed = 0
     with processes(env, ["serve", "api", "--port", str(port)], ["worker"], logdir=logdir):
         _wait(lambda: _ok(url + "/readyz"), 120, "the API")
         # Warm the worker (model load) on other content, so both sides are timed warm.
         warm = [dict(p, custom_id=f"warm-{i}", query=p["query"] + " warm") for i, p in enumerate(pairs[:batch_size])]
         _run_job(url, warm)
-        t0 = time.perf_counter()
-        job = _run_job(url, pairs)
-        service_s = time.perf_counter() - t0
-    done = job["request_counts"]["completed"] + job["request_counts"]["failed"]
-    assert done == len(pairs) and job["request_counts"]["cached"] == 0, job
-    direct_rate, service_rate = len(pairs) / direct_s, len(pairs) / service_s
+        for r in range(rounds):
+            variant = [dict(p, query=f"{p['query']} {'x' * r}".strip()) for p in pairs]
+            t0 = time.perf_counter()
+            direct = label_pairs(variant, backend, request, batch_size=batch_size)
+            direct_s.append(time.perf_counter() - t0)
+            failed += sum(o.label is None for o in direct)
+            t0 = time.perf_counter()
+            job = _run_job(url, variant)
+            service_s.append(time.perf_counter() - t0)
+            done = job["request_counts"]["completed"] + job["request_counts"]["failed"]
+            assert done == len(pairs) and job["request_counts"]["cached"] == 0, job
+    backend.close()
+    direct_rate = len(pairs) / statistics.median(direct_s)
+    service_rate = len(pairs) / statistics.median(service_s)
     return {
         "pairs": len(pairs),
         "samples": samples,
         "max_tokens": max_tokens,
         "chunk_size": chunk_size,
+        "rounds": rounds,
+        "direct_seconds": [round(x, 2) for x in direct_s],
+        "service_seconds": [round(x, 2) for x in service_s],
         "direct_pairs_per_s": round(direct_rate, 2),
         "service_pairs_per_s": round(service_rate, 2),
         "ratio": round(service_rate / direct_rate, 3),
-        "direct_failed": sum(o.label is None for o in direct),
+        "direct_failed": failed,
     }
 
 
@@ -287,7 +304,42 @@ def bench_status_reads(
     }
 
 
-async def _hammer(url: str, clients: int, seconds: float) -> list[float]:
+def bench_score(
+    export_dir: str,
+    pairs: list[dict[str, Any]],
+    db_url: str,
+    teacher: str,
+    broker_url: str,
+    *,
+    clients: int,
+    seconds: float,
+    sizes: tuple[int, ...] = (1, 32),
+    logdir: Path,
+) -> dict[str, Any]:
+    """``POST /v1/score`` latency under ``clients`` concurrent clients, for requests of each size in ``sizes``."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**_idle_env(db_url, teacher, broker_url), "AGPO_STUDENT_MODEL": export_dir, "OMP_NUM_THREADS": "1"}
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    out: dict[str, Any] = {"clients": clients, "seconds_per_size": seconds}
+    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir):
+        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+        httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
+        for size in sizes:
+            body = {"pairs": pairs[:size]}
+            latencies = sorted(asyncio.run(_hammer(f"{url}/v1/score", clients, seconds, body=body)))
+            q = statistics.quantiles(latencies, n=100)
+            out[f"{size}_pairs"] = {
+                "requests": len(latencies),
+                "pairs_per_s": round(size * len(latencies) / seconds, 1),
+                "p50_ms": round(1000 * q[49], 2),
+                "p99_ms": round(1000 * q[98], 2),
+            }
+    return out
+
+
+async def _hammer(url: str, clients: int, seconds: float, body: dict[str, Any] | None = None) -> list[float]:
+    """Latencies of back-to-back requests from ``clients`` concurrent clients (GET, or POST of ``body``)."""
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients)
@@ -296,7 +348,7 @@ async def _hammer(url: str, clients: int, seconds: float) -> list[float]:
         async def one() -> None:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                r = await client.get(url)
+                r = await (client.get(url) if body is None else client.post(url, json=body))
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t0)
 

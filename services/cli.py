@@ -322,7 +322,13 @@ def bench_service(
     max_tokens: Annotated[int, typer.Option(help="teacher max tokens")] = 96,
     clients: Annotated[int, typer.Option(help="concurrent status readers")] = 50,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
-    only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status")] = "pipeline,ingestion,status",
+    only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status,score")] = (
+        "pipeline,ingestion,status,score"
+    ),
+    student: Annotated[
+        Path | None, typer.Option(help="student export dir (agpo student export) for the /v1/score part")
+    ] = None,
+    score_clients: Annotated[int, typer.Option(help="concurrent /v1/score clients")] = 8,
 ) -> None:
     """Service benchmarks: pipeline overhead, ingestion vs COPY, status-read latency (see services/bench.py)."""
     import tempfile
@@ -364,6 +370,14 @@ def bench_service(
                 db, pool, str(teacher), idle, clients=clients, seconds=10, logdir=work
             )
         console.print(report["status_reads"])
+    if "score" in parts and student is None:
+        console.print("score: not run (give --student with an `agpo student export` dir)")
+    elif "score" in parts:
+        with console.status(f"/v1/score: {score_clients} clients..."), bench.temp_database(pg) as db:
+            report["score"] = bench.bench_score(
+                str(student), pool, db, str(teacher), idle, clients=score_clients, seconds=10, logdir=work
+            )
+        console.print(report["score"])
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
