@@ -14,36 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-AGPO = str(Path(sys.executable).with_name("agpo"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+from services.procs import AGPO, answers, free_port, running, wait_until
 
 
 @contextmanager
@@ -60,30 +42,6 @@ def temp_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def processes(env: dict[str, str], *commands: list[str], logdir: Path) -> Iterator[list[subprocess.Popen]]:
-    procs = []
-    full_env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "AGPO_NO_PROGRESS": "1", **env}
-    try:
-        for i, cmd in enumerate(commands):
-            log = open(logdir / f"proc{i}.log", "ab")  # noqa: SIM115 - owned by the process
-            procs.append(
-                subprocess.Popen(
-                    [AGPO, *cmd], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-        yield procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
 
 
 def _pairs_jsonl(pairs: list[dict[str, Any]]) -> bytes:
@@ -116,7 +74,7 @@ def bench_pipeline(
     backend = create_backend("transformers", teacher, batch_size=batch_size * samples, torch_threads=1)
     label_pairs(pairs[:batch_size], backend, request, batch_size=batch_size)  # warm-up
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         "AGPO_DATABASE_URL": db_url,
@@ -134,8 +92,8 @@ def bench_pipeline(
     direct_s: list[float] = []
     service_s: list[float] = []
     failed = 0
-    with processes(env, ["serve", "api", "--port", str(port)], ["worker"], logdir=logdir):
-        _wait(lambda: _ok(url + "/readyz"), 120, "the API")
+    with running([["serve", "api", "--port", str(port)], ["worker"]], env, logdir):
+        wait_until(lambda: answers(url + "/readyz"), 120, "the API")
         # Warm the worker (model load) on other content, so both sides are timed warm.
         warm = [dict(p, custom_id=f"warm-{i}", query=p["query"] + " warm") for i, p in enumerate(pairs[:batch_size])]
         _run_job(url, warm)
@@ -168,13 +126,6 @@ def bench_pipeline(
     }
 
 
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _run_job(url: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
     r = httpx.post(
         f"{url}/v1/jobs/jsonl",
@@ -190,7 +141,7 @@ def _run_job(url: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
         return job if job["status"] in ("completed", "failed", "cancelled") else None
 
     # Polled gently: the poller shares the CPUs with the worker it measures.
-    return _wait(finished, 3600, f"job {job_id}", interval=0.5)
+    return wait_until(finished, 3600, f"job {job_id}", interval=0.5)
 
 
 def _idle_env(db_url: str, teacher: str, broker_url: str) -> dict[str, str]:
@@ -222,7 +173,7 @@ def bench_ingestion(
     """
     import psycopg
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _idle_env(db_url, teacher, broker_url)
     body = _pairs_jsonl(pairs)
@@ -230,8 +181,8 @@ def bench_ingestion(
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
     api_s: list[float] = []
     copy_s: list[float] = []
-    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir), psycopg.connect(plain) as conn:
-        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+    with running([["serve", "api", "--port", str(port)]], env, logdir), psycopg.connect(plain) as conn:
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         for r in range(rounds):
             t0 = time.perf_counter()
             resp = httpx.post(
@@ -285,12 +236,12 @@ def bench_status_reads(
     seconds: float,
     logdir: Path,
 ) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _idle_env(db_url, teacher, broker_url)
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
-    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir):
-        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+    with running([["serve", "api", "--port", str(port)]], env, logdir):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         job_id = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs[:100]}, timeout=60).json()["id"]
         latencies = asyncio.run(_hammer(f"{url}/v1/jobs/{job_id}", clients, seconds))
     latencies.sort()
@@ -317,13 +268,13 @@ def bench_score(
     logdir: Path,
 ) -> dict[str, Any]:
     """``POST /v1/score`` latency under ``clients`` concurrent clients, for requests of each size in ``sizes``."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**_idle_env(db_url, teacher, broker_url), "AGPO_STUDENT_MODEL": export_dir, "OMP_NUM_THREADS": "1"}
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
     out: dict[str, Any] = {"clients": clients, "seconds_per_size": seconds}
-    with processes(env, ["serve", "api", "--port", str(port)], logdir=logdir):
-        _wait(lambda: _ok(url + "/healthz"), 120, "the API")
+    with running([["serve", "api", "--port", str(port)]], env, logdir):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
         for size in sizes:
             body = {"pairs": pairs[:size]}

@@ -16,10 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +26,8 @@ from typing import Any
 
 import httpx
 
-AGPO = str(Path(sys.executable).with_name("agpo"))
+from services.procs import AGPO, QUIET_ENV, answers, free_port, running, wait_until
+
 PASSK_PLOTS = ("docs/results/passk_pilot_test_easy.png", "docs/results/passk_pilot_test_hard.png")
 PASSK_JSON = "docs/results/passk_pilot.json"
 
@@ -56,12 +54,6 @@ class JourneyConfig:
         return cls(out=out, pool=200, gold_test=200, dev=100, samples=2, student_max_steps=60, score_pairs=16, **kw)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def redis_answers(url: str) -> bool:
     import redis
 
@@ -74,14 +66,13 @@ def redis_answers(url: str) -> bool:
 @contextmanager
 def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[str, str]]:
     """The API (and a worker when Redis answers) as processes on a SQLite file in the output folder."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     use_celery = redis_answers(cfg.broker_url)
     env = {
         **os.environ,
-        "OMP_WAIT_POLICY": "PASSIVE",
+        **QUIET_ENV,
         "OMP_NUM_THREADS": "1",
-        "AGPO_NO_PROGRESS": "1",
         "AGPO_DATABASE_URL": f"sqlite:///{cfg.out / 'service.db'}",
         "AGPO_QUEUE": "celery" if use_celery else "local",
         "AGPO_BROKER_URL": cfg.broker_url,
@@ -104,36 +95,16 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
     )
     # --beat: the stale-chunk sweep re-sends a chunk whose send or worker was lost.
     commands = [["serve", "api", "--port", str(port)]] + ([["worker", "--beat"]] if use_celery else [])
-    procs = []
-    try:
-        for i, cmd in enumerate(commands):
-            fh = open(logs / f"{cmd[0]}-{i}.log", "ab")  # noqa: SIM115 - owned by the process
-            procs.append(
-                subprocess.Popen([AGPO, *cmd], env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-            )
-        deadline = time.monotonic() + 120
-        while not _ok(url + "/healthz"):
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError(f"the API did not start; see {logs}")
-            time.sleep(0.2)
+    with running(commands, env, logs) as procs:
+
+        def up() -> bool:
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"the API exited at start; see {logs}")
+            return answers(url + "/healthz")
+
+        wait_until(up, 120, f"the API on {url} (logs in {logs})")
         log(f"service up at {url} (queue: {'celery worker process' if use_celery else 'in-process worker'})")
         yield url, key
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def generate_data(cfg: JourneyConfig) -> Path:

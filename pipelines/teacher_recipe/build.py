@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.teacher_recipe import task as relevance_task  # registers task "relevance" with agpo.train
-from pipelines.teacher_recipe.config import TeacherConfig
+from pipelines.teacher_recipe.config import RlSettings, TeacherConfig
 from pipelines.teacher_recipe.data import load_benchmark, messages, sft_examples, split_train, subset, write_jsonl
 from pipelines.teacher_recipe.evaluate import EvalSettings, evaluate_teacher, progress_enabled
 from pipelines.teacher_recipe.tokenizer import CHAT_TEMPLATE, IM_END, PAD, template_phrases, train_tokenizer
@@ -191,10 +191,10 @@ def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]
     }
 
 
-def rl_train_config(config: TeacherConfig, base: Path, rl_pairs: Path, out: Path) -> Any:
+def rl_train_config(rl: RlSettings, seed: int, base: Path, rl_pairs: Path, out: Path) -> Any:
+    """The ``agpo.train`` config of one RL stage: the recipe's, and every run of the GRPO/AGPO comparison."""
     from agpo.train import TrainConfig
 
-    rl = config.rl
     return TrainConfig(
         base_model=str(base),
         output_dir=str(out),
@@ -209,7 +209,7 @@ def rl_train_config(config: TeacherConfig, base: Path, rl_pairs: Path, out: Path
         steps=rl.steps,
         max_completion_length=rl.max_completion_length,
         temperature=rl.temperature,
-        seed=config.seed,
+        seed=seed,
         logging_steps=5,
     )
 
@@ -221,7 +221,7 @@ def run_rl(config: TeacherConfig, base: Path, rl_records: list[dict[str, Any]], 
     rl_pairs = work / "rl_pairs.jsonl"
     needed = config.rl.steps * config.rl.prompts_per_step
     write_jsonl(rl_records[:needed], rl_pairs)
-    summary = train(rl_train_config(config, base, rl_pairs, work / "rl"))
+    summary = train(rl_train_config(config.rl, config.seed, base, rl_pairs, work / "rl"))
     rewards = [row["reward"] for row in summary["log_history"] if "reward" in row]
     return {
         "steps": summary["steps"],

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.teacher_recipe.config import load_teacher_config
+from pipelines.teacher_recipe.config import RlSettings, load_teacher_config
 from pipelines.teacher_recipe.data import benchmark_of_model, subset, write_jsonl
 from pipelines.teacher_recipe.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
@@ -134,31 +134,24 @@ def _rl_pairs(cfg: CompareConfig, base: Path, runs: Path) -> Path:
 
 
 def train_run(cfg: CompareConfig, base: Path, pairs: Path, method: str, lr: float, seed: int, out: Path) -> None:
-    from agpo.train import TrainConfig, train
-    from pipelines.teacher_recipe import task
+    from agpo.train import train
+    from pipelines.teacher_recipe.build import rl_train_config
 
     spec = cfg.methods[method]
+    rl = RlSettings(
+        estimator=spec.estimator,
+        steps=cfg.steps,
+        prompts_per_step=cfg.prompts_per_step,
+        group_size=cfg.group_size,
+        learning_rate=lr,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        lambda_pos=spec.lambda_pos,
+        lambda_neg=spec.lambda_neg,
+    )
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    train(
-        TrainConfig(
-            base_model=str(base),
-            output_dir=str(tmp),
-            task=task.TASK_NAME,
-            data_path=str(pairs),
-            estimator=spec.estimator,
-            lambda_pos=spec.lambda_pos,
-            lambda_neg=spec.lambda_neg,
-            learning_rate=lr,
-            group_size=cfg.group_size,
-            prompts_per_step=cfg.prompts_per_step,
-            steps=cfg.steps,
-            max_completion_length=cfg.max_completion_length,
-            temperature=cfg.temperature,
-            seed=seed,
-            logging_steps=5,
-        )
-    )
+    train(rl_train_config(rl, seed, base, pairs, tmp))
     (tmp / "training_args.bin").unlink(missing_ok=True)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # only a finished run gets the final name, so a killed run is redone, not half-reused

@@ -9,35 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-AGPO = str(Path(sys.executable).with_name("agpo"))
+from services.procs import answers, free_port, start, stop, wait_until
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="session")
@@ -155,10 +136,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it until it exits
-        proc = subprocess.Popen(
-            [AGPO, *args], env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = start(args, {**self.env, **(env or {})}, self.logdir / f"{name}.log")
         self.procs[name] = proc
         return proc
 
@@ -166,28 +144,15 @@ class Stack:
         port = port or self.port
         self.start(name, "serve", "api", "--port", str(port), env=env)
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(url + "/healthz"), 60, f"{name} on {url}")
+        wait_until(lambda: answers(url + "/healthz", timeout=1.0), 60, f"{name} on {url}")
         return url
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=30)
+        stop(self.procs.pop(name), sig, timeout=30)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            try:
-                self.kill(name, signal.SIGTERM)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                self.kill(name, signal.SIGKILL)
+            self.kill(name, signal.SIGTERM)
 
     def log(self, name: str) -> str:
         return (self.logdir / f"{name}.log").read_text(errors="replace")[-4000:]
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Stack, free_port, wait_until
+from conftest import Stack
+
+from services.procs import free_port, wait_until
 
 
 def _wait_done(url: str, job_id: str, headers: dict | None = None, timeout: float = 120) -> dict:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AGPO, Stack, wait_until
+from conftest import Stack
 from sqlalchemy import create_engine, text
+
+from services.procs import AGPO, wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
 
