@@ -25,6 +25,7 @@ from student.data import (
     Example,
     LabelledSet,
     Source,
+    detect_source,
     filter_confidence,
     load_labelled,
     split_by_query,
@@ -127,7 +128,11 @@ def prepare_data(
             )
         examples = kept
     if dev_path is not None:
-        dev_set = load_labelled(dev_path, source="auto", schema=schema)
+        # Teacher results for dev, like those for training, may leave their pairs in the pairs file.
+        dev_kind = detect_source(dev_path)
+        dev_set = load_labelled(
+            dev_path, pairs=pairs if dev_kind == "teacher" else None, source=dev_kind, schema=schema
+        )
         dev = dev_set.examples
         dev_groups = {e.group for e in dev}
         train = [e for e in examples if e.group not in dev_groups]

@@ -157,3 +157,17 @@ def test_render_ad_is_short_and_deterministic() -> None:
     assert a == b
     assert a.startswith("Acme Mixer | brand: Acme | category: Kitchen > Mixers | Colour: Red; Size: 2 L | word")
     assert len(a) < 330 and a.endswith("...")
+
+
+def test_teacher_dev_results_join_the_same_pairs_file(
+    student_bench: Path, student_results: Path, tmp_path: Path
+) -> None:
+    from student.train import TrainConfig, prepare_data
+
+    dev_results = _write(tmp_path / "dev.jsonl", [json.loads(x) for x in student_results.read_text().splitlines()[:40]])
+    data = prepare_data(
+        student_results, TrainConfig(), pairs=student_bench / "teacher_train.jsonl", dev_path=dev_results
+    )
+    assert data.dev_source["source"] == "teacher" and 0 < len(data.dev) <= 40
+    assert not {e.group for e in data.train} & {e.group for e in data.dev}
+    assert data.dropped["dev_query_overlap"] >= len(data.dev)
