@@ -187,16 +187,12 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
     # The quantiser's advice to pre-process first does not apply: its symbolic shape inference fails on this graph.
     quiet = _DropMessage("Please consider to run pre-processing")
     logging.getLogger().addFilter(quiet)
+    source, target = str(Path(fp32_path).resolve()), str(Path(int8_path).resolve())  # before the chdir below
     try:
         # The quantiser's shape inference drops temporary files into the working directory: give it a
         # throwaway one instead of wherever the command was started.
         with tempfile.TemporaryDirectory() as junk, contextlib.chdir(junk):
-            quantize_dynamic(
-                str(Path(fp32_path).resolve()),
-                str(Path(int8_path).resolve()),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
     finally:
         logging.getLogger().removeFilter(quiet)
     return Path(int8_path)

@@ -16,7 +16,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class StudyConfig:
     benchmark_dir: str | None = None  # or a dir with gold_test.jsonl and dev.jsonl
     compare_config: str = "configs/teacher_compare.yaml"
     compare_runs: str = "runs/teacher-compare"
+    base: str | None = None  # the SFT base of RL teachers; default: the comparison config's
     pool_seed: int = 1  # the pool is drawn with another generator seed: pairs no teacher trained on
     pool: int = 1500
     gold: int = 1000
@@ -135,6 +136,8 @@ def teacher_dir(cfg: StudyConfig, name: str, log: Log) -> Path:
     if spec.method is None or spec.lr is None:
         raise ValueError(f"teacher {name}: give a path, or a method and an lr of {cfg.compare_config}")
     ccfg = compare.load_compare_config(cfg.compare_config)
+    if cfg.base:
+        ccfg = replace(ccfg, base=cfg.base)
     runs = Path(cfg.compare_runs)
     run = compare.run_dir(runs, spec.method, spec.lr, spec.seed)
     if not (run / "model.safetensors").exists():

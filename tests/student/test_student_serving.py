@@ -36,6 +36,22 @@ def test_export_passes_parity_and_writes_everything(exported_student: Path) -> N
     assert not [p for p in exported_student.parent.iterdir() if p.name.startswith(".")]  # no scratch left
 
 
+def test_int8_quantisation_takes_relative_paths(
+    exported_student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The quantiser runs in a throwaway working directory; paths given relative to the caller's must still work.
+    import shutil
+
+    from student.export import quantize_int8
+
+    (tmp_path / "m").mkdir()
+    shutil.copy(exported_student / "model.onnx", tmp_path / "m" / "model.onnx")
+    monkeypatch.chdir(tmp_path)
+    quantize_int8("m/model.onnx", "m/model.int8.onnx")
+    assert (tmp_path / "m" / "model.int8.onnx").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
 def test_export_will_not_overwrite_without_asking(trained_student: Path, exported_student: Path) -> None:
     with pytest.raises(FileExistsError, match="overwrite"):
         export(trained_student, exported_student, exported_student / "student.json")

@@ -31,14 +31,14 @@ def test_committed_teacher_is_a_small_loadable_hf_directory() -> None:
 
 
 def test_committed_teacher_labels_gold_pairs_well_above_chance() -> None:
-    # 48 fixed gold-test pairs, 4 samples each. An untrained model answers nothing parseable (macro-F1 0) and a
-    # constant answer scores about 0.12; the committed teacher is far from the 0.85 target (about 0.4 here, see
-    # docs/results/teacher_quality.md), so the floor checks that it reads the pair, not that it is good.
+    # 48 fixed gold-test pairs, 4 samples each. An untrained model answers nothing parseable (macro-F1 0), a
+    # constant answer scores about 0.12 and the 1-epoch teacher this replaced about 0.4; the committed teacher
+    # reaches 0.84 on 500 pairs at majority of 8, so 0.6 here says it reads the pair and gets most labels right.
     records = split_records(TEACHER, "gold_test", pairs=48, seed=0)
     settings = EvalSettings(n=4, max_new_tokens=112, batch_size=96, seed=0)
     report, answers = evaluate_teacher(TEACHER, records, settings)
-    assert report["majority@4"]["macro_f1"] >= 0.3, report["headline"]
-    assert report["majority@4"]["cohen_kappa"] >= 0.05, report["headline"]
+    assert report["majority@4"]["macro_f1"] >= 0.6, report["headline"]
+    assert report["majority@4"]["cohen_kappa"] >= 0.5, report["headline"]
     assert report["unparseable_rate"] <= 0.05
     assert all(a.rstrip().splitlines()[-1].startswith("Label: ") for row in answers for a in row if parse_label(a))
 
