@@ -96,8 +96,13 @@ def worker(
         "--without-mingle",
     ]
     if beat:
-        argv.append("--beat")
+        argv += ["--beat", "--schedule", str(_beat_schedule())]
     celery_app.worker_main(argv)
+
+
+def _beat_schedule() -> Path:
+    # Beat's state file goes out of the working directory (a checkout, a container's read-only /app).
+    return Path(os.environ.get("AGPO_BEAT_SCHEDULE", "/tmp/agpo-beat-schedule"))
 
 
 @app.command("beat")
@@ -105,8 +110,7 @@ def beat(loglevel: Annotated[str, typer.Option(help="celery log level")] = "info
     """The periodic sweep that re-sends chunks whose lease expired or whose message was lost."""
     from pipelines.worker import app as celery_app
 
-    schedule = Path(os.environ.get("AGPO_BEAT_SCHEDULE", "/tmp/agpo-beat-schedule"))
-    celery_app.start(["beat", f"--loglevel={loglevel}", "--schedule", str(schedule)])
+    celery_app.start(["beat", f"--loglevel={loglevel}", "--schedule", str(_beat_schedule())])
 
 
 @db_app.command("upgrade")
