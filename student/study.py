@@ -143,7 +143,7 @@ def teacher_dir(cfg: StudyConfig, name: str, log: Log) -> Path:
     if not (run / "model.safetensors").exists():
         base = compare.ensure_base(ccfg, log)
         log(f"teacher {name}: training {spec.method} lr {spec.lr:g} seed {spec.seed} from {base} into {run}")
-        compare.train_run(ccfg, base, compare._rl_pairs(ccfg, base, runs), spec.method, spec.lr, spec.seed, run)
+        compare.train_run(ccfg, base, compare.rl_pairs(ccfg, base, runs), spec.method, spec.lr, spec.seed, run)
     return run
 
 

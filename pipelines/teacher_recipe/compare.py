@@ -119,7 +119,7 @@ def ensure_base(cfg: CompareConfig, log: Log) -> Path:
     return base
 
 
-def _rl_pairs(cfg: CompareConfig, base: Path, runs: Path) -> Path:
+def rl_pairs(cfg: CompareConfig, base: Path, runs: Path) -> Path:
     """The RL prompts every run shares: teacher-train pairs the SFT stage did not see, in a fixed order."""
     from pipelines.teacher_recipe.data import split_train
 
@@ -199,7 +199,7 @@ def run_comparison(
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     base = ensure_base(cfg, log)
-    pairs = _rl_pairs(cfg, base, runs)
+    pairs = rl_pairs(cfg, base, runs)
     bench = benchmark_of_model(base)
     dev = subset(bench.splits["dev"], cfg.dev.pairs, seed=0)
     gold = subset(bench.splits["gold_test"], cfg.gold.pairs, seed=0)
