@@ -289,6 +289,20 @@ def relevance_generate(
     console.print(f"{total:,} pairs in {seconds:.1f}s -> {out} (generator {manifest.get('generator_version', '?')})")
 
 
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """The command line without one option and its value (the report's command is what reproduces it)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
+
+
 @app.command()
 def study(
     config: Annotated[Path | None, typer.Option(help="YAML of StudyConfig settings (default: the full study)")] = None,
@@ -296,19 +310,28 @@ def study(
         "docs/results/passk_study.md"
     ),
     ablations: Annotated[bool, typer.Option(help="also run the lambda_pos and positive-term ablations")] = True,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="start no new training or evaluation after this many hours; the report says what is left"
+        ),
+    ] = None,
 ) -> None:
     """From one base model: GRPO, Dr. GRPO, NSR, W-REINFORCE and AGPO, lr tuned on dev, seeds, pass@k to n."""
     import sys
+    import time
 
     from agpo.study import Study, StudyConfig, render_report
 
+    deadline = None if hours is None else time.time() + hours * 3600
     try:
         cfg = StudyConfig.load(config)
-        summary = Study(cfg, log=console.print).run(report, include_ablations=ablations)
+        summary = Study(cfg, log=console.print, deadline=deadline).run(report, include_ablations=ablations)
     except (ValueError, FileNotFoundError) as e:
         raise _fail(str(e)) from e
-    render_report(summary, report, command=" ".join(["agpo", *sys.argv[1:]]))
-    console.print(f"wrote {report}")
+    render_report(summary, report, command=" ".join(["agpo", *_without_option(sys.argv[1:], "--hours")]))
+    pending = summary["pending"]
+    console.print(f"wrote {report}" + (f" ({len(pending)} pieces of work pending: rerun to resume)" if pending else ""))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,21 +25,26 @@ def sample_transformers(
     params: SamplingParams,
     *,
     batch_size: int = 512,
+    same_length_batches: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
-    """``params.n`` sampled completions for each prompt, with batched ``generate`` (KV cache, left padding)."""
+    """``params.n`` sampled completions for each prompt, with batched ``generate`` (KV cache, left padding).
+
+    ``same_length_batches`` puts only prompts of one token length in a batch. Without padding there is no
+    attention mask, and then SDPA attends grouped-query heads directly instead of copying the whole KV cache
+    for every head at every step (``repeat_kv``): Countdown's n = 256 evaluation runs about 2x faster. It
+    changes which random draws each row gets, so it is an option: the relevance teacher's published
+    evaluations were made without it.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     model.eval()
-    # Each row is one (prompt, sample) pair; rows of the same prompt sit together so batches share lengths.
-    rows = [i for i in range(len(prompts)) for _ in range(params.n)]
-    texts: list[str] = []
+    texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
     torch.manual_seed(params.seed)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    for chunk in _batches(tokenizer, prompts, params.n, batch_size, same_length_batches):
         enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
             out = model.generate(
@@ -50,10 +56,29 @@ def sample_transformers(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        texts.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+        decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, text in zip(chunk, decoded, strict=True):
+            texts[i].append(text)
         if progress:
             progress(len(chunk))
-    return [texts[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+    return [texts[i] for i in range(len(prompts))]
+
+
+def _batches(tokenizer: Any, prompts: Sequence[str], n: int, batch_size: int, same_length: bool) -> Iterator[list[int]]:
+    """Rows (one per prompt and sample, as prompt indices) cut into batches of at most ``batch_size``; rows of
+    one prompt sit together so that batches share lengths."""
+    if same_length:
+        lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+        groups: dict[int, list[int]] = {}
+        for i, length in enumerate(lengths):
+            groups.setdefault(length, []).append(i)
+        orders = [groups[length] for length in sorted(groups)]
+    else:
+        orders = [list(range(len(prompts)))]
+    for order in orders:
+        rows = [i for i in order for _ in range(n)]
+        for start in range(0, len(rows), batch_size):
+            yield rows[start : start + batch_size]
 
 
 def sample_vllm(model_dir: str | Path, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
@@ -76,7 +101,7 @@ def sample(
     progress: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     if backend == "transformers":
-        return sample_transformers(model_dir, prompts, params, progress=progress)
+        return sample_transformers(model_dir, prompts, params, same_length_batches=True, progress=progress)
     if backend == "vllm":
         return sample_vllm(model_dir, prompts, params)
     raise ValueError(f"unknown sampling backend {backend!r}; use 'transformers' or 'vllm'")

@@ -3,13 +3,17 @@
 From one base model, every method trains with the same rollouts per step and the same number of steps, its
 learning rate tuned on the dev split, for several seeds; each final policy is evaluated with n samples per
 test problem. Every run and evaluation is cached under ``out_dir``, so an interrupted study resumes where it
-stopped and a finished one re-renders its report without recomputing anything.
+stopped and a finished one re-renders its report without recomputing anything. The small files (each run's
+settings and every evaluation) are also kept in ``record_dir``: committed, they let a study of many CPU-hours
+advance in slices (``--hours``) from fresh checkouts.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +35,9 @@ class StudyConfig:
     note: str = ""  # a paragraph printed under the title (e.g. what a reduced run does not show)
     base_model: str = "models/countdown-base"
     out_dir: str = "runs/study"
+    # Where each run's settings and every evaluation (small JSON files, no weights) are also written, and read
+    # from when out_dir lacks them: commit it, and a fresh checkout resumes the study where it stopped.
+    record_dir: str = ""
     # name -> TrainConfig settings; the name is the row label in the report
     methods: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
@@ -47,6 +54,8 @@ class StudyConfig:
             "agpo_const_pos": {"estimator": "agpo", "pos_term": "constant"},
         }
     )
+    # An ablation without its own learning_rate trains at this method's tuned rate ("" = tune it too).
+    ablation_lr_from: str = "agpo"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lr_grid: list[float] = field(default_factory=lambda: [1e-5, 3e-5, 1e-4])
     train: dict[str, Any] = field(
@@ -69,27 +78,77 @@ class StudyConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown study setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        config = cls(**data)
+        lr_from = config.ablation_lr_from
+        if lr_from and config.ablations and lr_from not in config.methods:
+            raise ValueError(f"{path}: ablation_lr_from {lr_from!r} is not one of the methods {sorted(config.methods)}")
+        return config
+
+
+class OutOfTimeError(Exception):
+    """The study's deadline passed before this piece of work could start."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    rel: Path  # its directory under out_dir (and under record_dir for its small files)
+    model: Callable[[], Path]  # trains it unless its weights are in out_dir; returns the model directory
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Training settings that make a run what it is: where it was written is not one of them."""
+    return {k: v for k, v in config.items() if k != "output_dir"}
 
 
 class Study:
-    def __init__(self, config: StudyConfig, log: Log = print) -> None:
+    def __init__(self, config: StudyConfig, log: Log = print, deadline: float | None = None) -> None:
         self.cfg = config
         self.out = Path(config.out_dir)
+        self.record = Path(config.record_dir) if config.record_dir else None
+        self.deadline = deadline  # time.time() after which no new training or evaluation starts
+        # Policies trained by this process: their evaluations run even past the deadline, since their weights
+        # are not in the record and a fresh checkout would have to train them again.
+        self._trained_now: set[Path] = set()
         self.log = log
         self.splits = make_splits()
 
     # ------------------------------------------------------------------ building blocks, all cached on disk
 
-    def _evaluate(self, model_dir: Path, split: str, n: int, problems: int, cache: Path, label: str) -> EvalResult:
-        if cache.exists():
-            cached = load_results(cache)[0]
+    def _cached(self, rel: Path) -> Path | None:
+        """A result file of this study, from out_dir or else from the record."""
+        for root in (self.out, self.record):
+            if root is not None and (root / rel).exists():
+                return root / rel
+        return None
+
+    def _keep(self, rel: Path) -> None:
+        """Copy a small result file into the record, from which a checkout without out_dir resumes."""
+        if self.record is not None and not (self.record / rel).exists():
+            (self.record / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.out / rel, self.record / rel)
+
+    def _start(self, what: str) -> None:
+        if self.deadline is not None and time.time() >= self.deadline:
+            raise OutOfTimeError(what)
+
+    def _evaluate(
+        self, model: Callable[[], Path], split: str, n: int, problems: int, rel: Path, label: str
+    ) -> EvalResult:
+        """``model`` is called (and may train the policy) only when the evaluation is not cached yet."""
+        cached_path = self._cached(rel)
+        if cached_path is not None:
+            cached = load_results(cached_path)[0]
             if (cached.n, len(cached.counts)) != (n, problems):
                 raise ValueError(
-                    f"{cache} holds an evaluation with n={cached.n} on {len(cached.counts)} problems, not n={n} on "
-                    f"{problems}: use a new out_dir for new settings"
+                    f"{cached_path} holds an evaluation with n={cached.n} on {len(cached.counts)} problems, not "
+                    f"n={n} on {problems}: use a new out_dir and record_dir for new settings"
                 )
+            if cached_path.is_relative_to(self.out):
+                self._keep(rel)
             return cached
+        if rel.parent not in self._trained_now:
+            self._start(f"eval {label} on {split}")
+        model_dir = model()
         chosen = getattr(self.splits, split)[:problems]
         self.log(f"  eval {label} on {split}: {len(chosen)} problems x {n} samples")
         result = evaluate(
@@ -101,70 +160,108 @@ class Study:
             label=label,
             split=split,
         )
-        save_results([result], cache)
+        save_results([result], self.out / rel)
+        self._keep(rel)
         return result
 
-    def _train(self, name: str, settings: dict[str, Any], lr: float, seed: int, run_dir: Path) -> Path:
-        values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
-        config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(run_dir), **values)
-        done = run_dir / "agpo_run.json"
-        if done.exists():
-            # A cached run is reused only if it was trained with exactly these settings.
-            if json.loads(done.read_text())["config"] != asdict(config):
-                raise ValueError(f"{run_dir} was trained with other settings: use a new out_dir for new settings")
-            return run_dir
-        self.log(f"  train {name} lr={lr:g} seed={seed}")
-        train(config)
-        return run_dir
-
-    def _run_dir(self, name: str, settings: dict[str, Any], lr: float, seed: int) -> Path:
+    def _policy(self, name: str, settings: dict[str, Any], lr: float, seed: int, tuning: bool) -> Policy:
+        """A trained policy's place in out_dir and a function that trains it if its weights are not there."""
         # Tuning trains seed 0 at every rate: the chosen rate's tuning run *is* the seed-0 run, not a rerun.
-        if seed == 0 and "learning_rate" not in settings:
-            return self.out / "tune" / f"{name}-lr{lr:g}"
-        return self.out / "runs" / f"{name}-s{seed}"
+        rel = Path("tune", f"{name}-lr{lr:g}") if tuning else Path("runs", f"{name}-s{seed}")
+        values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
+        config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / rel), **values)
+        recorded = self._cached(rel / "agpo_run.json")
+        # A cached run or evaluation is reused only if it was trained with exactly these settings.
+        if recorded is not None and _settings(json.loads(recorded.read_text())["config"]) != _settings(asdict(config)):
+            raise ValueError(
+                f"{recorded.parent} was trained with other settings: use a new out_dir and record_dir for new settings"
+            )
+
+        def trained() -> Path:
+            run_dir = self.out / rel
+            if (run_dir / "agpo_run.json").exists() and (run_dir / "model.safetensors").exists():
+                return run_dir
+            self._start(f"train {name}")
+            self.log(f"  train {name} lr={lr:g} seed={seed}")
+            train(config)
+            self._trained_now.add(rel)
+            self._keep(rel / "agpo_run.json")
+            return run_dir
+
+        return Policy(rel, trained)
 
     # ------------------------------------------------------------------ stages
 
     def tune(self, name: str, settings: dict[str, Any]) -> float:
         """The learning rate with the best dev pass@1 (seed 0), ties to the smaller rate."""
-        if "learning_rate" in settings:
-            return float(settings["learning_rate"])
         best: tuple[float, float] | None = None
         for lr in self.cfg.lr_grid:
-            run = self._train(name, settings, lr, 0, self._run_dir(name, settings, lr, 0))
-            dev = self._evaluate(run, "dev", self.cfg.dev_n, self.cfg.dev_problems, run / "eval_dev.json", name)
+            policy = self._policy(name, settings, lr, 0, tuning=True)
+            rel = policy.rel / "eval_dev.json"
+            dev = self._evaluate(policy.model, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, name)
             if best is None or dev.curve[1] > best[1]:
                 best = (lr, dev.curve[1])
         assert best is not None
         self.log(f"  {name}: lr {best[0]:g} (dev pass@1 {best[1]:.3f})")
         return best[0]
 
+    def _learning_rate(self, name: str, settings: dict[str, Any], lrs: dict[str, float]) -> tuple[float, str]:
+        if "learning_rate" in settings:
+            return float(settings["learning_rate"]), "fixed"
+        source = self.cfg.ablation_lr_from
+        if name in self.cfg.ablations and source:
+            if source not in lrs:
+                raise OutOfTimeError(f"{name}: waits for {source}'s learning rate")
+            return lrs[source], f"{source}'s"
+        return self.tune(name, settings), "tuned on dev"
+
     def run(self, report: Path, include_ablations: bool = True) -> dict[str, Any]:
         """Every stage (cached), then raw JSON (``<report>.json``) and plots (``<report>_<split>.png``) beside
-        the report."""
+        the report. Past the deadline no new training or evaluation starts (a policy this run trained is still
+        evaluated): the report holds what is done and lists the rest as pending."""
         base = Path(self.cfg.base_model)
         if not (base / "config.json").exists():
             raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
         results: dict[str, dict[str, list[EvalResult]]] = {}
+        pending: list[str] = []
         for split in self.cfg.splits:
-            r = self._evaluate(
-                base, split, self.cfg.test_n, self.cfg.test_problems, self.out / "base" / f"eval_{split}.json", "base"
-            )
+            try:
+                rel = Path("base", f"eval_{split}.json")
+                r = self._evaluate(lambda: base, split, self.cfg.test_n, self.cfg.test_problems, rel, "base")
+            except OutOfTimeError:
+                pending.append(f"base on {split}")
+                continue
             results.setdefault("base", {})[split] = [r]
         arms = dict(self.cfg.methods)
         if include_ablations:
             arms.update(self.cfg.ablations)
-        lrs = {}
+        lrs: dict[str, float] = {}
+        lr_sources: dict[str, str] = {}
         for name, settings in arms.items():
             self.log(f"{name}:")
-            lrs[name] = self.tune(name, settings)
+            try:
+                lrs[name], lr_sources[name] = self._learning_rate(name, settings, lrs)
+            except OutOfTimeError:
+                pending.append(f"{name} (learning rate)")
+                continue
             for seed in self.cfg.seeds:
-                run = self._train(name, settings, lrs[name], seed, self._run_dir(name, settings, lrs[name], seed))
+                tuning = seed == 0 and lr_sources[name] == "tuned on dev"
+                policy = self._policy(name, settings, lrs[name], seed, tuning=tuning)
                 for split in self.cfg.splits:
-                    cache = run / f"eval_{split}.json"
-                    r = self._evaluate(run, split, self.cfg.test_n, self.cfg.test_problems, cache, name)
+                    rel = policy.rel / f"eval_{split}.json"
+                    try:
+                        r = self._evaluate(policy.model, split, self.cfg.test_n, self.cfg.test_problems, rel, name)
+                    except OutOfTimeError:
+                        pending.append(f"{name} seed {seed} on {split}")
+                        continue
                     results.setdefault(name, {}).setdefault(split, []).append(r)
-        summary = {"config": asdict(self.cfg), "learning_rates": lrs, "cells": _cells(results)}
+        summary = {
+            "config": asdict(self.cfg),
+            "learning_rates": lrs,
+            "learning_rate_sources": lr_sources,
+            "pending": pending,
+            "cells": _cells(results),
+        }
         raw = {name: {split: [r.to_json() for r in runs] for split, runs in by.items()} for name, by in results.items()}
         report.parent.mkdir(parents=True, exist_ok=True)
         report.with_suffix(".json").write_text(json.dumps({**summary, "raw": raw}, indent=1))
@@ -183,6 +280,8 @@ class Study:
                 low = {k: min(r.curve[k] for r in runs) for k in ks}
                 high = {k: max(r.curve[k] for r in runs) for k in ks}
                 mean_curves.append(EvalResult(name, "", split, runs[0].n, [], mean, low, high))
+            if not mean_curves:
+                continue
             plot_curves(
                 mean_curves, _plot_path(report, split), title=f"Countdown {split}: mean over seeds (band: min-max)"
             )
@@ -223,22 +322,38 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         f"test: first {cfg['test_problems']} problems of each split, n = {cfg['test_n']} samples each, "
         "temperature 1. Cells: mean ± std over seeds.",
         "",
-        "| method | lr |",
-        "| --- | --- |",
-        *[f"| {m} | {lr:g} |" for m, lr in summary["learning_rates"].items()],
+        *_pending_lines(summary.get("pending", [])),
+        "| method | lr | chosen |",
+        "| --- | --- | --- |",
+        *[
+            f"| {m} | {lr:g} | {summary.get('learning_rate_sources', {}).get(m, '')} |"
+            for m, lr in summary["learning_rates"].items()
+        ],
         "",
     ]
     for split in cfg["splits"]:
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})
         lines += [f"## {split}", "", f"![pass@k on {split}]({_plot_path(path, split).name})", ""]
-        lines.append("| method | " + " | ".join(f"pass@{k}" for k in ks) + " |")
-        lines.append("| --- |" + " --- |" * len(ks))
+        lines.append("| method | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " |")
+        lines.append("| --- | --- |" + " --- |" * len(ks))
         for name, by_split in summary["cells"].items():
             if split not in by_split:
                 continue
             row = by_split[split]
             cells = [f"{row[str(k)][0]:.3f} ± {row[str(k)][1]:.3f}" if str(k) in row else "" for k in ks]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            seeds = int(next(iter(row.values()))[2])
+            lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _pending_lines(pending: list[str], shown: int = 12) -> list[str]:
+    if not pending:
+        return []
+    listed = "; ".join(pending[:shown]) + (f"; and {len(pending) - shown} more" if len(pending) > shown else "")
+    return [
+        f"**Partial results.** {len(pending)} pieces of work have not run yet ({listed}). The command resumes "
+        "where this stopped; the table cells below hold the seeds done so far.",
+        "",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,21 +104,30 @@ def test_eval_cli_rejects_mismatched_labels(tmp_path: Path) -> None:
     assert "2 --label values for 1 --model" in result.output
 
 
-def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_path: Path) -> None:
+def _study_config(tmp_path: Path, base_dir: Path, text: str | None = None) -> Path:
     config = tmp_path / "study.yaml"
-    text = (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
-    config.write_text(text + f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\n")
+    text = text or (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
+    where = f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\nrecord_dir: {tmp_path / 'record'}\n"
+    config.write_text(text + where)
+    return config
+
+
+def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_path: Path) -> None:
+    config = _study_config(tmp_path, base_dir)
     report = tmp_path / "report" / "passk_study.md"
     result = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
     assert result.exit_code == 0, result.output
     md = report.read_text()
-    for name in ("base", "grpo", "agpo", "agpo_const_pos"):
+    for name in ("base", "grpo", "agpo", "agpo_const_pos", "agpo_lp0.5"):
         assert f"| {name} |" in md
-    assert "pass@4" in md and "± " in md
+    assert "pass@4" in md and "± " in md and "Partial" not in md
     data = json.loads(report.with_suffix(".json").read_text())
-    assert set(data["learning_rates"]) == {"grpo", "agpo", "agpo_const_pos"}
+    assert set(data["learning_rates"]) == {"grpo", "agpo", "agpo_const_pos", "agpo_lp0.5"}
     assert data["learning_rates"]["agpo_const_pos"] == 1e-4  # fixed in its settings, not tuned
+    assert data["learning_rates"]["agpo_lp0.5"] == data["learning_rates"]["agpo"]  # the ablation inherits it
+    assert data["learning_rate_sources"]["agpo_lp0.5"] == "agpo's"
     assert data["cells"]["agpo"]["test_easy"]["1"][2] == 2  # two seeds
+    assert data["pending"] == []
     assert (report.parent / "passk_study_test_easy.png").exists()
     assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
@@ -125,13 +135,65 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert again.exit_code == 0
     assert json.loads(report.with_suffix(".json").read_text())["cells"] == data["cells"]
     assert "train " not in again.output
-    # Changed settings with the same out_dir must not silently reuse runs trained otherwise.
-    config.write_text(
-        text.replace("steps: 2,", "steps: 3,") + f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\n"
-    )
+    # Without out_dir (no weights, as in a fresh checkout) the record alone reproduces the report.
+    shutil.rmtree(tmp_path / "study")
+    fresh = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert fresh.exit_code == 0, fresh.output
+    assert "train " not in fresh.output and "eval " not in fresh.output
+    assert json.loads(report.with_suffix(".json").read_text())["cells"] == data["cells"]
+    assert not list((tmp_path / "record").rglob("*.safetensors"))
+    # Changed settings must not silently reuse runs trained otherwise, from out_dir or from the record.
+    text = (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
+    config = _study_config(tmp_path, base_dir, text.replace("steps: 2,", "steps: 3,"))
     changed = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
     assert changed.exit_code == 2
     assert "trained with other settings" in changed.output
+
+
+def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: Path, tmp_path: Path) -> None:
+    one_run = """
+methods: {grpo: {estimator: grpo}}
+ablations: {}
+seeds: [0]
+lr_grid: [1.0e-4]
+train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
+dev_problems: 2
+dev_n: 2
+test_problems: 2
+test_n: 4
+splits: [test_easy]
+max_new_tokens: 12
+"""
+    config = _study_config(tmp_path, base_dir, one_run)
+    report = tmp_path / "passk_study.md"
+    args = ["study", "--config", str(config), "--report", str(report)]
+    stopped = runner.invoke(app, [*args, "--hours", "0"])
+    assert stopped.exit_code == 0, stopped.output
+    assert "train " not in stopped.output and "pending" in stopped.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["cells"] == {} and "base on test_easy" in data["pending"] and "grpo (learning rate)" in data["pending"]
+    md = report.read_text()
+    assert "Partial results" in md and "--hours" not in md  # the command shown is the one that finishes it
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert json.loads(report.with_suffix(".json").read_text())["pending"] == []
+
+
+def test_same_length_batches_never_mix_prompt_lengths() -> None:
+    from transformers import AutoTokenizer
+
+    from agpo.sampling import _batches
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "models" / "countdown-base")
+    prompts = ["1 2 3", "10 20 30 40", "4 5 6", "7 8", "11 22 33 44"]
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    assert len(set(lengths)) == 3  # the case is only a test if lengths differ
+    batches = list(_batches(tokenizer, prompts, n=3, batch_size=4, same_length=True))
+    assert all(len(b) <= 4 and len({lengths[i] for i in b}) == 1 for b in batches)
+    rows = sorted(i for b in batches for i in b)
+    assert rows == sorted(i for i in range(len(prompts)) for _ in range(3))
+    mixed = list(_batches(tokenizer, prompts, n=3, batch_size=4, same_length=False))
+    assert any(len({lengths[i] for i in b}) > 1 for b in mixed)
 
 
 def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) -> None:
