@@ -237,14 +237,21 @@ class Study:
             arms.update(self.cfg.ablations)
         lrs: dict[str, float] = {}
         lr_sources: dict[str, str] = {}
-        for name, settings in arms.items():
-            self.log(f"{name}:")
-            try:
-                lrs[name], lr_sources[name] = self._learning_rate(name, settings, lrs)
-            except OutOfTimeError:
-                pending.append(f"{name} (learning rate)")
-                continue
-            for seed in self.cfg.seeds:
+        waiting: set[str] = set()  # arms whose learning rate could not be chosen before the deadline
+        # Seed-major order: every arm's seed 0 comes before any arm's seed 1, so a study cut short by its deadline
+        # still compares all methods on one seed rather than a few methods on all seeds.
+        for seed in self.cfg.seeds:
+            for name, settings in arms.items():
+                if name in waiting:
+                    continue
+                self.log(f"{name} seed {seed}:")
+                if name not in lrs:
+                    try:
+                        lrs[name], lr_sources[name] = self._learning_rate(name, settings, lrs)
+                    except OutOfTimeError:
+                        pending.append(f"{name} (learning rate)")
+                        waiting.add(name)
+                        continue
                 tuning = seed == 0 and lr_sources[name] == "tuned on dev"
                 policy = self._policy(name, settings, lrs[name], seed, tuning=tuning)
                 for split in self.cfg.splits:
