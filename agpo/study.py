@@ -109,6 +109,7 @@ class Study:
         # Policies trained by this process: their evaluations run even past the deadline, since their weights
         # are not in the record and a fresh checkout would have to train them again.
         self._trained_now: set[Path] = set()
+        self.dev_pass1: dict[str, dict[str, float]] = {}  # method -> lr -> dev pass@1, for the report
         self.log = log
         self.splits = make_splits()
 
@@ -199,6 +200,7 @@ class Study:
             policy = self._policy(name, settings, lr, 0, tuning=True)
             rel = policy.rel / "eval_dev.json"
             dev = self._evaluate(policy.model, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, name)
+            self.dev_pass1.setdefault(name, {})[f"{lr:g}"] = dev.curve[1]
             if best is None or dev.curve[1] > best[1]:
                 best = (lr, dev.curve[1])
         assert best is not None
@@ -232,6 +234,13 @@ class Study:
                 pending.append(f"base on {split}")
                 continue
             results.setdefault("base", {})[split] = [r]
+        # The base on dev is the reference that tells whether a tuned rate improved on the base at all.
+        try:
+            rel = Path("base", "eval_dev.json")
+            dev = self._evaluate(lambda: base, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, "base")
+            self.dev_pass1["base"] = {"-": dev.curve[1]}
+        except OutOfTimeError:
+            pending.append("base on dev")
         arms = dict(self.cfg.methods)
         if include_ablations:
             arms.update(self.cfg.ablations)
@@ -266,6 +275,7 @@ class Study:
             "config": asdict(self.cfg),
             "learning_rates": lrs,
             "learning_rate_sources": lr_sources,
+            "dev_pass1": self.dev_pass1,
             "pending": pending,
             "cells": _cells(results),
         }
@@ -337,6 +347,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             for m, lr in summary["learning_rates"].items()
         ],
         "",
+        *_tuning_lines(summary.get("dev_pass1", {}), cfg["lr_grid"]),
     ]
     for split in cfg["splits"]:
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})
@@ -353,6 +364,21 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _tuning_lines(dev_pass1: dict[str, dict[str, float]], grid: list[float]) -> list[str]:
+    """Dev pass@1 of every tuning run, beside the base's, so a reader sees how close the choice was."""
+    if not dev_pass1:
+        return []
+    lrs = [f"{lr:g}" for lr in grid]
+    lines = ["Dev pass@1 of the tuning runs (seed 0):", ""]
+    if "base" in dev_pass1:
+        lines += [f"Base on dev: {dev_pass1['base']['-']:.3f}.", ""]
+    lines += ["| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " |", "| --- |" + " --- |" * len(lrs)]
+    for name, by_lr in dev_pass1.items():
+        if name != "base":
+            lines.append(f"| {name} | " + " | ".join(f"{by_lr[lr]:.3f}" if lr in by_lr else "" for lr in lrs) + " |")
+    return [*lines, ""]
 
 
 def _pending_lines(pending: list[str], shown: int = 12) -> list[str]:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from agpo.base_model import BaseRecipe, build_base
@@ -128,6 +129,11 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert data["learning_rate_sources"]["agpo_lp0.5"] == "agpo's"
     assert data["cells"]["agpo"]["test_easy"]["1"][2] == 2  # two seeds
     assert data["pending"] == []
+    # Every tuning run's dev pass@1 is reported beside the base's, and the chosen rate is the best of them.
+    tuned = data["dev_pass1"]["grpo"]
+    assert set(tuned) == {f"{lr:g}" for lr in yaml.safe_load(config.read_text())["lr_grid"]}
+    assert tuned[f"{data['learning_rates']['grpo']:g}"] == max(tuned.values())
+    assert "base" in data["dev_pass1"] and "Dev pass@1 of the tuning runs" in md
     assert (report.parent / "passk_study_test_easy.png").exists()
     assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
