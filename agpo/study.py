@@ -110,6 +110,7 @@ class Study:
         # are not in the record and a fresh checkout would have to train them again.
         self._trained_now: set[Path] = set()
         self.dev_pass1: dict[str, dict[str, float]] = {}  # method -> lr -> dev pass@1, for the report
+        self.base_dev_pass1: float | None = None
         self.log = log
         self.splits = make_splits()
 
@@ -195,17 +196,15 @@ class Study:
 
     def tune(self, name: str, settings: dict[str, Any]) -> float:
         """The learning rate with the best dev pass@1 (seed 0), ties to the smaller rate."""
-        best: tuple[float, float] | None = None
+        scores: dict[float, float] = {}
         for lr in self.cfg.lr_grid:
             policy = self._policy(name, settings, lr, 0, tuning=True)
             rel = policy.rel / "eval_dev.json"
-            dev = self._evaluate(policy.model, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, name)
-            self.dev_pass1.setdefault(name, {})[f"{lr:g}"] = dev.curve[1]
-            if best is None or dev.curve[1] > best[1]:
-                best = (lr, dev.curve[1])
-        assert best is not None
-        self.log(f"  {name}: lr {best[0]:g} (dev pass@1 {best[1]:.3f})")
-        return best[0]
+            scores[lr] = self._evaluate(policy.model, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, name).curve[1]
+        self.dev_pass1[name] = {f"{lr:g}": score for lr, score in scores.items()}
+        best = max(scores, key=lambda lr: (scores[lr], -lr))
+        self.log(f"  {name}: lr {best:g} (dev pass@1 {scores[best]:.3f})")
+        return best
 
     def _learning_rate(self, name: str, settings: dict[str, Any], lrs: dict[str, float]) -> tuple[float, str]:
         if "learning_rate" in settings:
@@ -238,7 +237,7 @@ class Study:
         try:
             rel = Path("base", "eval_dev.json")
             dev = self._evaluate(lambda: base, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, "base")
-            self.dev_pass1["base"] = {"-": dev.curve[1]}
+            self.base_dev_pass1 = dev.curve[1]
         except OutOfTimeError:
             pending.append("base on dev")
         arms = dict(self.cfg.methods)
@@ -276,6 +275,7 @@ class Study:
             "learning_rates": lrs,
             "learning_rate_sources": lr_sources,
             "dev_pass1": self.dev_pass1,
+            "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),
         }
@@ -347,7 +347,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             for m, lr in summary["learning_rates"].items()
         ],
         "",
-        *_tuning_lines(summary.get("dev_pass1", {}), cfg["lr_grid"]),
+        *_tuning_lines(summary.get("dev_pass1", {}), summary.get("base_dev_pass1"), cfg["lr_grid"]),
     ]
     for split in cfg["splits"]:
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})
@@ -366,18 +366,17 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
     path.write_text("\n".join(lines))
 
 
-def _tuning_lines(dev_pass1: dict[str, dict[str, float]], grid: list[float]) -> list[str]:
+def _tuning_lines(dev_pass1: dict[str, dict[str, float]], base: float | None, grid: list[float]) -> list[str]:
     """Dev pass@1 of every tuning run, beside the base's, so a reader sees how close the choice was."""
     if not dev_pass1:
         return []
     lrs = [f"{lr:g}" for lr in grid]
     lines = ["Dev pass@1 of the tuning runs (seed 0):", ""]
-    if "base" in dev_pass1:
-        lines += [f"Base on dev: {dev_pass1['base']['-']:.3f}.", ""]
+    if base is not None:
+        lines += [f"Base on dev: {base:.3f}.", ""]
     lines += ["| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " |", "| --- |" + " --- |" * len(lrs)]
     for name, by_lr in dev_pass1.items():
-        if name != "base":
-            lines.append(f"| {name} | " + " | ".join(f"{by_lr[lr]:.3f}" if lr in by_lr else "" for lr in lrs) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{by_lr[lr]:.3f}" if lr in by_lr else "" for lr in lrs) + " |")
     return [*lines, ""]
 
 

@@ -133,7 +133,8 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     tuned = data["dev_pass1"]["grpo"]
     assert set(tuned) == {f"{lr:g}" for lr in yaml.safe_load(config.read_text())["lr_grid"]}
     assert tuned[f"{data['learning_rates']['grpo']:g}"] == max(tuned.values())
-    assert "base" in data["dev_pass1"] and "Dev pass@1 of the tuning runs" in md
+    assert 0.0 <= data["base_dev_pass1"] <= 1.0 and "Dev pass@1 of the tuning runs" in md
+    assert f"Base on dev: {data['base_dev_pass1']:.3f}." in md
     assert (report.parent / "passk_study_test_easy.png").exists()
     assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
