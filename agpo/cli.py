@@ -289,16 +289,16 @@ def relevance_generate(
     console.print(f"{total:,} pairs in {seconds:.1f}s -> {out} (generator {manifest.get('generator_version', '?')})")
 
 
-def _without_option(argv: list[str], option: str) -> list[str]:
-    """The command line without one option and its value (the report's command is what reproduces it)."""
+def _without_options(argv: list[str], *options: str) -> list[str]:
+    """The command line without these options and their values (the report's command is what reproduces it)."""
     kept: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == option:
+        elif arg in options:
             skip = True
-        elif not arg.startswith(option + "="):
+        elif not arg.startswith(tuple(option + "=" for option in options)):
             kept.append(arg)
     return kept
 
@@ -316,6 +316,10 @@ def study(
             min=0, help="start no new training or evaluation after this many hours; the report says what is left"
         ),
     ] = None,
+    first: Annotated[
+        list[str] | None,
+        typer.Option(help="run this arm (method or ablation) before the others in each seed; repeatable"),
+    ] = None,
 ) -> None:
     """From one base model: GRPO, Dr. GRPO, NSR, W-REINFORCE and AGPO, lr tuned on dev, seeds, pass@k to n."""
     import sys
@@ -326,10 +330,12 @@ def study(
     deadline = None if hours is None else time.time() + hours * 3600
     try:
         cfg = StudyConfig.load(config)
-        summary = Study(cfg, log=console.print, deadline=deadline).run(report, include_ablations=ablations)
+        summary = Study(cfg, log=console.print, deadline=deadline).run(
+            report, include_ablations=ablations, first=first or ()
+        )
     except (ValueError, FileNotFoundError) as e:
         raise _fail(str(e)) from e
-    render_report(summary, report, command=" ".join(["agpo", *_without_option(sys.argv[1:], "--hours")]))
+    render_report(summary, report, command=" ".join(["agpo", *_without_options(sys.argv[1:], "--hours", "--first")]))
     pending = summary["pending"]
     console.print(f"wrote {report}" + (f" ({len(pending)} pieces of work pending: rerun to resume)" if pending else ""))
 

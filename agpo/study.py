@@ -14,7 +14,7 @@ import json
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,20 +206,28 @@ class Study:
         self.log(f"  {name}: lr {best:g} (dev pass@1 {scores[best]:.3f})")
         return best
 
-    def _learning_rate(self, name: str, settings: dict[str, Any], lrs: dict[str, float]) -> tuple[float, str]:
-        if "learning_rate" in settings:
-            return float(settings["learning_rate"]), "fixed"
+    def _learning_rate(
+        self, name: str, settings: dict[str, Any], lrs: dict[str, float], sources: dict[str, str]
+    ) -> float:
+        """The arm's rate, recorded in ``lrs`` and ``sources``; an ablation first settles its source method's."""
+        if name in lrs:
+            return lrs[name]
         source = self.cfg.ablation_lr_from
-        if name in self.cfg.ablations and source:
-            if source not in lrs:
-                raise OutOfTimeError(f"{name}: waits for {source}'s learning rate")
-            return lrs[source], f"{source}'s"
-        return self.tune(name, settings), "tuned on dev"
+        if "learning_rate" in settings:
+            lrs[name], sources[name] = float(settings["learning_rate"]), "fixed"
+        elif name in self.cfg.ablations and source:
+            # Tuning the source here (cached when it already ran) lets an ablation run before its source's turn.
+            lrs[name] = self._learning_rate(source, self.cfg.methods[source], lrs, sources)
+            sources[name] = f"{source}'s"
+        else:
+            lrs[name], sources[name] = self.tune(name, settings), "tuned on dev"
+        return lrs[name]
 
-    def run(self, report: Path, include_ablations: bool = True) -> dict[str, Any]:
+    def run(self, report: Path, include_ablations: bool = True, first: Sequence[str] = ()) -> dict[str, Any]:
         """Every stage (cached), then raw JSON (``<report>.json``) and plots (``<report>_<split>.png``) beside
         the report. Past the deadline no new training or evaluation starts (a policy this run trained is still
-        evaluated): the report holds what is done and lists the rest as pending."""
+        evaluated): the report holds what is done and lists the rest as pending. The arms named in ``first``
+        take their turn before the others within each seed; the work and the report are the same."""
         base = Path(self.cfg.base_model)
         if not (base / "config.json").exists():
             raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
@@ -240,9 +248,7 @@ class Study:
             self.base_dev_pass1 = dev.curve[1]
         except OutOfTimeError:
             pending.append("base on dev")
-        arms = dict(self.cfg.methods)
-        if include_ablations:
-            arms.update(self.cfg.ablations)
+        arms = _arms_in_order(self.cfg, include_ablations, first)
         lrs: dict[str, float] = {}
         lr_sources: dict[str, str] = {}
         waiting: set[str] = set()  # arms whose learning rate could not be chosen before the deadline
@@ -253,13 +259,12 @@ class Study:
                 if name in waiting:
                     continue
                 self.log(f"{name} seed {seed}:")
-                if name not in lrs:
-                    try:
-                        lrs[name], lr_sources[name] = self._learning_rate(name, settings, lrs)
-                    except OutOfTimeError:
-                        pending.append(f"{name} (learning rate)")
-                        waiting.add(name)
-                        continue
+                try:
+                    self._learning_rate(name, settings, lrs, lr_sources)
+                except OutOfTimeError:
+                    pending.append(f"{name} (learning rate)")
+                    waiting.add(name)
+                    continue
                 tuning = seed == 0 and lr_sources[name] == "tuned on dev"
                 policy = self._policy(name, settings, lrs[name], seed, tuning=tuning)
                 for split in self.cfg.splits:
@@ -302,6 +307,15 @@ class Study:
             plot_curves(
                 mean_curves, _plot_path(report, split), title=f"Countdown {split}: mean over seeds (band: min-max)"
             )
+
+
+def _arms_in_order(config: StudyConfig, include_ablations: bool, first: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Methods, then ablations (when included), the ones named in ``first`` moved to the front in that order."""
+    arms = {**config.methods, **(config.ablations if include_ablations else {})}
+    unknown = [name for name in first if name not in arms]
+    if unknown:
+        raise ValueError(f"--first: unknown arm(s) {unknown}; the study's arms are {list(arms)}")
+    return {**{name: arms[name] for name in first}, **arms}
 
 
 def _plot_path(report: Path, split: str) -> Path:

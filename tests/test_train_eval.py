@@ -160,7 +160,8 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
 def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: Path, tmp_path: Path) -> None:
     one_run = """
 methods: {grpo: {estimator: grpo}}
-ablations: {}
+ablations: {grpo_lp0.5: {estimator: grpo, lambda_pos: 0.5}}
+ablation_lr_from: grpo
 seeds: [0]
 lr_grid: [1.0e-4]
 train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
@@ -181,9 +182,22 @@ max_new_tokens: 12
     assert data["cells"] == {} and "base on test_easy" in data["pending"] and "grpo (learning rate)" in data["pending"]
     md = report.read_text()
     assert "Partial results" in md and "--hours" not in md  # the command shown is the one that finishes it
-    done = runner.invoke(app, args)
+    # --first runs an ablation before its source method: the source's rate is settled for it on the way.
+    unknown = runner.invoke(app, [*args, "--first", "nope"])
+    assert unknown.exit_code == 2 and "unknown arm(s) ['nope']" in unknown.output
+    done = runner.invoke(app, [*args, "--first", "grpo_lp0.5"])
     assert done.exit_code == 0, done.output
-    assert json.loads(report.with_suffix(".json").read_text())["pending"] == []
+    assert done.output.index("train grpo_lp0.5") < done.output.index("grpo seed 0:")
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["pending"] == [] and data["learning_rate_sources"] == {"grpo": "tuned on dev", "grpo_lp0.5": "grpo's"}
+    assert data["learning_rates"]["grpo_lp0.5"] == data["learning_rates"]["grpo"]
+
+
+def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
+    from agpo.cli import _without_options
+
+    argv = ["study", "--hours", "2", "--first", "a", "--first=b", "--config", "c.yaml", "--hours=1"]
+    assert _without_options(argv, "--hours", "--first") == ["study", "--config", "c.yaml"]
 
 
 def test_same_length_batches_never_mix_prompt_lengths() -> None:
