@@ -154,6 +154,52 @@ def eval_cmd(
     console.print(f"report: {json_path}; confusion matrix: {png}")
 
 
+@app.command("prefix-effect")
+def prefix_effect(
+    base: Annotated[Path, typer.Option(help="the SFT base the models were trained from")],
+    model: Annotated[list[str], typer.Option(help="LABEL=DIR of a trained model (repeatable)")],
+    split: Annotated[str, typer.Option(help="teacher_train, dev or gold_test")] = "gold_test",
+    pairs: Annotated[int, typer.Option(min=1, help="a seeded subset of this many pairs")] = 200,
+    n: Annotated[int, typer.Option("--n", min=2, help="samples per pair from the base")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option(help="JSON result; the bar plot goes beside it as .png")] = Path(
+        "runs/teacher-prefix-effect.json"
+    ),
+) -> None:
+    """How RL moved the log-probability of tokens a wrong answer shares with a right one (agpo.prefix_effect)."""
+    from transformers import AutoTokenizer
+
+    from agpo.prefix_effect import measure, parse_models, save, summary_table
+    from agpo.sampling import SamplingParams
+    from pipelines.teacher_recipe.build import quiet_libraries
+    from pipelines.teacher_recipe.data import label_of, split_records
+    from pipelines.teacher_recipe.evaluate import EvalSettings, chat_prompts
+    from relevance.reward import RelevanceReward
+
+    quiet_libraries()
+    try:
+        models = parse_models(model)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    records = split_records(base, split, pairs=pairs, seed=seed)
+    settings = EvalSettings()
+    prompts = chat_prompts(AutoTokenizer.from_pretrained(base), records, settings.schema, settings.template)
+    params = SamplingParams(n=n, max_new_tokens=_model_max_new_tokens(base), seed=seed)
+    bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs from the base")
+    args = (base, models, prompts, [label_of(r) for r in records], RelevanceReward(settings.schema), params)
+    if bar:
+        with bar:
+            result = measure(*args, progress=advance)
+    else:
+        result = measure(*args)
+    result.update(split=split, command=_command_line())
+    title = f"relevance teacher, {split}: {len(records)} pairs x {n} base samples"
+    save(result, out, title)
+    console.print(summary_table(result, title))
+    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
 def _model_max_new_tokens(model: Path) -> int:
     path = model / "generation_config.json"
     if path.exists():

@@ -1,0 +1,256 @@
+"""Where a sequence-level advantage moves probability: the shared-prefix measurement.
+
+GRPO-style losses give every token of a completion its sequence's advantage. A wrong completion and a correct one
+of the same prompt often begin alike (the same reading of the problem, the same first steps) and part later. In a
+group, GRPO's advantages sum to zero, so those shared tokens get roughly opposite pushes that cancel; AGPO's do not
+(a wrong sample gets -1, a correct one only ``lambda_pos * sqrt((1 - p) / p)``), so the net push on a shared prefix
+is downward: the method may lower the probability of the very reasoning that its correct answers start with.
+
+This module measures that on completions sampled from the base. Each completion of a prompt with both outcomes is
+split at the longest prefix it shares with a completion of the other outcome:
+
+- ``correct/shared``: tokens of a correct completion that some wrong completion also starts with;
+- ``correct/own``: the rest of a correct completion (after it parted from every wrong one);
+- ``wrong/shared`` and ``wrong/own``: the same for wrong completions.
+
+For each trained model it reports the mean change of per-token log-probability against the base in each kind, and
+the mean change of whole-completion log-probability for correct and wrong completions. If the hypothesis holds, a
+negative-dominant method lowers ``correct/shared`` where GRPO leaves it near zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agpo.rewards import RewardFunction, score
+from agpo.sampling import SamplingParams, sample_transformers
+
+KINDS = ("correct/shared", "correct/own", "wrong/shared", "wrong/own")
+
+
+def parse_models(specs: Sequence[str]) -> dict[str, Path]:
+    """``LABEL=DIR`` options as {label: model directory}; a bad spec raises ValueError naming it."""
+    models: dict[str, Path] = {}
+    for spec in specs:
+        label, sep, directory = spec.partition("=")
+        if not sep or not label or not directory:
+            raise ValueError(f"--model {spec!r}: write LABEL=DIR, e.g. --model grpo=runs/grpo")
+        if not (Path(directory) / "config.json").exists():
+            raise ValueError(f"--model {spec!r}: no config.json in {directory}; is it a model directory?")
+        if label in models:
+            raise ValueError(f"--model {spec!r}: label {label!r} is used twice")
+        models[label] = Path(directory)
+    return models
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Number of leading tokens ``a`` and ``b`` have in common."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def shared_prefix_lengths(completions: Sequence[Sequence[int]], correct: Sequence[bool]) -> list[int]:
+    """For each completion of one prompt, how many of its leading tokens a completion of the other outcome shares.
+
+    Zero for every completion when the group has only one outcome (nothing to share with).
+    """
+    if len(completions) != len(correct):
+        raise ValueError(f"{len(completions)} completions but {len(correct)} outcomes")
+    lengths = []
+    for ids, ok in zip(completions, correct, strict=True):
+        others = [o for o, o_ok in zip(completions, correct, strict=True) if o_ok != ok]
+        lengths.append(max((common_prefix(ids, o) for o in others), default=0))
+    return lengths
+
+
+def token_logprobs(
+    model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], batch_size: int = 64
+) -> list[np.ndarray]:
+    """Teacher-forced log-probability of each completion token given its prompt and the tokens before it.
+
+    Sequences are right-padded with an attention mask, which leaves a causal model's outputs at the real
+    positions unchanged, so the values do not depend on the batch.
+    """
+    out: list[np.ndarray] = []
+    for start in range(0, len(prompts), batch_size):
+        stop = start + batch_size
+        rows = [list(p) + list(c) for p, c in zip(prompts[start:stop], completions[start:stop], strict=True)]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for i, r in enumerate(rows):
+            p = len(prompts[start + i])
+            c = len(r) - p
+            # The logits at position t predict token t + 1.
+            positions = torch.arange(p - 1, p - 1 + c)
+            out.append(logp[i, positions, ids[i, p : p + c]].numpy().copy())
+    return out
+
+
+@dataclass
+class Samples:
+    """Completions sampled from the base for each prompt, tokenized, with their outcome and shared-prefix length."""
+
+    prompt_ids: list[list[int]]  # one per completion (repeated for a prompt's completions)
+    completion_ids: list[list[int]]
+    correct: list[bool]
+    shared: list[int]
+    mixed: list[bool]  # the completion's prompt has both outcomes
+    prompts: int
+    mixed_prompts: int = 0
+
+
+def draw_samples(
+    base: str | Path,
+    prompts: Sequence[str],
+    references: Sequence[str],
+    reward: RewardFunction,
+    params: SamplingParams,
+    progress: Callable[[int], None] | None = None,
+) -> Samples:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    texts = sample_transformers(base, prompts, params, progress=progress)
+    s = Samples([], [], [], [], [], len(prompts))
+    for prompt, reference, outs in zip(prompts, references, texts, strict=True):
+        ok = [v >= 1.0 for v in score(reward, outs, [reference] * len(outs))]
+        # Completions are re-tokenized from text, as a trainer sees them; empty ones have nothing to score.
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in outs]
+        keep = [i for i, x in enumerate(ids) if x]
+        ids, ok = [ids[i] for i in keep], [ok[i] for i in keep]
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        mixed = any(ok) and not all(ok)
+        s.prompt_ids += [prompt_ids] * len(ids)
+        s.completion_ids += ids
+        s.correct += ok
+        s.shared += shared_prefix_lengths(ids, ok)
+        s.mixed += [mixed] * len(ids)
+        s.mixed_prompts += mixed
+    return s
+
+
+def _logprobs_of(model_dir: str | Path, samples: Samples, batch_size: int) -> list[np.ndarray]:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model.eval()
+    return token_logprobs(model, samples.prompt_ids, samples.completion_ids, batch_size)
+
+
+def shifts(samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Mean change of per-token log-probability per kind (mixed prompts only) and of completion log-probability."""
+    deltas: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
+    sequence: dict[str, list[float]] = {"correct": [], "wrong": []}
+    for ok, shared, mixed, b, m in zip(samples.correct, samples.shared, samples.mixed, base_lp, model_lp, strict=True):
+        d = m - b
+        outcome = "correct" if ok else "wrong"
+        sequence[outcome].append(float(d.sum()))
+        if mixed:
+            deltas[f"{outcome}/shared"].append(d[:shared])
+            deltas[f"{outcome}/own"].append(d[shared:])
+    tokens = {k: np.concatenate(v) if v else np.zeros(0) for k, v in deltas.items()}
+    return {
+        "token_logprob_shift": {k: float(v.mean()) if v.size else None for k, v in tokens.items()},
+        "tokens": {k: int(v.size) for k, v in tokens.items()},
+        "completion_logprob_shift": {k: float(np.mean(v)) if v else None for k, v in sequence.items()},
+        "completions": {k: len(v) for k, v in sequence.items()},
+    }
+
+
+def measure(
+    base: str | Path,
+    models: Mapping[str, str | Path],
+    prompts: Sequence[str],
+    references: Sequence[str],
+    reward: RewardFunction,
+    params: SamplingParams,
+    *,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Sample from ``base``, then score the samples under the base and every model in ``models`` (label -> dir)."""
+    samples = draw_samples(base, prompts, references, reward, params, progress)
+    base_lp = _logprobs_of(base, samples, batch_size)
+    result: dict[str, Any] = {
+        "base": str(base),
+        "prompts": samples.prompts,
+        "n": params.n,
+        "completions": len(samples.correct),
+        "correct_share": float(np.mean(samples.correct)) if samples.correct else 0.0,
+        "mixed_prompts": samples.mixed_prompts,
+        "completions_in_mixed_groups": int(sum(samples.mixed)),
+        "models": {},
+    }
+    for label, model_dir in models.items():
+        entry = shifts(samples, base_lp, _logprobs_of(model_dir, samples, batch_size))
+        entry["model"] = str(model_dir)
+        result["models"][label] = entry
+    return result
+
+
+def save(result: Mapping[str, Any], out: str | Path, title: str) -> None:
+    """The result as JSON at ``out`` and its bar plot beside it (.png)."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    plot(result, out.with_suffix(".png"), title)
+
+
+def summary_table(result: Mapping[str, Any], title: str) -> Any:
+    """A rich table of the shifts, one row per model, with the token counts in its caption."""
+    from rich.table import Table
+
+    tokens = next(iter(result["models"].values()))["tokens"] if result["models"] else {}
+    caption = f"{result['mixed_prompts']} of {result['prompts']} prompts have both outcomes; tokens: {tokens}"
+    table = Table(title=f"{title}: mean change of log-prob vs the base", caption=caption)
+    table.add_column("model")
+    for kind in KINDS:
+        table.add_column(kind.replace("/", "\n"), justify="right")
+    table.add_column("correct\nsequence", justify="right")
+    table.add_column("wrong\nsequence", justify="right")
+    for label, entry in result["models"].items():
+        cells = [entry["token_logprob_shift"][k] for k in KINDS] + list(entry["completion_logprob_shift"].values())
+        table.add_row(label, *("-" if v is None else f"{v:+.3f}" for v in cells))
+    return table
+
+
+def plot(result: Mapping[str, Any], path: str | Path, title: str) -> None:
+    """Grouped bars: per-token log-probability shift by kind, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(result["models"])
+    width = 0.8 / max(len(labels), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for j, label in enumerate(labels):
+        values = [result["models"][label]["token_logprob_shift"][k] or 0.0 for k in KINDS]
+        ax.bar([i + (j - (len(labels) - 1) / 2) * width for i in range(len(KINDS))], values, width, label=label)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(KINDS)), KINDS)
+    ax.set_ylabel("mean change of token log-prob vs base")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
