@@ -30,6 +30,7 @@ import torch
 
 from agpo.rewards import RewardFunction, score
 from agpo.sampling import SamplingParams, sample_transformers
+from agpo.shared_prefix import shared_prefix_lengths
 
 KINDS = ("correct/shared", "correct/own", "wrong/shared", "wrong/own")
 
@@ -47,30 +48,6 @@ def parse_models(specs: Sequence[str]) -> dict[str, Path]:
             raise ValueError(f"--model {spec!r}: label {label!r} is used twice")
         models[label] = Path(directory)
     return models
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Number of leading tokens ``a`` and ``b`` have in common."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def shared_prefix_lengths(completions: Sequence[Sequence[int]], correct: Sequence[bool]) -> list[int]:
-    """For each completion of one prompt, how many of its leading tokens a completion of the other outcome shares.
-
-    Zero for every completion when the group has only one outcome (nothing to share with).
-    """
-    if len(completions) != len(correct):
-        raise ValueError(f"{len(completions)} completions but {len(correct)} outcomes")
-    lengths = []
-    for ids, ok in zip(completions, correct, strict=True):
-        others = [o for o, o_ok in zip(completions, correct, strict=True) if o_ok != ok]
-        lengths.append(max((common_prefix(ids, o) for o in others), default=0))
-    return lengths
 
 
 def token_logprobs(

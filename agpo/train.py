@@ -50,6 +50,7 @@ class TrainConfig:
     pos_term: str | None = None
     neg_term: str | None = None
     tau: float | None = None
+    protect_shared_prefix: bool = False  # agpo.shared_prefix: spare the opening a wrong answer shares with a right one
     learning_rate: float = 2e-5
     group_size: int = 8
     prompts_per_step: int = 16
@@ -153,6 +154,7 @@ def trl_config(config: TrainConfig) -> Any:
         pos_term=config.pos_term,
         neg_term=config.neg_term,
         tau=config.tau,
+        protect_shared_prefix=config.protect_shared_prefix,
         learning_rate=config.learning_rate,
         lr_scheduler_type="constant",
         num_generations=config.group_size,

@@ -9,6 +9,8 @@ the loss, logging all stay TRL's own):
   rewards with the configured estimator and sliced for this process exactly as TRL slices its own.
 
 The estimator sees every process's completions, so groups split across processes are normalised as a whole.
+With ``protect_shared_prefix`` the advantages become per token (TRL's loss accepts (B, T)): a wrong completion's
+opening that a correct completion of its group shares gets 0 (:mod:`agpo.shared_prefix`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from agpo.advantages import AdvantageConfig, compute_advantages, get_estimator
+from agpo.shared_prefix import protected_lengths, token_advantages
 
 
 @dataclass
@@ -36,6 +39,10 @@ class AGPOConfig(GRPOConfig):
     tau: float | None = field(default=None, metadata={"help": "reward threshold for a correct completion"})
     adv_ddof: int | None = field(default=None, metadata={"help": "ddof of the group std (TRL's GRPO uses 1)"})
     adv_eps: float | None = field(default=None, metadata={"help": "added to the group std (TRL's GRPO uses 1e-4)"})
+    protect_shared_prefix: bool = field(
+        default=False,
+        metadata={"help": "a wrong completion's tokens that a correct one of its group begins with get advantage 0"},
+    )
 
     def advantage_config(self) -> AdvantageConfig:
         overrides = {
@@ -99,15 +106,42 @@ class AGPOTrainer(GRPOTrainer):
             raise RuntimeError("TRL did not compute rewards through _calculate_rewards; this TRL is not supported")
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
-        all_advantages, _ = group_advantages(rewards_per_func, self.reward_weights, group_size, self.advantage_config)
+        all_advantages, rewards = group_advantages(
+            rewards_per_func, self.reward_weights, group_size, self.advantage_config
+        )
 
         local = output["advantages"].shape[0]
         start = self.accelerator.process_index * local  # the same slice TRL takes of its own advantages
-        output["advantages"] = all_advantages[start : start + local].to(output["advantages"].dtype)
+        advantages = all_advantages[start : start + local]
+        if self.args.protect_shared_prefix:
+            advantages = self._spare_shared_prefixes(output, all_advantages, rewards, group_size, start, mode)
+        output["advantages"] = advantages.to(output["advantages"].dtype)
 
         self._replace_logged_advantages(all_advantages)
         self._log_advantage_metrics(mode, all_advantages)
         return output
+
+    def _spare_shared_prefixes(
+        self,
+        output: dict[str, Any],
+        all_advantages: torch.Tensor,
+        rewards: torch.Tensor,
+        group_size: int,
+        start: int,
+        mode: str,
+    ) -> torch.Tensor:
+        """This process's (B, T) token advantages with the shared prefixes of wrong completions at 0."""
+        from accelerate.utils import gather_object
+
+        ids = output["completion_ids"]
+        local_ids = [row[mask.bool()].tolist() for row, mask in zip(ids, output["completion_mask"], strict=True)]
+        all_ids = gather_object(local_ids)  # a group may span processes
+        correct = (rewards >= self.advantage_config.tau).tolist()
+        protected = protected_lengths(all_ids, correct, all_advantages.tolist(), group_size)
+        total = max(sum(len(c) for c in all_ids), 1)
+        self._metrics[mode]["advantages/spared_token_share"].append(sum(protected) / total)
+        local = ids.shape[0]
+        return token_advantages(all_advantages[start : start + local], protected[start : start + local], ids.shape[1])
 
     def _replace_logged_advantages(self, advantages: torch.Tensor) -> None:
         # TRL logged its own GRPO advantages for the completions table; show the ones actually trained on.

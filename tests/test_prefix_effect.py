@@ -11,7 +11,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
-from agpo.prefix_effect import KINDS, Samples, parse_models, shared_prefix_lengths, shifts, token_logprobs
+from agpo.prefix_effect import KINDS, Samples, parse_models, shifts, token_logprobs
+from agpo.shared_prefix import shared_prefix_lengths
 from services.cli import app
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -10,6 +10,7 @@ from helpers import PROMPTS, make_trl_trainer, recording_reward
 from trl import GRPOConfig, GRPOTrainer
 
 from agpo.advantages import compute_advantages
+from agpo.shared_prefix import protected_lengths, shared_prefix_lengths, token_advantages
 from agpo.trainer import AGPOConfig, AGPOTrainer, group_advantages
 
 G = 4
@@ -107,3 +108,61 @@ def test_config_overrides_reach_the_estimator() -> None:
 def test_rejects_a_plain_grpo_config(tiny_lm_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="needs an AGPOConfig"):
         make_trl_trainer(AGPOTrainer, GRPOConfig, tiny_lm_dir, tmp_path, recording_reward(True, 0, []))
+
+
+def test_shared_prefix_protection_spares_what_a_wrong_completion_shares_with_a_right_one(
+    tiny_lm_dir: Path, tmp_path: Path
+) -> None:
+    # At a near-zero temperature a group's completions coincide, so every wrong completion shares its whole text
+    # with a correct one: the protection must then zero it entirely, while correct ones keep their advantage.
+    seen: list[float] = []
+    trainer = make_trl_trainer(
+        AGPOTrainer,
+        AGPOConfig,
+        tiny_lm_dir,
+        tmp_path,
+        recording_reward(True, 3, seen),
+        G,
+        protect_shared_prefix=True,
+        temperature=0.001,
+        max_steps=1,
+        learning_rate=1e-3,
+    )
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(INPUTS)
+    sequence = compute_advantages(torch.tensor(seen), group_size=G, estimator="agpo")
+    ids, mask, tokens = out["completion_ids"], out["completion_mask"].bool(), out["advantages"]
+    assert tokens.shape == ids.shape
+    completions = [row[m].tolist() for row, m in zip(ids, mask, strict=True)]
+    correct = [r >= 1.0 for r in seen]
+    for start in range(0, len(seen), G):
+        shared = shared_prefix_lengths(completions[start : start + G], correct[start : start + G])
+        for i, length in zip(range(start, start + G), shared, strict=True):
+            spared = length if not correct[i] and sequence[i] < 0 else 0
+            assert torch.all(tokens[i, :spared] == 0)
+            assert torch.all(tokens[i, spared:] == sequence[i])
+    wrong_in_mixed = [
+        i for i in range(len(seen)) if not correct[i] and any(correct[i - i % G : i - i % G + G]) and mask[i].any()
+    ]
+    assert wrong_in_mixed, "the seeded rewards must give some mixed groups"
+    assert all(torch.all(tokens[i][mask[i]] == 0) for i in wrong_in_mixed)
+    assert trainer._metrics["train"]["advantages/spared_token_share"][-1] > 0
+
+    # And the loss trains on the (B, T) advantages.
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    assert any(not torch.equal(a, p.detach()) for a, p in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_protected_lengths_only_touch_wrong_completions_with_a_negative_advantage() -> None:
+    completions = [[1, 2, 3], [1, 2, 4], [1, 9], [7], [5, 5], [5, 6]]
+    correct = [True, False, False, False, True, True]
+    advantages = [0.1, -1.0, 0.0, -1.0, 0.0, 0.0]
+    # Group 1: the two wrong ones share 2 and 1 tokens with [1,2,3] (the second's advantage is 0: untouched),
+    # [7] shares nothing. Group 2 (size 2) is all correct.
+    assert protected_lengths(completions[:4], correct[:4], advantages[:4], 4) == [0, 2, 0, 0]
+    assert protected_lengths(completions[4:], correct[4:], advantages[4:], 2) == [0, 0]
+    with pytest.raises(ValueError, match="groups of 4"):
+        protected_lengths(completions, correct, advantages, 4)
+    got = token_advantages(torch.tensor([0.1, -1.0]), [0, 2], width=3)
+    assert torch.equal(got, torch.tensor([[0.1, 0.1, 0.1], [0.0, 0.0, -1.0]]))

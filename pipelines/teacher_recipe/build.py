@@ -203,6 +203,7 @@ def rl_train_config(rl: RlSettings, seed: int, base: Path, rl_pairs: Path, out: 
         estimator=rl.estimator,
         lambda_pos=rl.lambda_pos,
         lambda_neg=rl.lambda_neg,
+        protect_shared_prefix=rl.protect_shared_prefix,
         learning_rate=rl.learning_rate,
         group_size=rl.group_size,
         prompts_per_step=rl.prompts_per_step,

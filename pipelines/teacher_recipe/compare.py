@@ -41,6 +41,7 @@ class MethodSpec:
     learning_rates: tuple[float, ...]
     lambda_pos: float | None = None
     lambda_neg: float | None = None
+    protect_shared_prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def load_compare_config(path: str | Path) -> CompareConfig:
             learning_rates=tuple(float(x) for x in spec["learning_rates"]),
             lambda_pos=None if spec.get("lambda_pos") is None else float(spec["lambda_pos"]),
             lambda_neg=None if spec.get("lambda_neg") is None else float(spec["lambda_neg"]),
+            protect_shared_prefix=_flag(spec.get("protect_shared_prefix", False), f"{path}: methods.{name}"),
         )
         for name, spec in (raw.pop("methods", None) or {}).items()
     }
@@ -92,6 +94,12 @@ def load_compare_config(path: str | Path) -> CompareConfig:
     if "seeds" in raw:
         raw["seeds"] = tuple(int(s) for s in raw["seeds"])
     return CompareConfig(methods=methods, **evals, **raw, source=str(path))
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}.protect_shared_prefix={value!r}: expected true or false")
+    return value
 
 
 def _lr_tag(lr: float) -> str:
@@ -148,6 +156,7 @@ def train_run(cfg: CompareConfig, base: Path, pairs: Path, method: str, lr: floa
         temperature=cfg.temperature,
         lambda_pos=spec.lambda_pos,
         lambda_neg=spec.lambda_neg,
+        protect_shared_prefix=spec.protect_shared_prefix,
     )
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)

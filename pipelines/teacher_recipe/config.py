@@ -65,6 +65,7 @@ class RlSettings:
     temperature: float = 1.0
     lambda_pos: float | None = None
     lambda_neg: float | None = None
+    protect_shared_prefix: bool = False  # agpo.shared_prefix
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,11 @@ def test_compare_runs_the_grid_once_and_resumes(built: tuple[Path, dict], tmp_pa
     root, _ = built
     cfg = CompareConfig(
         base=str(root / "sft"),
-        methods={"agpo": MethodSpec("agpo", (1e-4, 2e-4)), "grpo": MethodSpec("grpo", (1e-4,))},
+        methods={
+            "agpo": MethodSpec("agpo", (1e-4, 2e-4)),
+            "grpo": MethodSpec("grpo", (1e-4,)),
+            "spare": MethodSpec("agpo", (1e-4,), protect_shared_prefix=True),
+        },
         seeds=(0, 1),
         steps=1,
         prompts_per_step=2,
@@ -153,7 +157,9 @@ def test_compare_runs_the_grid_once_and_resumes(built: tuple[Path, dict], tmp_pa
     assert summary["chosen_lr"]["grpo"] == 1e-4 and summary["chosen_lr"]["agpo"] in (1e-4, 2e-4)
     assert summary["rows"]["agpo"]["macro_f1"]["count"] == 2 and summary["rows"]["sft"]["macro_f1"]["count"] == 1
     runs = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in (tmp_path / "runs").glob("*/lr*/seed*"))
-    assert len(runs) == 5  # agpo: two lrs at seed 0 and the chosen one at seed 1; grpo: seed 0 and seed 1
+    assert len(runs) == 7  # agpo: two lrs at seed 0 and the chosen one at seed 1; grpo, spare: seeds 0 and 1
+    settings = json.loads((tmp_path / "runs" / "spare" / "lr0.0001" / "seed1" / "agpo_run.json").read_text())["config"]
+    assert settings["protect_shared_prefix"] is True and settings["estimator"] == "agpo"
     text = report.read_text()
     assert "cmp" in text and "| AGPO |" in text and "| GRPO |" in text and "teacher_quality_confusion_agpo.png" in text
     assert (tmp_path / "teacher_quality_confusion_sft.png").exists()
