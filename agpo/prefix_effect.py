@@ -1,10 +1,8 @@
 """Where a sequence-level advantage moves probability: the shared-prefix measurement.
 
-GRPO-style losses give every token of a completion its sequence's advantage. A wrong completion and a correct one
-of the same prompt often begin alike (the same reading of the problem, the same first steps) and part later. In a
-group, GRPO's advantages sum to zero, so those shared tokens get roughly opposite pushes that cancel; AGPO's do not
-(a wrong sample gets -1, a correct one only ``lambda_pos * sqrt((1 - p) / p)``), so the net push on a shared prefix
-is downward: the method may lower the probability of the very reasoning that its correct answers start with.
+A wrong completion often begins exactly as a correct one of the same prompt does, and a negative advantage pushes
+that shared opening down with the rest of it (see :mod:`agpo.shared_prefix`; GRPO's zero-sum groups roughly cancel
+the push, AGPO's negative-dominant ones do not).
 
 This module measures that on completions sampled from the base. Each completion of a prompt with both outcomes is
 split at the longest prefix it shares with a completion of the other outcome:
