@@ -266,6 +266,10 @@ def eval_cmd(
 def prefix_effect(
     base: Annotated[Path, typer.Option(help="the base model the others were trained from")],
     model: Annotated[list[str], typer.Option(help="LABEL=DIR of a trained model (repeatable)")],
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="a --model label: also give every shift minus this model's (repeatable; default: the first)"),
+    ] = None,
     split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_hard",
     problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 100,
     n: Annotated[int, typer.Option(min=2, help="samples per problem from the base")] = 16,
@@ -278,23 +282,29 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong Countdown answer shares with a right one."""
     import sys
 
-    from agpo.prefix_effect import measure, parse_models, save, summary_table
+    from agpo.prefix_effect import check_references, differences_table, measure, parse_models, save, summary_table
     from agpo.sampling import SamplingParams
     from agpo.tasks.countdown import CountdownReward, make_splits
 
     try:
         models = parse_models(model)
+        check_references(models, reference or ())
         chosen = getattr(make_splits(), split)[:problems]
     except ValueError as e:
         raise _fail(str(e)) from e
     except AttributeError:
         raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
     params = SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed)
-    result = measure(base, models, [p.prompt for p in chosen], [p.reference for p in chosen], CountdownReward(), params)
+    prompts, answers = [p.prompt for p in chosen], [p.reference for p in chosen]
+    result = measure(
+        base, models, prompts, answers, CountdownReward(), params, references_for_differences=reference or ()
+    )
     result.update(split=split, command=" ".join(["agpo", *sys.argv[1:]]))
     title = f"Countdown {split}: {len(chosen)} problems x {n} base samples"
     save(result, out, title)
     console.print(summary_table(result, title))
+    if result.get("differences"):
+        console.print(differences_table(result))
     console.print(f"wrote {out} and {out.with_suffix('.png')}")
 
 

@@ -19,7 +19,7 @@ negative-dominant method lowers ``correct/shared`` where GRPO leaves it near zer
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,12 @@ def parse_models(specs: Sequence[str]) -> dict[str, Path]:
             raise ValueError(f"--model {spec!r}: label {label!r} is used twice")
         models[label] = Path(directory)
     return models
+
+
+def check_references(models: Mapping[str, Any], references: Sequence[str]) -> None:
+    unknown = [r for r in references if r not in models]
+    if unknown:
+        raise ValueError(f"--reference {unknown[0]!r} is not one of the --model labels {list(models)}")
 
 
 def token_logprobs(
@@ -88,6 +94,7 @@ class Samples:
     mixed: list[bool]  # the completion's prompt has both outcomes
     prompts: int
     mixed_prompts: int = 0
+    prompt_index: list[int] = field(default_factory=list)  # which prompt each completion answers
 
 
 def draw_samples(
@@ -103,7 +110,7 @@ def draw_samples(
     tokenizer = AutoTokenizer.from_pretrained(base)
     texts = sample_transformers(base, prompts, params, progress=progress)
     s = Samples([], [], [], [], [], len(prompts))
-    for prompt, reference, outs in zip(prompts, references, texts, strict=True):
+    for index, (prompt, reference, outs) in enumerate(zip(prompts, references, texts, strict=True)):
         ok = [v >= 1.0 for v in score(reward, outs, [reference] * len(outs))]
         # Completions are re-tokenized from text, as a trainer sees them; empty ones have nothing to score.
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in outs]
@@ -112,6 +119,7 @@ def draw_samples(
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         mixed = any(ok) and not all(ok)
         s.prompt_ids += [prompt_ids] * len(ids)
+        s.prompt_index += [index] * len(ids)
         s.completion_ids += ids
         s.correct += ok
         s.shared += shared_prefix_lengths(ids, ok)
@@ -128,24 +136,79 @@ def _logprobs_of(model_dir: str | Path, samples: Samples, batch_size: int) -> li
     return token_logprobs(model, samples.prompt_ids, samples.completion_ids, batch_size)
 
 
-def shifts(samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Mean change of per-token log-probability per kind (mixed prompts only) and of completion log-probability."""
-    deltas: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
-    sequence: dict[str, list[float]] = {"correct": [], "wrong": []}
-    for ok, shared, mixed, b, m in zip(samples.correct, samples.shared, samples.mixed, base_lp, model_lp, strict=True):
+BOOTSTRAP_REPS = 1000
+
+
+def per_prompt_sums(
+    samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per kind, the summed log-probability change and the token count of each prompt (mixed prompts only)."""
+    sums = {k: np.zeros(samples.prompts) for k in KINDS}
+    counts = {k: np.zeros(samples.prompts) for k in KINDS}
+    for i, (ok, shared, mixed, b, m) in enumerate(
+        zip(samples.correct, samples.shared, samples.mixed, base_lp, model_lp, strict=True)
+    ):
+        if not mixed:
+            continue
         d = m - b
         outcome = "correct" if ok else "wrong"
-        sequence[outcome].append(float(d.sum()))
-        if mixed:
-            deltas[f"{outcome}/shared"].append(d[:shared])
-            deltas[f"{outcome}/own"].append(d[shared:])
-    tokens = {k: np.concatenate(v) if v else np.zeros(0) for k, v in deltas.items()}
+        prompt = samples.prompt_index[i]
+        for part, values in (("shared", d[:shared]), ("own", d[shared:])):
+            sums[f"{outcome}/{part}"][prompt] += values.sum()
+            counts[f"{outcome}/{part}"][prompt] += values.size
+    return sums, counts
+
+
+def bootstrap_interval(
+    sums: np.ndarray, counts: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% interval of sum(sums) / sum(counts) when prompts are resampled (tokens of a prompt are not independent)."""
+    used = counts > 0
+    if not used.any():
+        return None
+    s, c = sums[used], counts[used]
+    picks = np.random.default_rng(seed).integers(0, s.size, size=(reps, s.size))
+    ratios = s[picks].sum(axis=1) / c[picks].sum(axis=1)
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def shifts(samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Mean change of per-token log-probability per kind (mixed prompts only), with a 95% interval over prompts,
+    and the mean change of whole-completion log-probability (every prompt)."""
+    sums, counts = per_prompt_sums(samples, base_lp, model_lp)
+    sequence: dict[str, list[float]] = {"correct": [], "wrong": []}
+    for ok, b, m in zip(samples.correct, base_lp, model_lp, strict=True):
+        sequence["correct" if ok else "wrong"].append(float((m - b).sum()))
+    total = {k: counts[k].sum() for k in KINDS}
     return {
-        "token_logprob_shift": {k: float(v.mean()) if v.size else None for k, v in tokens.items()},
-        "tokens": {k: int(v.size) for k, v in tokens.items()},
+        "token_logprob_shift": {k: float(sums[k].sum() / total[k]) if total[k] else None for k in KINDS},
+        "token_logprob_shift_95": {k: bootstrap_interval(sums[k], counts[k]) for k in KINDS},
+        "tokens": {k: int(total[k]) for k in KINDS},
         "completion_logprob_shift": {k: float(np.mean(v)) if v else None for k, v in sequence.items()},
         "completions": {k: len(v) for k, v in sequence.items()},
     }
+
+
+def paired_differences(
+    samples: Samples, base_lp: Sequence[np.ndarray], lps: Mapping[str, Sequence[np.ndarray]], reference: str
+) -> dict[str, dict[str, Any]]:
+    """Each model's token shift minus ``reference``'s, per kind, on the same tokens, with a paired 95% interval."""
+    ref_sums, counts = per_prompt_sums(samples, base_lp, lps[reference])
+    out: dict[str, dict[str, Any]] = {}
+    for label, lp in lps.items():
+        if label == reference:
+            continue
+        sums, _ = per_prompt_sums(samples, base_lp, lp)
+        out[label] = {}
+        for k in KINDS:
+            total = counts[k].sum()
+            diff = sums[k] - ref_sums[k]
+            out[label][k] = {
+                "difference": float(diff.sum() / total) if total else None,
+                "interval_95": bootstrap_interval(diff, counts[k]),
+            }
+    return out
 
 
 def measure(
@@ -156,10 +219,16 @@ def measure(
     reward: RewardFunction,
     params: SamplingParams,
     *,
+    references_for_differences: Sequence[str] = (),
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Sample from ``base``, then score the samples under the base and every model in ``models`` (label -> dir)."""
+    """Sample from ``base``, then score the samples under the base and every model in ``models`` (label -> dir).
+
+    For each label in ``references_for_differences`` (default: the first model) the others' shifts are also given
+    as paired differences from it, on the same tokens.
+    """
+    check_references(models, references_for_differences)
     samples = draw_samples(base, prompts, references, reward, params, progress)
     base_lp = _logprobs_of(base, samples, batch_size)
     result: dict[str, Any] = {
@@ -172,10 +241,12 @@ def measure(
         "completions_in_mixed_groups": int(sum(samples.mixed)),
         "models": {},
     }
+    lps = {label: _logprobs_of(model_dir, samples, batch_size) for label, model_dir in models.items()}
     for label, model_dir in models.items():
-        entry = shifts(samples, base_lp, _logprobs_of(model_dir, samples, batch_size))
-        entry["model"] = str(model_dir)
-        result["models"][label] = entry
+        result["models"][label] = {**shifts(samples, base_lp, lps[label]), "model": str(model_dir)}
+    if len(models) > 1:
+        references = list(references_for_differences) or [next(iter(models))]
+        result["differences"] = {r: paired_differences(samples, base_lp, lps, r) for r in references}
     return result
 
 
@@ -204,6 +275,28 @@ def summary_table(result: Mapping[str, Any], title: str) -> Any:
     for label, entry in result["models"].items():
         cells = [entry["token_logprob_shift"][k] for k in KINDS] + list(entry["completion_logprob_shift"].values())
         table.add_row(label, *("-" if v is None else f"{v:+.3f}" for v in cells))
+    return table
+
+
+def differences_table(result: Mapping[str, Any]) -> Any:
+    """A rich table of the paired differences, one row per (model, reference)."""
+    from rich.table import Table
+
+    table = Table(title="paired difference of token log-prob shift (model - reference), 95% interval over prompts")
+    table.add_column("model - reference")
+    for kind in KINDS:
+        table.add_column(kind, justify="right")
+    for reference, rows in result.get("differences", {}).items():
+        for label, cells in rows.items():
+            texts = []
+            for kind in KINDS:
+                cell = cells[kind]
+                if cell["difference"] is None:
+                    texts.append("-")
+                    continue
+                low, high = cell["interval_95"]
+                texts.append(f"{cell['difference']:+.4f} [{low:+.4f}, {high:+.4f}]")
+            table.add_row(f"{label} - {reference}", *texts)
     return table
 
 

@@ -158,6 +158,10 @@ def eval_cmd(
 def prefix_effect(
     base: Annotated[Path, typer.Option(help="the SFT base the models were trained from")],
     model: Annotated[list[str], typer.Option(help="LABEL=DIR of a trained model (repeatable)")],
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="a --model label: also give every shift minus this model's (repeatable; default: the first)"),
+    ] = None,
     split: Annotated[str, typer.Option(help="teacher_train, dev or gold_test")] = "gold_test",
     pairs: Annotated[int, typer.Option(min=1, help="a seeded subset of this many pairs")] = 200,
     n: Annotated[int, typer.Option("--n", min=2, help="samples per pair from the base")] = 8,
@@ -169,7 +173,7 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong answer shares with a right one (agpo.prefix_effect)."""
     from transformers import AutoTokenizer
 
-    from agpo.prefix_effect import measure, parse_models, save, summary_table
+    from agpo.prefix_effect import check_references, differences_table, measure, parse_models, save, summary_table
     from agpo.sampling import SamplingParams
     from pipelines.teacher_recipe.build import quiet_libraries
     from pipelines.teacher_recipe.data import label_of, split_records
@@ -179,6 +183,7 @@ def prefix_effect(
     quiet_libraries()
     try:
         models = parse_models(model)
+        check_references(models, reference or ())
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
@@ -190,13 +195,15 @@ def prefix_effect(
     args = (base, models, prompts, [label_of(r) for r in records], RelevanceReward(settings.schema), params)
     if bar:
         with bar:
-            result = measure(*args, progress=advance)
+            result = measure(*args, references_for_differences=reference or (), progress=advance)
     else:
-        result = measure(*args)
+        result = measure(*args, references_for_differences=reference or ())
     result.update(split=split, command=_command_line())
     title = f"relevance teacher, {split}: {len(records)} pairs x {n} base samples"
     save(result, out, title)
     console.print(summary_table(result, title))
+    if result.get("differences"):
+        console.print(differences_table(result))
     console.print(f"wrote {out} and {out.with_suffix('.png')}")
 
 

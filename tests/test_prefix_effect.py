@@ -11,7 +11,15 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
-from agpo.prefix_effect import KINDS, Samples, parse_models, shifts, token_logprobs
+from agpo.prefix_effect import (
+    KINDS,
+    Samples,
+    bootstrap_interval,
+    paired_differences,
+    parse_models,
+    shifts,
+    token_logprobs,
+)
 from agpo.shared_prefix import shared_prefix_lengths
 from services.cli import app
 
@@ -37,6 +45,7 @@ def test_shifts_split_each_completion_at_its_shared_prefix() -> None:
         mixed=[True, True, False],
         prompts=2,
         mixed_prompts=1,
+        prompt_index=[0, 0, 1],
     )
     base = [np.zeros(3), np.zeros(3), np.zeros(1)]
     model = [np.array([-1.0, -3.0, 0.5]), np.array([-2.0, -2.0, -4.0]), np.array([1.0])]
@@ -50,6 +59,31 @@ def test_shifts_split_each_completion_at_its_shared_prefix() -> None:
     assert out["tokens"] == {"correct/shared": 2, "correct/own": 1, "wrong/shared": 2, "wrong/own": 1}
     # Whole-completion shifts count every completion, mixed group or not: (-3.5 + 1) / 2 and -8.
     assert out["completion_logprob_shift"] == {"correct": -1.25, "wrong": -8.0}
+    # One mixed prompt: resampling it gives the same mean every time.
+    assert out["token_logprob_shift_95"]["correct/shared"] == (-2.0, -2.0)
+
+
+def test_bootstrap_interval_is_over_prompts_and_pairs_models_on_the_same_tokens() -> None:
+    # Prompt 0 moved its 10 tokens by -1 each, prompt 1 its 10 tokens by +1: the mean is 0 and the interval wide.
+    low, high = bootstrap_interval(np.array([-10.0, 10.0]), np.array([10.0, 10.0]))
+    assert low == -1.0 and high == 1.0
+    assert bootstrap_interval(np.zeros(3), np.zeros(3)) is None
+    samples = Samples(
+        prompt_ids=[[0]] * 4,
+        completion_ids=[[1, 2], [1, 3], [4, 5], [4, 6]],
+        correct=[True, False, True, False],
+        shared=[1, 1, 1, 1],
+        mixed=[True] * 4,
+        prompts=2,
+        mixed_prompts=2,
+        prompt_index=[0, 0, 1, 1],
+    )
+    base = [np.zeros(2)] * 4
+    a = [np.array([-1.0, 0.0]), np.zeros(2), np.array([1.0, 0.0]), np.zeros(2)]
+    b = [np.array([-1.5, 0.0]), np.zeros(2), np.array([0.5, 0.0]), np.zeros(2)]
+    diff = paired_differences(samples, base, {"a": a, "b": b}, "a")["b"]["correct/shared"]
+    # Each model alone spans [-1, 1] across prompts; paired on the same tokens, b is 0.5 lower on both.
+    assert diff == {"difference": -0.5, "interval_95": (-0.5, -0.5)}
 
 
 def test_batched_logprobs_equal_one_sequence_at_a_time() -> None:
@@ -99,29 +133,22 @@ def test_teacher_prefix_effect_command_writes_json_and_plot(tmp_path: Path) -> N
 
     bad = CliRunner().invoke(app, ["teacher", "prefix-effect", "--base", str(teacher), "--model", "nolabel"])
     assert bad.exit_code == 2 and "LABEL=DIR" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--reference", "other"])
+    assert bad.exit_code == 2 and "--reference 'other' is not one of the --model labels ['same']" in bad.output
 
 
 def test_countdown_prefix_effect_command(tmp_path: Path) -> None:
     base = MODELS / "countdown-base"
     out = tmp_path / "cd.json"
-    args = [
-        "prefix-effect",
-        "--base",
-        str(base),
-        "--model",
-        f"same={base}",
-        "--problems",
-        "6",
-        "--n",
-        "4",
-        "--max-new-tokens",
-        "48",
-    ]
+    args = ["prefix-effect", "--base", str(base), "--model", f"same={base}", "--model", f"again={base}"]
+    args += ["--problems", "6", "--n", "4", "--max-new-tokens", "48"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["split"] == "test_hard" and data["prompts"] == 6 and data["n"] == 4
     assert data["models"]["same"]["completion_logprob_shift"]["wrong"] in (None, 0.0)
+    assert set(data["differences"]) == {"same"} and set(data["differences"]["same"]) == {"again"}
+    assert all(c["difference"] in (None, 0.0) for c in data["differences"]["same"]["again"].values())
 
     bad = CliRunner().invoke(app, [*args[:5], "--split", "nope"])
     assert bad.exit_code == 2 and "unknown split 'nope'" in bad.output
