@@ -96,8 +96,12 @@ class Policy:
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
-    """Training settings that make a run what it is: where it was written is not one of them."""
-    return {k: v for k, v in config.items() if k != "output_dir"}
+    """Training settings that make a run what it is: where it was written is not one of them.
+
+    A setting added to ``TrainConfig`` after a run was recorded is absent from its record; new settings default to
+    the behaviour that came before them, so the run counts as trained with the default.
+    """
+    return {k: v for k, v in {**asdict(TrainConfig()), **config}.items() if k != "output_dir"}
 
 
 class Study:

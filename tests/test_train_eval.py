@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,14 @@ def test_committed_base_model_loads_and_solves_some_problems() -> None:
     rewards = [v for p, o in zip(problems, outs, strict=True) for v in CountdownReward()(o, [p.reference] * len(o))]
     # pass@1 is about 0.39 on test_easy: 64 samples with no solution at all would mean a broken model or tokenizer.
     assert sum(rewards) >= 5
+
+
+def test_a_recorded_run_predating_a_new_setting_counts_as_trained_with_its_default() -> None:
+    from agpo.study import _settings
+
+    record = Path(__file__).parent.parent / "docs" / "results" / "passk_study_record" / "tune" / "agpo-lr1e-05"
+    recorded = json.loads((record / "agpo_run.json").read_text())["config"]
+    assert "protect_shared_prefix" not in recorded  # recorded before the option existed
+    now = asdict(TrainConfig(**{k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}))
+    assert _settings(recorded) == _settings(now)
+    assert _settings(recorded) != _settings({**now, "protect_shared_prefix": True})
