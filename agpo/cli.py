@@ -282,7 +282,7 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong Countdown answer shares with a right one."""
     import sys
 
-    from agpo.prefix_effect import check_references, differences_table, measure, parse_models, save, summary_table
+    from agpo.prefix_effect import check_references, measure, parse_models, save_and_show
     from agpo.sampling import SamplingParams
     from agpo.tasks.countdown import CountdownReward, make_splits
 
@@ -301,11 +301,7 @@ def prefix_effect(
     )
     result.update(split=split, command=" ".join(["agpo", *sys.argv[1:]]))
     title = f"Countdown {split}: {len(chosen)} problems x {n} base samples"
-    save(result, out, title)
-    console.print(summary_table(result, title))
-    if result.get("differences"):
-        console.print(differences_table(result))
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+    save_and_show(result, out, title, console)
 
 
 relevance_app = typer.Typer(help="The relevance domain: synthetic benchmark and data.", no_args_is_help=True)

@@ -176,7 +176,16 @@ def bootstrap_interval(
 def shifts(samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[np.ndarray]) -> dict[str, Any]:
     """Mean change of per-token log-probability per kind (mixed prompts only), with a 95% interval over prompts,
     and the mean change of whole-completion log-probability (every prompt)."""
-    sums, counts = per_prompt_sums(samples, base_lp, model_lp)
+    return _shifts(samples, base_lp, model_lp, *per_prompt_sums(samples, base_lp, model_lp))
+
+
+def _shifts(
+    samples: Samples,
+    base_lp: Sequence[np.ndarray],
+    model_lp: Sequence[np.ndarray],
+    sums: dict[str, np.ndarray],
+    counts: dict[str, np.ndarray],
+) -> dict[str, Any]:
     sequence: dict[str, list[float]] = {"correct": [], "wrong": []}
     for ok, b, m in zip(samples.correct, base_lp, model_lp, strict=True):
         sequence["correct" if ok else "wrong"].append(float((m - b).sum()))
@@ -191,19 +200,21 @@ def shifts(samples: Samples, base_lp: Sequence[np.ndarray], model_lp: Sequence[n
 
 
 def paired_differences(
-    samples: Samples, base_lp: Sequence[np.ndarray], lps: Mapping[str, Sequence[np.ndarray]], reference: str
+    sums: Mapping[str, dict[str, np.ndarray]], counts: dict[str, np.ndarray], reference: str
 ) -> dict[str, dict[str, Any]]:
-    """Each model's token shift minus ``reference``'s, per kind, on the same tokens, with a paired 95% interval."""
-    ref_sums, counts = per_prompt_sums(samples, base_lp, lps[reference])
+    """Each model's token shift minus ``reference``'s, per kind, on the same tokens, with a paired 95% interval.
+
+    ``sums`` holds each model's per-prompt sums and ``counts`` the shared token counts (:func:`per_prompt_sums`).
+    """
+    ref_sums = sums[reference]
     out: dict[str, dict[str, Any]] = {}
-    for label, lp in lps.items():
+    for label, model_sums in sums.items():
         if label == reference:
             continue
-        sums, _ = per_prompt_sums(samples, base_lp, lp)
         out[label] = {}
         for k in KINDS:
             total = counts[k].sum()
-            diff = sums[k] - ref_sums[k]
+            diff = model_sums[k] - ref_sums[k]
             out[label][k] = {
                 "difference": float(diff.sum() / total) if total else None,
                 "interval_95": bootstrap_interval(diff, counts[k]),
@@ -241,12 +252,15 @@ def measure(
         "completions_in_mixed_groups": int(sum(samples.mixed)),
         "models": {},
     }
-    lps = {label: _logprobs_of(model_dir, samples, batch_size) for label, model_dir in models.items()}
+    sums: dict[str, dict[str, np.ndarray]] = {}
+    counts: dict[str, np.ndarray] = {}
     for label, model_dir in models.items():
-        result["models"][label] = {**shifts(samples, base_lp, lps[label]), "model": str(model_dir)}
+        lp = _logprobs_of(model_dir, samples, batch_size)
+        sums[label], counts = per_prompt_sums(samples, base_lp, lp)  # counts depend on the samples only
+        result["models"][label] = {**_shifts(samples, base_lp, lp, sums[label], counts), "model": str(model_dir)}
     if len(models) > 1:
         references = list(references_for_differences) or [next(iter(models))]
-        result["differences"] = {r: paired_differences(samples, base_lp, lps, r) for r in references}
+        result["differences"] = {r: paired_differences(sums, counts, r) for r in references}
     return result
 
 
@@ -258,6 +272,15 @@ def save(result: Mapping[str, Any], out: str | Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     plot(result, out.with_suffix(".png"), title)
+
+
+def save_and_show(result: Mapping[str, Any], out: str | Path, title: str, console: Any) -> None:
+    """What both prefix-effect commands end with: JSON and plot written, tables printed."""
+    save(result, out, title)
+    console.print(summary_table(result, title))
+    if result.get("differences"):
+        console.print(differences_table(result))
+    console.print(f"wrote {out} and {Path(out).with_suffix('.png')}")
 
 
 def summary_table(result: Mapping[str, Any], title: str) -> Any:

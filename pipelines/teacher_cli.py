@@ -173,7 +173,7 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong answer shares with a right one (agpo.prefix_effect)."""
     from transformers import AutoTokenizer
 
-    from agpo.prefix_effect import check_references, differences_table, measure, parse_models, save, summary_table
+    from agpo.prefix_effect import check_references, measure, parse_models, save_and_show
     from agpo.sampling import SamplingParams
     from pipelines.teacher_recipe.build import quiet_libraries
     from pipelines.teacher_recipe.data import label_of, split_records
@@ -200,11 +200,7 @@ def prefix_effect(
         result = measure(*args, references_for_differences=reference or ())
     result.update(split=split, command=_command_line())
     title = f"relevance teacher, {split}: {len(records)} pairs x {n} base samples"
-    save(result, out, title)
-    console.print(summary_table(result, title))
-    if result.get("differences"):
-        console.print(differences_table(result))
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+    save_and_show(result, out, title, console)
 
 
 def _model_max_new_tokens(model: Path) -> int:

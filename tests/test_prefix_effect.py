@@ -17,6 +17,7 @@ from agpo.prefix_effect import (
     bootstrap_interval,
     paired_differences,
     parse_models,
+    per_prompt_sums,
     shifts,
     token_logprobs,
 )
@@ -81,7 +82,9 @@ def test_bootstrap_interval_is_over_prompts_and_pairs_models_on_the_same_tokens(
     base = [np.zeros(2)] * 4
     a = [np.array([-1.0, 0.0]), np.zeros(2), np.array([1.0, 0.0]), np.zeros(2)]
     b = [np.array([-1.5, 0.0]), np.zeros(2), np.array([0.5, 0.0]), np.zeros(2)]
-    diff = paired_differences(samples, base, {"a": a, "b": b}, "a")["b"]["correct/shared"]
+    sums_a, counts = per_prompt_sums(samples, base, a)
+    sums_b, _ = per_prompt_sums(samples, base, b)
+    diff = paired_differences({"a": sums_a, "b": sums_b}, counts, "a")["b"]["correct/shared"]
     # Each model alone spans [-1, 1] across prompts; paired on the same tokens, b is 0.5 lower on both.
     assert diff == {"difference": -0.5, "interval_95": (-0.5, -0.5)}
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.teacher_recipe.config import RlSettings, load_teacher_config
+from pipelines.teacher_recipe.config import RlSettings, _coerce, load_teacher_config
 from pipelines.teacher_recipe.data import benchmark_of_model, subset, write_jsonl
 from pipelines.teacher_recipe.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
@@ -84,7 +84,9 @@ def load_compare_config(path: str | Path) -> CompareConfig:
             learning_rates=tuple(float(x) for x in spec["learning_rates"]),
             lambda_pos=None if spec.get("lambda_pos") is None else float(spec["lambda_pos"]),
             lambda_neg=None if spec.get("lambda_neg") is None else float(spec["lambda_neg"]),
-            protect_shared_prefix=_flag(spec.get("protect_shared_prefix", False), f"{path}: methods.{name}"),
+            protect_shared_prefix=_coerce(
+                f"{path}: methods.{name}.protect_shared_prefix", spec.get("protect_shared_prefix", False), "bool"
+            ),
         )
         for name, spec in (raw.pop("methods", None) or {}).items()
     }
@@ -94,12 +96,6 @@ def load_compare_config(path: str | Path) -> CompareConfig:
     if "seeds" in raw:
         raw["seeds"] = tuple(int(s) for s in raw["seeds"])
     return CompareConfig(methods=methods, **evals, **raw, source=str(path))
-
-
-def _flag(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{where}.protect_shared_prefix={value!r}: expected true or false")
-    return value
 
 
 def _lr_tag(lr: float) -> str:

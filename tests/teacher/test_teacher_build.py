@@ -163,3 +163,14 @@ def test_compare_runs_the_grid_once_and_resumes(built: tuple[Path, dict], tmp_pa
     text = report.read_text()
     assert "cmp" in text and "| AGPO |" in text and "| GRPO |" in text and "teacher_quality_confusion_agpo.png" in text
     assert (tmp_path / "teacher_quality_confusion_sft.png").exists()
+
+
+def test_compare_config_reads_the_shared_prefix_flag_and_names_a_bad_value(tmp_path: Path) -> None:
+    from pipelines.teacher_recipe.compare import load_compare_config
+
+    path = tmp_path / "cmp.yaml"
+    path.write_text("methods:\n  spare: {estimator: agpo, protect_shared_prefix: true, learning_rates: [1e-4]}\n")
+    assert load_compare_config(path).methods["spare"].protect_shared_prefix is True
+    path.write_text("methods:\n  spare: {estimator: agpo, protect_shared_prefix: maybe, learning_rates: [1e-4]}\n")
+    with pytest.raises(ValueError, match=r"methods\.spare\.protect_shared_prefix='maybe': expected bool"):
+        load_compare_config(path)
