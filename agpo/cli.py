@@ -362,6 +362,10 @@ def study(
         list[str] | None,
         typer.Option(help="run this arm (method or ablation) before the others in each seed; repeatable"),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="start new work for this arm alone (repeatable); the others report what is cached"),
+    ] = None,
 ) -> None:
     """From one base model: GRPO, Dr. GRPO, NSR, W-REINFORCE and AGPO, lr tuned on dev, seeds, pass@k to n."""
     import sys
@@ -373,11 +377,13 @@ def study(
     try:
         cfg = StudyConfig.load(config)
         summary = Study(cfg, log=console.print, deadline=deadline).run(
-            report, include_ablations=ablations, first=first or ()
+            report, include_ablations=ablations, first=first or (), only=only or ()
         )
     except (ValueError, FileNotFoundError) as e:
         raise _fail(str(e)) from e
-    render_report(summary, report, command=" ".join(["agpo", *_without_options(sys.argv[1:], "--hours", "--first")]))
+    render_report(
+        summary, report, command=" ".join(["agpo", *_without_options(sys.argv[1:], "--hours", "--first", "--only")])
+    )
     pending = summary["pending"]
     console.print(f"wrote {report}" + (f" ({len(pending)} pieces of work pending: rerun to resume)" if pending else ""))
 

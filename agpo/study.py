@@ -110,6 +110,7 @@ class Study:
         self.out = Path(config.out_dir)
         self.record = Path(config.record_dir) if config.record_dir else None
         self.deadline = deadline  # time.time() after which no new training or evaluation starts
+        self._holding = False  # set while an arm outside ``run(only=...)`` is visited: cached results only
         # Policies trained by this process: their evaluations run even past the deadline, since their weights
         # are not in the record and a fresh checkout would have to train them again.
         self._trained_now: set[Path] = set()
@@ -134,7 +135,7 @@ class Study:
             shutil.copyfile(self.out / rel, self.record / rel)
 
     def _start(self, what: str) -> None:
-        if self.deadline is not None and time.time() >= self.deadline:
+        if self._holding or (self.deadline is not None and time.time() >= self.deadline):
             raise OutOfTimeError(what)
 
     def _evaluate(
@@ -227,11 +228,15 @@ class Study:
             lrs[name], sources[name] = self.tune(name, settings), "tuned on dev"
         return lrs[name]
 
-    def run(self, report: Path, include_ablations: bool = True, first: Sequence[str] = ()) -> dict[str, Any]:
+    def run(
+        self, report: Path, include_ablations: bool = True, first: Sequence[str] = (), only: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Every stage (cached), then raw JSON (``<report>.json``) and plots (``<report>_<split>.png``) beside
         the report. Past the deadline no new training or evaluation starts (a policy this run trained is still
         evaluated): the report holds what is done and lists the rest as pending. The arms named in ``first``
-        take their turn before the others within each seed; the work and the report are the same."""
+        take their turn before the others within each seed; the work and the report are the same. When ``only``
+        names arms, new work starts for them alone (and for the rate an ablation among them takes from its
+        source): every other arm reports what is cached and lists the rest as pending."""
         base = Path(self.cfg.base_model)
         if not (base / "config.json").exists():
             raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
@@ -252,7 +257,7 @@ class Study:
             self.base_dev_pass1 = dev.curve[1]
         except OutOfTimeError:
             pending.append("base on dev")
-        arms = _arms_in_order(self.cfg, include_ablations, first)
+        arms = _arms_in_order(self.cfg, include_ablations, first, only)
         lrs: dict[str, float] = {}
         lr_sources: dict[str, str] = {}
         waiting: set[str] = set()  # arms whose learning rate could not be chosen before the deadline
@@ -262,7 +267,8 @@ class Study:
             for name, settings in arms.items():
                 if name in waiting:
                     continue
-                self.log(f"{name} seed {seed}:")
+                self._holding = bool(only) and name not in only
+                self.log(f"{name} seed {seed}:" + (" (cached results only)" if self._holding else ""))
                 try:
                     self._learning_rate(name, settings, lrs, lr_sources)
                 except OutOfTimeError:
@@ -279,6 +285,7 @@ class Study:
                         pending.append(f"{name} seed {seed} on {split}")
                         continue
                     results.setdefault(name, {}).setdefault(split, []).append(r)
+        self._holding = False
         summary = {
             "config": asdict(self.cfg),
             "learning_rates": lrs,
@@ -313,13 +320,16 @@ class Study:
             )
 
 
-def _arms_in_order(config: StudyConfig, include_ablations: bool, first: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Methods, then ablations (when included), the ones named in ``first`` moved to the front in that order."""
+def _arms_in_order(
+    config: StudyConfig, include_ablations: bool, first: Sequence[str], only: Sequence[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Methods, then ablations (when included); the ones named in ``only``, then in ``first``, moved to the front."""
     arms = {**config.methods, **(config.ablations if include_ablations else {})}
-    unknown = [name for name in first if name not in arms]
-    if unknown:
-        raise ValueError(f"--first: unknown arm(s) {unknown}; the study's arms are {list(arms)}")
-    return {**{name: arms[name] for name in first}, **arms}
+    for option, names in (("--only", only), ("--first", first)):
+        unknown = [name for name in names if name not in arms]
+        if unknown:
+            raise ValueError(f"{option}: unknown arm(s) {unknown}; the study's arms are {list(arms)}")
+    return {**{name: arms[name] for name in [*only, *first]}, **arms}
 
 
 def _plot_path(report: Path, split: str) -> Path:

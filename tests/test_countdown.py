@@ -13,6 +13,7 @@ from agpo.tasks.countdown import (
     chains,
     check,
     generate_problems,
+    make_splits,
     make_trace,
     parse_answer,
     solutions,
@@ -55,6 +56,17 @@ def test_every_generated_trace_solves_its_problem_and_problems_are_deterministic
         trace = make_trace(p, rng)
         assert check(p, parse_answer(trace)), trace
         assert trace.endswith(f" vs {p.target} yes\n")
+
+
+def test_splits_are_drawn_once_per_setting_and_cannot_be_altered_by_a_caller() -> None:
+    small = {"sft": 40, "rl": 20, "dev": 10, "test": 10}
+    splits = make_splits(seed=3, **small)
+    assert make_splits(3, 40, 20, 10, 10) is splits  # the same settings, however they are passed
+    other = make_splits(seed=4, **small)
+    assert other is not splits and other.test_easy != splits.test_easy
+    assert all(isinstance(problems, tuple) for problems in splits.__dict__.values())
+    held_out = set(splits.test_easy) | set(splits.test_hard) | set(splits.dev)
+    assert not held_out & (set(splits.rl) | set(splits.sft))
 
 
 def test_traces_contain_dead_ends() -> None:

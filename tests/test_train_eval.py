@@ -158,8 +158,7 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert "trained with other settings" in changed.output
 
 
-def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: Path, tmp_path: Path) -> None:
-    one_run = """
+ONE_RUN = """
 methods: {grpo: {estimator: grpo}}
 ablations: {grpo_lp0.5: {estimator: grpo, lambda_pos: 0.5}}
 ablation_lr_from: grpo
@@ -173,7 +172,10 @@ test_n: 4
 splits: [test_easy]
 max_new_tokens: 12
 """
-    config = _study_config(tmp_path, base_dir, one_run)
+
+
+def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: Path, tmp_path: Path) -> None:
+    config = _study_config(tmp_path, base_dir, ONE_RUN)
     report = tmp_path / "passk_study.md"
     args = ["study", "--config", str(config), "--report", str(report)]
     stopped = runner.invoke(app, [*args, "--hours", "0"])
@@ -194,11 +196,33 @@ max_new_tokens: 12
     assert data["learning_rates"]["grpo_lp0.5"] == data["learning_rates"]["grpo"]
 
 
+def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached_part(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    config = _study_config(tmp_path, base_dir, ONE_RUN)
+    report = tmp_path / "passk_study.md"
+    args = ["study", "--config", str(config), "--report", str(report)]
+    unknown = runner.invoke(app, [*args, "--only", "nope"])
+    assert unknown.exit_code == 2 and "--only: unknown arm(s) ['nope']" in unknown.output
+    held = runner.invoke(app, [*args, "--only", "grpo"])
+    assert held.exit_code == 0, held.output
+    assert "train grpo " in held.output and "train grpo_lp0.5" not in held.output
+    assert "grpo_lp0.5 seed 0: (cached results only)" in held.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["pending"] == ["grpo_lp0.5 seed 0 on test_easy"] and set(data["cells"]) == {"base", "grpo"}
+    assert "--only" not in report.read_text()  # the command shown is the one that finishes it
+    rest = runner.invoke(app, args)
+    assert rest.exit_code == 0, rest.output
+    assert "train grpo_lp0.5" in rest.output and "train grpo " not in rest.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["pending"] == [] and set(data["cells"]) == {"base", "grpo", "grpo_lp0.5"}
+
+
 def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
     from agpo.cli import _without_options
 
-    argv = ["study", "--hours", "2", "--first", "a", "--first=b", "--config", "c.yaml", "--hours=1"]
-    assert _without_options(argv, "--hours", "--first") == ["study", "--config", "c.yaml"]
+    argv = ["study", "--hours", "2", "--first", "a", "--first=b", "--config", "c.yaml", "--hours=1", "--only", "x"]
+    assert _without_options(argv, "--hours", "--first", "--only") == ["study", "--config", "c.yaml"]
 
 
 def test_same_length_batches_never_mix_prompt_lengths() -> None:

@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 OPS = "+-*"
 STEP = re.compile(r"^(\d+)([+\-*])(\d+)=(\d+)$")
@@ -194,11 +194,11 @@ class Splits:
     """Disjoint problem sets. ``sft``: traces for the base model; ``rl``: RL prompts; ``dev``: tuning;
     ``test_easy`` (3 numbers) and ``test_hard`` (4 numbers): held-out evaluation."""
 
-    sft: list[Problem]
-    rl: list[Problem]
-    dev: list[Problem]
-    test_easy: list[Problem]
-    test_hard: list[Problem]
+    sft: tuple[Problem, ...]
+    rl: tuple[Problem, ...]
+    dev: tuple[Problem, ...]
+    test_easy: tuple[Problem, ...]
+    test_hard: tuple[Problem, ...]
 
     def as_dict(self) -> dict[str, list[dict]]:
         return {name: [asdict(p) for p in problems] for name, problems in self.__dict__.items()}
@@ -208,6 +208,11 @@ def make_splits(
     seed: int = 0, sft: int = 8000, rl: int = 2000, dev: int = 100, test: int = 200, hard_share: float = 0.3
 ) -> Splits:
     """Seeded, disjoint splits. Training splits mix 3- and 4-number problems (``hard_share`` of 4)."""
+    return _splits(seed, sft, rl, dev, test, hard_share)
+
+
+@cache  # drawing the splits solves every candidate (~15 s); a study asks for the same ones once per training run
+def _splits(seed: int, sft: int, rl: int, dev: int, test: int, hard_share: float) -> Splits:
     held_out: set[Problem] = set()
     test_easy = generate_problems(test, 3, seed + 1)
     held_out.update(test_easy)
@@ -218,7 +223,7 @@ def make_splits(
     rl_set = _mixed(rl, hard_share, seed + 4, held_out)
     held_out.update(rl_set)
     sft_set = _mixed(sft, hard_share, seed + 5, held_out)
-    return Splits(sft_set, rl_set, dev_set, test_easy, test_hard)
+    return Splits(*(tuple(s) for s in (sft_set, rl_set, dev_set, test_easy, test_hard)))
 
 
 def _mixed(count: int, hard_share: float, seed: int, exclude: set[Problem]) -> list[Problem]:
