@@ -94,3 +94,37 @@ def pass_at_k_bootstrap(
         low, high = np.quantile(means, [alpha, 1 - alpha])
         out.append(PassAtK(k, float(per_problem.mean()), float(low), float(high)))
     return out
+
+
+def paired_difference(
+    counts_a: Sequence[ArrayLike],
+    counts_b: Sequence[ArrayLike],
+    n_a: int,
+    n_b: int,
+    k: int,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PassAtK:
+    """pass@k of A minus pass@k of B on the same problems, with a bootstrap interval over problems.
+
+    Each side may hold several runs (seeds), each a count of correct samples per problem; a problem's pass@k is
+    first averaged over its side's runs. Resampling the problems jointly for both sides keeps the pairing, so
+    the interval is far narrower than two separate intervals would suggest when the sides agree on which
+    problems are hard. Seed-to-seed variation beyond the runs given is not in the interval.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if not counts_a or not counts_b:
+        raise ValueError("each side needs at least one run")
+    sides = [
+        np.mean([pass_at_k_batch(c, n, k) for c in runs], axis=0) for runs, n in ((counts_a, n_a), (counts_b, n_b))
+    ]
+    if sides[0].shape != sides[1].shape:
+        raise ValueError(f"the sides hold {sides[0].size} and {sides[1].size} problems: pairs need the same problems")
+    diff = sides[0] - sides[1]
+    draws = np.random.default_rng(seed).integers(0, diff.size, size=(resamples, diff.size))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(diff[draws].mean(axis=1), [alpha, 1 - alpha])
+    return PassAtK(k, float(diff.mean()), float(low), float(high))

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from agpo.evaluate import EvalResult, evaluate, load_results, plot_curves, save_results
+from agpo.passk import paired_difference
 from agpo.sampling import SamplingParams
 from agpo.tasks.countdown import CountdownReward, make_splits
 from agpo.train import TrainConfig, train
@@ -294,6 +295,7 @@ class Study:
             "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),
+            "differences": _differences(results, reference=next(iter(self.cfg.methods), "base")),
         }
         raw = {name: {split: [r.to_json() for r in runs] for split, runs in by.items()} for name, by in results.items()}
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -353,6 +355,54 @@ def _cells(results: dict[str, dict[str, list[EvalResult]]]) -> dict[str, dict[st
     return cells
 
 
+def _differences(results: dict[str, dict[str, list[EvalResult]]], reference: str) -> list[dict[str, Any]]:
+    """Every arm minus the base, and minus ``reference`` (the first method), at k = 1, n / 4 and n.
+
+    The arms are evaluated on the same problems, so the difference is taken per problem (each side averaged
+    over its seeds) and its interval resamples problems: the question "does GRPO lose coverage the base had?"
+    is about these problems, and pairing removes their shared difficulty from the noise.
+    """
+    rows = []
+    for name, by_split in results.items():
+        for other in ("base", reference):
+            if name in ("base", other) or other not in results:
+                continue
+            for split, runs in by_split.items():
+                theirs = results[other].get(split)
+                if not theirs:
+                    continue
+                n = min(runs[0].n, theirs[0].n)
+                cells = {
+                    str(k): asdict(
+                        paired_difference(
+                            [r.counts for r in runs], [r.counts for r in theirs], runs[0].n, theirs[0].n, k
+                        )
+                    )
+                    for k in sorted({1, max(n // 4, 1), n})
+                }
+                rows.append({"arm": name, "minus": other, "split": split, "seeds": [len(runs), len(theirs)], **cells})
+    return rows
+
+
+def _difference_lines(rows: list[dict[str, Any]], split: str) -> list[str]:
+    rows = [row for row in rows if row["split"] == split]
+    if not rows:
+        return []
+    ks = [k for k in rows[0] if k.isdigit()]
+    lines = [
+        f"Paired differences on {split} (same problems; each side averaged over its seeds; 95% bootstrap interval "
+        "over problems, which leaves out seed-to-seed variation: read it beside the ± above):",
+        "",
+        "| difference | seeds | " + " | ".join(f"Δ pass@{k}" for k in ks) + " |",
+        "| --- | --- |" + " --- |" * len(ks),
+    ]
+    for row in rows:
+        cells = [f"{row[k]['mean']:+.3f} [{row[k]['low']:+.3f}, {row[k]['high']:+.3f}]" for k in ks]
+        seeds = "/".join(str(s) for s in row["seeds"])
+        lines.append(f"| {row['arm']} − {row['minus']} | {seeds} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
     """``docs/results/passk_study.md``: settings, the exact command, and one table per split."""
     cfg = summary["config"]
@@ -390,6 +440,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             seeds = int(next(iter(row.values()))[2])
             lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _difference_lines(summary.get("differences", []), split)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

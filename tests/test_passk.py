@@ -9,7 +9,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from agpo.passk import default_ks, pass_at_k, pass_at_k_batch, pass_at_k_bootstrap, pass_at_k_curve
+from agpo.passk import (
+    default_ks,
+    paired_difference,
+    pass_at_k,
+    pass_at_k_batch,
+    pass_at_k_bootstrap,
+    pass_at_k_curve,
+)
 
 
 @pytest.mark.parametrize("n", range(1, 9))
@@ -73,6 +80,26 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_problems() -
     width = lambda rows: rows[0].high - rows[0].low  # noqa: E731
     assert width(pass_at_k_bootstrap(large, 16)) < width(pass_at_k_bootstrap(small, 16)) / 3
     assert pass_at_k_bootstrap(small, 16, seed=5) == pass_at_k_bootstrap(small, 16, seed=5)
+
+
+def test_paired_difference_averages_seeds_per_problem_and_keeps_the_pairing() -> None:
+    rng = np.random.default_rng(2)
+    hardness = rng.uniform(0.02, 0.9, size=200)
+    base = rng.binomial(64, hardness)
+    better = [rng.binomial(64, np.minimum(hardness + 0.05, 1.0)) for _ in range(3)]
+    diff = paired_difference(better, [base], 64, 64, 1, seed=0)
+    expected = np.mean([pass_at_k_batch(c, 64, 1) for c in better], axis=0) - pass_at_k_batch(base, 64, 1)
+    assert diff.mean == pytest.approx(expected.mean())
+    assert 0 < diff.low < diff.mean < diff.high  # the pairing sees a small, consistent gain
+    # Two unpaired intervals overlap widely for the same gain: pairing is what makes it visible.
+    separate = pass_at_k_bootstrap(better[0], 64, [1])[0], pass_at_k_bootstrap(base, 64, [1])[0]
+    assert separate[0].low < separate[1].high
+    assert paired_difference([base], [base], 64, 64, 64) == paired_difference([base], [base], 64, 64, 64)
+    assert paired_difference([base], [base], 64, 64, 64).mean == 0.0
+    with pytest.raises(ValueError, match="pairs need the same problems"):
+        paired_difference([base], [base[:10]], 64, 64, 1)
+    with pytest.raises(ValueError, match="at least one run"):
+        paired_difference([], [base], 64, 64, 1)
 
 
 @pytest.mark.parametrize(

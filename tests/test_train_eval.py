@@ -136,6 +136,16 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert tuned[f"{data['learning_rates']['grpo']:g}"] == max(tuned.values())
     assert 0.0 <= data["base_dev_pass1"] <= 1.0 and "Dev pass@1 of the tuning runs" in md
     assert f"Base on dev: {data['base_dev_pass1']:.3f}." in md
+    # Paired differences: every arm minus the base and minus the first method, on the same problems.
+    pairs = {(row["arm"], row["minus"]) for row in data["differences"]}
+    assert pairs == {(m, "base") for m in data["learning_rates"]} | {
+        (m, "grpo") for m in data["learning_rates"] if m != "grpo"
+    }
+    row = next(row for row in data["differences"] if (row["arm"], row["minus"]) == ("agpo", "grpo"))
+    assert set(row) >= {"1", "4"} and row["seeds"] == [2, 2]
+    cell = row["4"]
+    assert cell["low"] <= cell["mean"] <= cell["high"]
+    assert f"| agpo − grpo | 2/2 | {cell['mean']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]" in md
     assert (report.parent / "passk_study_test_easy.png").exists()
     assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
