@@ -83,8 +83,17 @@ def load_results(path: Path) -> list[EvalResult]:
     return [EvalResult.from_json(d) for d in json.loads(path.read_text())]
 
 
-def plot_curves(results: Sequence[EvalResult], path: Path, title: str = "pass@k") -> None:
-    """pass@k against k (log scale) for several checkpoints on one plot, with bootstrap bands."""
+def plot_curves(
+    results: Sequence[EvalResult],
+    path: Path,
+    title: str = "pass@k",
+    ylabel: str = "pass@k",
+    ylim: tuple[float, float] | None = (0, 1),
+) -> None:
+    """pass@k against k (log scale) for several checkpoints on one plot, with bootstrap bands.
+
+    With ``ylim=None`` the axis fits the data and a line marks 0: the form for differences between models.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,8 +106,11 @@ def plot_curves(results: Sequence[EvalResult], path: Path, title: str = "pass@k"
         ax.fill_between(ks, [r.low[k] for k in ks], [r.high[k] for k in ks], alpha=0.15)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (samples)")
-    ax.set_ylabel("pass@k")
-    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    if ylim is None:
+        ax.axhline(0.0, color="black", linewidth=0.8)
+    else:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=8)

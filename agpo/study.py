@@ -304,8 +304,10 @@ class Study:
         return summary
 
     def _plot(self, results: dict[str, dict[str, list[EvalResult]]], report: Path) -> None:
+        """Per split: the methods' mean pass@k curves, and each method's paired difference from the base."""
         for split in self.cfg.splits:
-            mean_curves = []
+            mean_curves, differences = [], []
+            base = results.get("base", {}).get(split)
             for name, by_split in results.items():
                 runs = by_split.get(split, [])
                 if not runs or (name not in self.cfg.methods and name != "base"):
@@ -315,11 +317,33 @@ class Study:
                 low = {k: min(r.curve[k] for r in runs) for k in ks}
                 high = {k: max(r.curve[k] for r in runs) for k in ks}
                 mean_curves.append(EvalResult(name, "", split, runs[0].n, [], mean, low, high))
+                if base and name != "base":
+                    differences.append(_difference_curve(name, runs, base))
             if not mean_curves:
                 continue
             plot_curves(
                 mean_curves, _plot_path(report, split), title=f"Countdown {split}: mean over seeds (band: min-max)"
             )
+            if differences:
+                plot_curves(
+                    differences,
+                    _plot_path(report, f"{split}_minus_base"),
+                    title=f"Countdown {split}: minus the base, paired (95% CI)",
+                    ylabel="Δ pass@k vs base",
+                    ylim=None,
+                )
+
+
+def _difference_curve(name: str, runs: list[EvalResult], base: list[EvalResult]) -> EvalResult:
+    """``name`` minus the base at every k both share, as a curve with its paired bootstrap interval."""
+    n = min(runs[0].n, base[0].n)
+    cells = [
+        paired_difference([r.counts for r in runs], [r.counts for r in base], runs[0].n, base[0].n, k)
+        for k in sorted(runs[0].curve)
+        if k <= n
+    ]
+    curve, low, high = ({c.k: getattr(c, field) for c in cells} for field in ("mean", "low", "high"))
+    return EvalResult(f"{name} − base", "", runs[0].split, n, [], curve, low, high)
 
 
 def _arms_in_order(
@@ -440,7 +464,11 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             seeds = int(next(iter(row.values()))[2])
             lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines += _difference_lines(summary.get("differences", []), split)
+        difference_lines = _difference_lines(summary.get("differences", []), split)
+        if difference_lines:
+            name = _plot_path(path, f"{split}_minus_base").name
+            difference_lines[1:1] = ["", f"![pass@k minus the base's on {split}]({name})"]
+        lines += difference_lines
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

@@ -147,6 +147,8 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert cell["low"] <= cell["mean"] <= cell["high"]
     assert f"| agpo − grpo | 2/2 | {cell['mean']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]" in md
     assert (report.parent / "passk_study_test_easy.png").exists()
+    assert (report.parent / "passk_study_test_easy_minus_base.png").stat().st_size > 1000
+    assert "(passk_study_test_easy_minus_base.png)" in md
     assert "(passk_study_test_easy.png)" in md
     # A second run finds everything cached and reproduces the same numbers.
     again = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
