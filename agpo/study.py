@@ -421,7 +421,7 @@ def _difference_lines(rows: list[dict[str, Any]], split: str) -> list[str]:
         "| --- | --- |" + " --- |" * len(ks),
     ]
     for row in rows:
-        cells = [f"{row[k]['mean']:+.3f} [{row[k]['low']:+.3f}, {row[k]['high']:+.3f}]" for k in ks]
+        cells = [f"{row[k]['mean']:+.3f} [{row[k]['low']:+.3f}, {row[k]['high']:+.3f}]" if k in row else "" for k in ks]
         seeds = "/".join(str(s) for s in row["seeds"])
         lines.append(f"| {row['arm']} − {row['minus']} | {seeds} | " + " | ".join(cells) + " |")
     return [*lines, ""]
