@@ -285,6 +285,10 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
     assert any(a.get("pos_term") == "constant" for a in full.ablations.values())
     for name in ("study_pilot.yaml", "study_smoke.yaml"):
         StudyConfig.load(root / name)
+    precondition = StudyConfig.load(root / "study_precondition.yaml")
+    (arm,) = precondition.methods.values()
+    assert arm["estimator"] == "grpo" and arm["learning_rate"] > max(full.lr_grid[:1])
+    assert precondition.train["steps"] > full.train["steps"] and precondition.test_n == full.test_n
     bad = tmp_path / "bad_study.yaml"
     bad.write_text("sedes: [1]\n")
     with pytest.raises(ValueError, match="unknown study setting"):
