@@ -79,21 +79,25 @@ def pass_at_k_bootstrap(
     seed: int = 0,
 ) -> list[PassAtK]:
     """pass@k curve with a bootstrap confidence interval over problems, for each k."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     c = np.asarray(counts, dtype=np.int64).reshape(-1)
     if c.size == 0:
         raise ValueError("no problems given")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, c.size, size=(resamples, c.size))
-    alpha = (1 - confidence) / 2
     out = []
     for k in ks or default_ks(int(np.min(n))):
         per_problem = pass_at_k_batch(c, n, k)
-        means = per_problem[draws].mean(axis=1)
-        low, high = np.quantile(means, [alpha, 1 - alpha])
-        out.append(PassAtK(k, float(per_problem.mean()), float(low), float(high)))
+        low, high = _bootstrap_mean(per_problem, resamples, confidence, seed)
+        out.append(PassAtK(k, float(per_problem.mean()), low, high))
     return out
+
+
+def _bootstrap_mean(values: np.ndarray, resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of the mean of per-problem ``values`` with the problems resampled (same draws per seed)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    draws = np.random.default_rng(seed).integers(0, values.size, size=(resamples, values.size))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values[draws].mean(axis=1), [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def paired_difference(
@@ -114,8 +118,6 @@ def paired_difference(
     the interval is far narrower than two separate intervals would suggest when the sides agree on which
     problems are hard. Seed-to-seed variation beyond the runs given is not in the interval.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     if not counts_a or not counts_b:
         raise ValueError("each side needs at least one run")
     sides = [
@@ -124,7 +126,4 @@ def paired_difference(
     if sides[0].shape != sides[1].shape:
         raise ValueError(f"the sides hold {sides[0].size} and {sides[1].size} problems: pairs need the same problems")
     diff = sides[0] - sides[1]
-    draws = np.random.default_rng(seed).integers(0, diff.size, size=(resamples, diff.size))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(diff[draws].mean(axis=1), [alpha, 1 - alpha])
-    return PassAtK(k, float(diff.mean()), float(low), float(high))
+    return PassAtK(k, float(diff.mean()), *_bootstrap_mean(diff, resamples, confidence, seed))

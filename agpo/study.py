@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from agpo.evaluate import EvalResult, evaluate, load_results, plot_curves, save_results
-from agpo.passk import paired_difference
+from agpo.passk import PassAtK, paired_difference
 from agpo.sampling import SamplingParams
 from agpo.tasks.countdown import CountdownReward, make_splits
 from agpo.train import TrainConfig, train
@@ -336,14 +336,16 @@ class Study:
 
 def _difference_curve(name: str, runs: list[EvalResult], base: list[EvalResult]) -> EvalResult:
     """``name`` minus the base at every k both share, as a curve with its paired bootstrap interval."""
-    n = min(runs[0].n, base[0].n)
-    cells = [
-        paired_difference([r.counts for r in runs], [r.counts for r in base], runs[0].n, base[0].n, k)
-        for k in sorted(runs[0].curve)
-        if k <= n
-    ]
+    cells = _paired(runs, base, sorted(runs[0].curve))
     curve, low, high = ({c.k: getattr(c, field) for c in cells} for field in ("mean", "low", "high"))
-    return EvalResult(f"{name} − base", "", runs[0].split, n, [], curve, low, high)
+    return EvalResult(f"{name} − base", "", runs[0].split, min(runs[0].n, base[0].n), [], curve, low, high)
+
+
+def _paired(runs: list[EvalResult], theirs: list[EvalResult], ks: Sequence[int]) -> list[PassAtK]:
+    """pass@k of ``runs`` minus ``theirs`` on the same problems, at each k both sides' samples allow."""
+    n = min(runs[0].n, theirs[0].n)
+    mine, other = [r.counts for r in runs], [r.counts for r in theirs]
+    return [paired_difference(mine, other, runs[0].n, theirs[0].n, k) for k in ks if k <= n]
 
 
 def _arms_in_order(
@@ -396,14 +398,7 @@ def _differences(results: dict[str, dict[str, list[EvalResult]]], reference: str
                 if not theirs:
                     continue
                 n = min(runs[0].n, theirs[0].n)
-                cells = {
-                    str(k): asdict(
-                        paired_difference(
-                            [r.counts for r in runs], [r.counts for r in theirs], runs[0].n, theirs[0].n, k
-                        )
-                    )
-                    for k in sorted({1, max(n // 4, 1), n})
-                }
+                cells = {str(c.k): asdict(c) for c in _paired(runs, theirs, sorted({1, max(n // 4, 1), n}))}
                 rows.append({"arm": name, "minus": other, "split": split, "seeds": [len(runs), len(theirs)], **cells})
     return rows
 
