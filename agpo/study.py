@@ -422,6 +422,13 @@ def _difference_lines(rows: list[dict[str, Any]], split: str) -> list[str]:
     return [*lines, ""]
 
 
+def _lr_sentence(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    if summary["learning_rate_sources"] and all(s == "fixed" for s in summary["learning_rate_sources"].values()):
+        return "learning rate fixed per method (no dev tuning)"
+    return f"learning rate tuned per method on dev over {cfg['lr_grid']} (dev pass@1 with n = {cfg['dev_n']})"
+
+
 def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
     """``docs/results/passk_study.md``: settings, the exact command, and one table per split."""
     cfg = summary["config"]
@@ -431,8 +438,8 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         *([cfg["note"], ""] if cfg["note"] else []),
         f"Command: `{command}`",
         "",
-        f"Base model `{cfg['base_model']}`; training {cfg['train']} for every method; learning rate tuned per "
-        f"method on dev over {cfg['lr_grid']} (dev pass@1 with n = {cfg['dev_n']}); seeds {cfg['seeds']}; "
+        f"Base model `{cfg['base_model']}`; training {cfg['train']} for every method; {_lr_sentence(summary)}; "
+        f"seeds {cfg['seeds']}; "
         f"test: first {cfg['test_problems']} problems of each split, n = {cfg['test_n']} samples each, "
         "temperature 1. Cells: mean ± std over seeds.",
         "",

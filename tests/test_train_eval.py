@@ -123,6 +123,7 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     for name in ("base", "grpo", "agpo", "agpo_const_pos", "agpo_lp0.5"):
         assert f"| {name} |" in md
     assert "pass@4" in md and "± " in md and "Partial" not in md
+    assert "learning rate tuned per method on dev over [" in md
     data = json.loads(report.with_suffix(".json").read_text())
     assert set(data["learning_rates"]) == {"grpo", "agpo", "agpo_const_pos", "agpo_lp0.5"}
     assert data["learning_rates"]["agpo_const_pos"] == 1e-4  # fixed in its settings, not tuned
@@ -271,6 +272,15 @@ def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) 
         assert ids == built(text, add_special_tokens=False)["input_ids"]
         assert reloaded.decode(ids) == text
     assert reloaded("<eos>", add_special_tokens=False)["input_ids"] == [reloaded.eos_token_id]
+
+
+def test_the_report_says_the_rates_were_fixed_when_no_arm_was_tuned() -> None:
+    from agpo.study import _lr_sentence
+
+    summary = {"config": {"lr_grid": [3e-5], "dev_n": 16}, "learning_rate_sources": {"a": "fixed", "b": "fixed"}}
+    assert _lr_sentence(summary) == "learning rate fixed per method (no dev tuning)"
+    summary["learning_rate_sources"]["b"] = "tuned on dev"
+    assert _lr_sentence(summary) == "learning rate tuned per method on dev over [3e-05] (dev pass@1 with n = 16)"
 
 
 def test_shipped_study_configs_load(tmp_path: Path) -> None:
