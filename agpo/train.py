@@ -51,6 +51,7 @@ class TrainConfig:
     neg_term: str | None = None
     tau: float | None = None
     protect_shared_prefix: bool = False  # agpo.shared_prefix: spare the opening a wrong answer shares with a right one
+    mask_truncated_completions: bool = False  # TRL's option: completions cut at the length limit stay out of the loss
     learning_rate: float = 2e-5
     group_size: int = 8
     prompts_per_step: int = 16
@@ -155,6 +156,7 @@ def trl_config(config: TrainConfig) -> Any:
         neg_term=config.neg_term,
         tau=config.tau,
         protect_shared_prefix=config.protect_shared_prefix,
+        mask_truncated_completions=config.mask_truncated_completions,
         learning_rate=config.learning_rate,
         lr_scheduler_type="constant",
         num_generations=config.group_size,

@@ -110,6 +110,12 @@ class AGPOTrainer(GRPOTrainer):
             rewards_per_func, self.reward_weights, group_size, self.advantage_config
         )
 
+        if self.args.mask_truncated_completions:
+            # TRL keeps truncated completions out of the loss (an all-zero completion mask); zeroing their
+            # advantages too makes the logged masses those of the update that really happens.
+            kept = self.accelerator.gather(output["completion_mask"].any(dim=1))
+            all_advantages = all_advantages * kept.to(all_advantages.dtype)
+
         local = output["advantages"].shape[0]
         start = self.accelerator.process_index * local  # the same slice TRL takes of its own advantages
         advantages = all_advantages[start : start + local]

@@ -296,8 +296,11 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
     for name in ("study_pilot.yaml", "study_smoke.yaml"):
         StudyConfig.load(root / name)
     precondition = StudyConfig.load(root / "study_precondition.yaml")
-    (arm,) = precondition.methods.values()
-    assert arm["estimator"] == "grpo" and arm["learning_rate"] > max(full.lr_grid[:1])
+    first, *others = precondition.methods.values()
+    assert first["estimator"] == "grpo" and first["learning_rate"] > max(full.lr_grid[:1])
+    # Every arm trains at GRPO's rate: the arms differ in the update alone.
+    assert {arm["learning_rate"] for arm in others} == {first["learning_rate"]}
+    assert any(arm.get("mask_truncated_completions") for arm in others)
     assert precondition.train["steps"] > full.train["steps"] and precondition.test_n == full.test_n
     bad = tmp_path / "bad_study.yaml"
     bad.write_text("sedes: [1]\n")

@@ -166,3 +166,24 @@ def test_protected_lengths_only_touch_wrong_completions_with_a_negative_advantag
         protected_lengths(completions, correct, advantages, 4)
     got = token_advantages(torch.tensor([0.1, -1.0]), [0, 2], width=3)
     assert torch.equal(got, torch.tensor([[0.1, 0.1, 0.1], [0.0, 0.0, -1.0]]))
+
+
+def test_masked_truncated_completions_train_on_nothing_and_log_zero(tiny_lm_dir: Path, tmp_path: Path) -> None:
+    seen: list[float] = []
+    trainer = make_trl_trainer(
+        AGPOTrainer,
+        AGPOConfig,
+        tiny_lm_dir,
+        tmp_path,
+        recording_reward(True, 3, seen),
+        G,
+        mask_truncated_completions=True,
+    )
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(INPUTS)
+    kept = out["completion_mask"].any(dim=1)
+    assert 0 < int(kept.sum()) < len(kept)  # both kinds are present, so the check below can fail either way
+    want = compute_advantages(torch.tensor(seen), group_size=G, estimator="agpo") * kept
+    assert torch.equal(out["advantages"], want)
+    assert list(trainer._logs["advantages"]) == want.tolist()
+    assert trainer._metrics["train"]["advantages/frac_zero"][-1] == pytest.approx(float((want == 0).float().mean()))
