@@ -304,6 +304,46 @@ def prefix_effect(
     save_and_show(result, out, title, console)
 
 
+@app.command()
+def outcomes(
+    model: Annotated[list[str], typer.Option(help="LABEL=DIR of a model (repeatable)")],
+    split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_hard",
+    problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 40,
+    n: Annotated[int, typer.Option(min=1, help="samples per problem")] = 32,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option(help="JSON result")] = Path("runs/countdown/outcomes.json"),
+) -> None:
+    """Share of correct answers, false ``yes`` claims and missing answers per model on a Countdown split."""
+    import sys
+
+    from agpo.outcomes import outcome_shares, outcomes_table, save
+    from agpo.prefix_effect import parse_models
+    from agpo.sampling import SamplingParams
+    from agpo.tasks.countdown import make_splits
+
+    try:
+        models = parse_models(model)
+        chosen = getattr(make_splits(), split)[:problems]
+    except ValueError as e:
+        raise _fail(str(e)) from e
+    except AttributeError:
+        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+    params = SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed)
+    result = {
+        "split": split,
+        "problems": len(chosen),
+        "n": n,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "command": " ".join(["agpo", *sys.argv[1:]]),
+        "models": {label: outcome_shares(path, chosen, params) for label, path in models.items()},
+    }
+    save(result, out)
+    console.print(outcomes_table(result))
+    console.print(f"wrote {out}")
+
+
 relevance_app = typer.Typer(help="The relevance domain: synthetic benchmark and data.", no_args_is_help=True)
 app.add_typer(relevance_app, name="relevance")
 

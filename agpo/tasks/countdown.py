@@ -177,6 +177,25 @@ def check(problem: Problem, chain: Chain | None) -> bool:
     return remaining == Counter([problem.target])
 
 
+OUTCOMES = ("correct", "false yes: reaches target", "false yes: misses target", "unparsable yes", "no answer")
+
+
+def outcome(problem: Problem, completion: str) -> str:
+    """Which of ``OUTCOMES`` a completion is: the failure kinds behind a reward of 0.
+
+    "reaches target": the claimed chain ends on the target but breaks a rule (arithmetic or number use);
+    "no answer": no line ends in ``yes`` (the search ran out of tokens or stopped).
+    """
+    if not any(line.split()[-1:] == ["yes"] for line in completion.strip().splitlines()):
+        return "no answer"
+    chain = parse_answer(completion)
+    if chain is None:
+        return "unparsable yes"
+    if check(problem, chain):
+        return "correct"
+    return "false yes: reaches target" if chain[-1][3] == problem.target else "false yes: misses target"
+
+
 class CountdownReward:
     """1 when the completion's answer solves the problem, else 0 (``agpo.rewards`` protocol)."""
 
