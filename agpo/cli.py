@@ -138,6 +138,16 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _countdown_split(split: str, problems: int) -> tuple:
+    """The first ``problems`` problems of a Countdown split, or a CLI error naming the splits there are."""
+    from agpo.tasks.countdown import make_splits
+
+    try:
+        return getattr(make_splits(), split)[:problems]
+    except AttributeError:
+        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+
+
 @base_app.command("build")
 def base_build(
     out: Annotated[Path, typer.Option(help="model directory to write")] = Path("runs/countdown/base"),
@@ -220,15 +230,12 @@ def eval_cmd(
 
     from agpo.evaluate import evaluate, plot_curves, save_results
     from agpo.sampling import SamplingParams
-    from agpo.tasks.countdown import CountdownReward, make_splits
+    from agpo.tasks.countdown import CountdownReward
 
     labels = label or []
     if labels and len(labels) != len(model):
         raise _fail(f"{len(labels)} --label values for {len(model)} --model values; give one per model or none")
-    try:
-        chosen = getattr(make_splits(), split)[:problems]
-    except AttributeError:
-        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+    chosen = _countdown_split(split, problems)
     params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     results = []
     with Progress(console=console) as bar:
@@ -284,16 +291,14 @@ def prefix_effect(
 
     from agpo.prefix_effect import check_references, measure, parse_models, save_and_show
     from agpo.sampling import SamplingParams
-    from agpo.tasks.countdown import CountdownReward, make_splits
+    from agpo.tasks.countdown import CountdownReward
 
     try:
         models = parse_models(model)
         check_references(models, reference or ())
-        chosen = getattr(make_splits(), split)[:problems]
     except ValueError as e:
         raise _fail(str(e)) from e
-    except AttributeError:
-        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+    chosen = _countdown_split(split, problems)
     params = SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed)
     prompts, answers = [p.prompt for p in chosen], [p.reference for p in chosen]
     result = measure(
@@ -320,15 +325,12 @@ def outcomes(
     from agpo.outcomes import outcome_shares, outcomes_table, save
     from agpo.prefix_effect import parse_models
     from agpo.sampling import SamplingParams
-    from agpo.tasks.countdown import make_splits
 
     try:
         models = parse_models(model)
-        chosen = getattr(make_splits(), split)[:problems]
     except ValueError as e:
         raise _fail(str(e)) from e
-    except AttributeError:
-        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+    chosen = _countdown_split(split, problems)
     params = SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed)
     result = {
         "split": split,

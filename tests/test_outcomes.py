@@ -52,3 +52,5 @@ def test_outcomes_command_counts_every_sample_once_and_correct_ones_as_the_rewar
 
     bad = CliRunner().invoke(app, ["outcomes", "--model", str(base)])
     assert bad.exit_code == 2 and "write LABEL=DIR" in bad.output
+    split = CliRunner().invoke(app, ["outcomes", "--model", f"base={base}", "--split", "nope"])
+    assert split.exit_code == 2 and "unknown split 'nope'" in split.output
