@@ -287,6 +287,9 @@ class Study:
                         continue
                     results.setdefault(name, {}).setdefault(split, []).append(r)
         self._holding = False
+        # Tables, JSON and plots list the arms as the config does, whatever order --first/--only ran them in.
+        canonical = ["base", *_arms_in_order(self.cfg, include_ablations, (), ())]
+        results = {name: results[name] for name in canonical if name in results}
         summary = {
             "config": asdict(self.cfg),
             "learning_rates": lrs,

@@ -207,6 +207,7 @@ def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: P
     data = json.loads(report.with_suffix(".json").read_text())
     assert data["pending"] == [] and data["learning_rate_sources"] == {"grpo": "tuned on dev", "grpo_lp0.5": "grpo's"}
     assert data["learning_rates"]["grpo_lp0.5"] == data["learning_rates"]["grpo"]
+    assert list(data["cells"]) == ["base", "grpo", "grpo_lp0.5"]  # reported in the config's order, not the run's
 
 
 def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached_part(
