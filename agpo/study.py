@@ -29,6 +29,13 @@ from agpo.train import TrainConfig, train
 
 Log = Callable[[str], None]
 
+# What each run's training log says about where its policy ended up, by the name the report gives it.
+TRAINING_STATS = {
+    "train reward": "reward",
+    "negative share": "advantages/neg_share",
+    "truncated": "completions/clipped_ratio",
+}
+
 
 @dataclass
 class StudyConfig:
@@ -242,6 +249,7 @@ class Study:
         if not (base / "config.json").exists():
             raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
         results: dict[str, dict[str, list[EvalResult]]] = {}
+        training: dict[str, list[dict[str, float]]] = {}
         pending: list[str] = []
         for split in self.cfg.splits:
             try:
@@ -286,10 +294,14 @@ class Study:
                         pending.append(f"{name} seed {seed} on {split}")
                         continue
                     results.setdefault(name, {}).setdefault(split, []).append(r)
+                run_json = self._cached(policy.rel / "agpo_run.json")
+                if run_json is not None:
+                    training.setdefault(name, []).append(training_tail(run_json))
         self._holding = False
         # Tables, JSON and plots list the arms as the config does, whatever order --first/--only ran them in.
         canonical = ["base", *_arms_in_order(self.cfg, include_ablations, (), ())]
         results = {name: results[name] for name in canonical if name in results}
+        training = {name: training[name] for name in canonical if name in training}
         summary = {
             "config": asdict(self.cfg),
             "learning_rates": lrs,
@@ -298,6 +310,7 @@ class Study:
             "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),
+            "training": {name: _mean_std(runs) for name, runs in training.items()},
             "differences": _differences(results, reference=next(iter(self.cfg.methods), "base")),
         }
         raw = {name: {split: [r.to_json() for r in runs] for split, runs in by.items()} for name, by in results.items()}
@@ -361,6 +374,48 @@ def _arms_in_order(
         if unknown:
             raise ValueError(f"{option}: unknown arm(s) {unknown}; the study's arms are {list(arms)}")
     return {**{name: arms[name] for name in [*only, *first]}, **arms}
+
+
+def training_tail(run_json: Path, fraction: float = 1 / 3) -> dict[str, float]:
+    """A run's logged reward, negative share of the advantage mass and truncated share, averaged over the last
+    third of its logged steps: where the policy ended up, with less noise than the last step alone."""
+    rows = [row for row in json.loads(run_json.read_text())["log_history"] if "reward" in row]
+    tail = rows[-max(1, round(len(rows) * fraction)) :]
+    return {
+        name: statistics.fmean(float(row[key]) for row in tail)
+        for name, key in TRAINING_STATS.items()
+        if tail and all(key in row for row in tail)
+    }
+
+
+def _mean_std(runs: list[dict[str, float]]) -> dict[str, list[float]]:
+    """stat -> [mean, std, seeds] over the runs that logged it."""
+    out = {}
+    for stat in TRAINING_STATS:
+        values = [run[stat] for run in runs if stat in run]
+        if values:
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[stat] = [statistics.fmean(values), std, float(len(values))]
+    return out
+
+
+def _training_lines(training: dict[str, dict[str, list[float]]]) -> list[str]:
+    if not training:
+        return []
+    lines = [
+        "Training logs, each run averaged over the last third of its logged steps (mean ± std over seeds): the "
+        "reward of its rollouts on the training problems, the negative share of its advantage mass "
+        "(`advantages/neg_share`; GRPO's is 0.5 by construction) and the share of completions cut at the "
+        "length limit.",
+        "",
+        "| method | seeds | " + " | ".join(TRAINING_STATS) + " |",
+        "| --- | --- |" + " --- |" * len(TRAINING_STATS),
+    ]
+    for name, stats in training.items():
+        seeds = int(max(cell[2] for cell in stats.values())) if stats else 0
+        cells = [f"{stats[s][0]:.3f} ± {stats[s][1]:.3f}" if s in stats else "" for s in TRAINING_STATS]
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _plot_path(report: Path, split: str) -> Path:
@@ -455,6 +510,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         ],
         "",
         *_tuning_lines(summary.get("dev_pass1", {}), summary.get("base_dev_pass1"), cfg["lr_grid"]),
+        *_training_lines(summary.get("training", {})),
     ]
     for split in cfg["splits"]:
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})

@@ -131,6 +131,11 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert data["learning_rate_sources"]["agpo_lp0.5"] == "agpo's"
     assert data["cells"]["agpo"]["test_easy"]["1"][2] == 2  # two seeds
     assert data["pending"] == []
+    # Each arm's training log, summarised over its seeds: GRPO's advantage mass is half negative by construction.
+    assert set(data["training"]) == set(data["learning_rates"]) and data["training"]["agpo"]["train reward"][2] == 2
+    # (A step whose groups all tie logs 0, so a short run's mean can sit below 0.5, never above it.)
+    assert 0.0 <= data["training"]["grpo"]["negative share"][0] <= 0.5 + 1e-6
+    assert "| method | seeds | train reward | negative share | truncated |" in md
     # Every tuning run's dev pass@1 is reported beside the base's, and the chosen rate is the best of them.
     tuned = data["dev_pass1"]["grpo"]
     assert set(tuned) == {f"{lr:g}" for lr in yaml.safe_load(config.read_text())["lr_grid"]}
