@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -28,6 +28,7 @@ from agpo.tasks.countdown import CountdownReward, make_splits
 from agpo.train import TrainConfig, train
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 # What each run's training log says about where its policy ended up, by the name the report gives it.
 TRAINING_STATS = {
@@ -300,13 +301,12 @@ class Study:
         self._holding = False
         # Tables, JSON and plots list the arms as the config does, whatever order --first/--only ran them in.
         canonical = ["base", *_arms_in_order(self.cfg, include_ablations, (), ())]
-        results = {name: results[name] for name in canonical if name in results}
-        training = {name: training[name] for name in canonical if name in training}
+        results, training = _in_order(results, canonical), _in_order(training, canonical)
         summary = {
             "config": asdict(self.cfg),
-            "learning_rates": lrs,
-            "learning_rate_sources": lr_sources,
-            "dev_pass1": self.dev_pass1,
+            "learning_rates": _in_order(lrs, canonical),
+            "learning_rate_sources": _in_order(lr_sources, canonical),
+            "dev_pass1": _in_order(self.dev_pass1, canonical),
             "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),
@@ -362,6 +362,11 @@ def _paired(runs: list[EvalResult], theirs: list[EvalResult], ks: Sequence[int])
     n = min(runs[0].n, theirs[0].n)
     mine, other = [r.counts for r in runs], [r.counts for r in theirs]
     return [paired_difference(mine, other, runs[0].n, theirs[0].n, k) for k in ks if k <= n]
+
+
+def _in_order(by_arm: dict[str, T], order: Sequence[str]) -> dict[str, T]:
+    """``by_arm``'s entries in ``order`` (names not in ``order`` are dropped)."""
+    return {name: by_arm[name] for name in order if name in by_arm}
 
 
 def _arms_in_order(

@@ -218,7 +218,9 @@ def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: P
 def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached_part(
     base_dir: Path, tmp_path: Path
 ) -> None:
-    config = _study_config(tmp_path, base_dir, ONE_RUN)
+    # The ablation's rate is fixed, so that running it first does not settle grpo's on the way.
+    fixed = ONE_RUN.replace("lambda_pos: 0.5}", "lambda_pos: 0.5, learning_rate: 1.0e-4}")
+    config = _study_config(tmp_path, base_dir, fixed)
     report = tmp_path / "passk_study.md"
     args = ["study", "--config", str(config), "--report", str(report)]
     unknown = runner.invoke(app, [*args, "--only", "nope"])
@@ -235,6 +237,14 @@ def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached
     assert "train grpo_lp0.5" in rest.output and "train grpo " not in rest.output
     data = json.loads(report.with_suffix(".json").read_text())
     assert data["pending"] == [] and set(data["cells"]) == {"base", "grpo", "grpo_lp0.5"}
+    # All cached now: --only moves the ablation to the front of the run, but not of the report.
+    again = runner.invoke(app, [*args, "--only", "grpo_lp0.5"])
+    assert again.exit_code == 0 and "train " not in again.output, again.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert list(data["learning_rates"]) == list(data["learning_rate_sources"]) == ["grpo", "grpo_lp0.5"]
+    assert list(data["cells"]) == ["base", "grpo", "grpo_lp0.5"]
+    md = report.read_text()
+    assert md.index("| grpo | ") < md.index("| grpo_lp0.5 | ")
 
 
 def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
