@@ -399,9 +399,14 @@ def _mean_std(runs: list[dict[str, float]]) -> dict[str, list[float]]:
     for stat in TRAINING_STATS:
         values = [run[stat] for run in runs if stat in run]
         if values:
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            out[stat] = [statistics.fmean(values), std, float(len(values))]
+            out[stat] = _spread(values)
     return out
+
+
+def _spread(values: Sequence[float]) -> list[float]:
+    """[mean, std, count] over seeds, the form of every cell in the report's JSON (std 0 for a single seed)."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return [statistics.fmean(values), std, float(len(values))]
 
 
 def _training_lines(training: dict[str, dict[str, list[float]]]) -> list[str]:
@@ -433,14 +438,7 @@ def _cells(results: dict[str, dict[str, list[EvalResult]]]) -> dict[str, dict[st
     for name, by_split in results.items():
         for split, runs in by_split.items():
             ks = sorted(runs[0].curve)
-            cells.setdefault(name, {})[split] = {
-                str(k): [
-                    statistics.fmean(r.curve[k] for r in runs),
-                    statistics.stdev([r.curve[k] for r in runs]) if len(runs) > 1 else 0.0,
-                    float(len(runs)),
-                ]
-                for k in ks
-            }
+            cells.setdefault(name, {})[split] = {str(k): _spread([r.curve[k] for r in runs]) for k in ks}
     return cells
 
 
