@@ -133,13 +133,22 @@ class TrainerStepBench:
 
 
 def bench_trainer_step(
-    model_dir: str, steps: int = 3, repeats: int = 3, prompts: int = 8, group_size: int = 8, max_len: int = 32
+    model_dir: str,
+    steps: int = 3,
+    repeats: int = 3,
+    prompts: int = 8,
+    group_size: int = 8,
+    max_len: int = 32,
+    device: str = "cpu",
 ) -> TrainerStepBench:
     """Wall time of ``steps`` TRL training steps, AGPOTrainer against plain GRPOTrainer, alternating runs.
 
     Both train the same model on the same prompts with the same seed, so they sample the same completions and
-    differ only in how advantages are computed.
+    differ only in how advantages are computed. ``device`` is ``cpu`` or ``cuda`` (TRL's first GPU); both
+    trainers run in float32 on either.
     """
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
     import tempfile
 
     from datasets import Dataset
@@ -157,7 +166,7 @@ def bench_trainer_step(
         max_completion_length=max_len,
         max_steps=steps,
         report_to="none",
-        use_cpu=True,
+        use_cpu=device == "cpu",
         bf16=False,
         save_strategy="no",
         logging_steps=steps,

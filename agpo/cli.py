@@ -115,17 +115,25 @@ def bench_trl_step_cmd(
     ),
     steps: Annotated[int, typer.Option(min=1)] = 3,
     repeats: Annotated[int, typer.Option(min=1)] = 3,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda where torch sees a GPU)")] = None,
 ) -> None:
     """Time TRL training steps of AGPOTrainer against plain GRPOTrainer on the same model and batch."""
     from agpo.bench import bench_trainer_step
+    from agpo.sampling import torch_device
 
     if not (model / "config.json").exists():
         raise _fail(f"--model {model}: no model there (build one with: agpo base build --out {model})")
-    with console.status("timing TRL steps (GRPOTrainer and AGPOTrainer, alternating)..."):
-        r = bench_trainer_step(str(model), steps=steps, repeats=repeats)
+    if device not in (None, "cpu", "cuda"):
+        raise _fail(f"--device {device!r}: use cpu or cuda")
+    try:
+        target = torch_device(device).type
+    except RuntimeError as e:
+        raise _fail(f"--device {device}: {e}") from e
+    with console.status(f"timing TRL steps on {target} (GRPOTrainer and AGPOTrainer, alternating)..."):
+        r = bench_trainer_step(str(model), steps=steps, repeats=repeats, device=target)
     console.print(
-        f"{steps} TRL steps (median of {repeats}): GRPOTrainer {r.grpo_s:.2f}s, AGPOTrainer {r.agpo_s:.2f}s, "
-        f"ratio {r.ratio:.3f}"
+        f"{steps} TRL steps on {target} (median of {repeats}): GRPOTrainer {r.grpo_s:.2f}s, "
+        f"AGPOTrainer {r.agpo_s:.2f}s, ratio {r.ratio:.3f}"
     )
 
 

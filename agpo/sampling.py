@@ -26,9 +26,13 @@ def sample_transformers(
     *,
     batch_size: int = 512,
     same_length_batches: bool = False,
+    device: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     """``params.n`` sampled completions for each prompt, with batched ``generate`` (KV cache, left padding).
+
+    ``device`` defaults to the first CUDA GPU where torch sees one, else the CPU (``CUDA_VISIBLE_DEVICES=`` keeps
+    a GPU machine on the CPU). The model keeps its stored dtype on either.
 
     ``same_length_batches`` puts only prompts of one token length in a batch. Without padding there is no
     attention mask, and then SDPA attends grouped-query heads directly instead of copying the whole KV cache
@@ -40,12 +44,14 @@ def sample_transformers(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    target = torch_device(device)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(target)
     model.eval()
     texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
     torch.manual_seed(params.seed)
     for chunk in _batches(tokenizer, prompts, params.n, batch_size, same_length_batches):
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+        rows = [prompts[i] for i in chunk]
+        enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(target)
         with torch.inference_mode():
             out = model.generate(
                 **enc,
@@ -62,6 +68,19 @@ def sample_transformers(
         if progress:
             progress(len(chunk))
     return [texts[i] for i in range(len(prompts))]
+
+
+def torch_device(requested: str | None = None) -> torch.device:
+    """The device to sample on: ``requested``, or CUDA where torch sees a GPU, else the CPU."""
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {requested!r} asked for, but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}); sample on 'cpu' or install a CUDA build of torch on a GPU machine"
+        )
+    return device
 
 
 def _batches(tokenizer: Any, prompts: Sequence[str], n: int, batch_size: int, same_length: bool) -> Iterator[list[int]]:
