@@ -7,6 +7,8 @@ output from an H200 is in docs/results/gpu_check/.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +84,18 @@ def test_gpu_check_script_parses_and_its_summary_reads_the_committed_run() -> No
     assert "training: 60 steps" in out
     assert "base, GPU minus CPU: pass@1" in out and "base, GPU minus CPU: pass@256" in out
     assert "correlation" in out
+
+
+def test_teacher_gpu_check_runs_as_a_cpu_dry_run(tmp_path: Path) -> None:
+    out = tmp_path / "teacher.json"
+    options = ["--device", "cpu", "--pairs", "4", "--max-tokens", "24", "--out", str(out)]
+    subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "gpu_check_teacher.py"), *options],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    result = json.loads(out.read_text())
+    assert result["pairs"] == 4 and result["device"] == "cpu"
+    assert result["greedy_same_text"] == 1.0 and result["seeded_sampling_repeats_on_device"] is True
