@@ -127,13 +127,13 @@ def test_k3_kl_penalty() -> None:
     mask = torch.ones(1, 2)
     cfg = PolicyLossConfig(beta=0.5)
     same, m0 = policy_loss(logp, logp.detach(), torch.zeros(1), mask, cfg, ref_logprobs=logp.detach())
-    assert float(same) == 0.0 and m0["kl"] == 0.0
+    assert same.detach().item() == 0.0 and m0["kl"] == 0.0
     ref = torch.log(torch.tensor([[0.25, 0.25]]))
     loss, m1 = policy_loss(logp, logp.detach(), torch.zeros(1), mask, cfg, ref_logprobs=ref)
     delta = math.log(0.25) - math.log(0.5)
     k3 = math.exp(delta) - delta - 1
     assert m1["kl"] == pytest.approx(k3 / 2)
-    assert float(loss) == pytest.approx(0.5 * k3 / 2)
+    assert loss.detach().item() == pytest.approx(0.5 * k3 / 2)
     loss.backward()
     assert logp.grad[0, 0] > 0  # the penalty pulls logp toward the reference (down)
 
