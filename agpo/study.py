@@ -6,6 +6,10 @@ test problem. Every run and evaluation is cached under ``out_dir``, so an interr
 stopped and a finished one re-renders its report without recomputing anything. The small files (each run's
 settings and every evaluation) are also kept in ``record_dir``: committed, they let a study of many CPU-hours
 advance in slices (``--hours``) from fresh checkouts.
+
+Two arms can name the same training: NSR is AGPO with lambda_pos 0, W-REINFORCE is AGPO with a constant
+positive term. A run is known by what it trains (the advantage rule the estimator's name resolves to, the rate,
+the seed, every other setting), not by its arm's name, so such arms share one run and its evaluations.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from agpo.advantages import get_estimator
 from agpo.evaluate import EvalResult, evaluate, load_results, plot_curves, save_results
 from agpo.passk import PassAtK, paired_difference
 from agpo.sampling import SamplingParams
@@ -113,6 +118,19 @@ def _settings(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in {**asdict(TrainConfig()), **config}.items() if k != "output_dir"}
 
 
+# TrainConfig's fields that, with the estimator's name, make up the advantage rule a run trains with.
+_ADVANTAGE_SETTINGS = ("lambda_pos", "lambda_neg", "pos_term", "neg_term", "tau")
+
+
+def run_identity(config: dict[str, Any]) -> str:
+    """What a run trains, as a key: its settings with the estimator's name and overrides resolved into the advantage
+    rule they give. ``{estimator: nsr}`` and ``{estimator: agpo, lambda_pos: 0}`` have one identity."""
+    settings = _settings(config)
+    overrides = {k: settings.pop(k) for k in _ADVANTAGE_SETTINGS if k in settings}
+    rule = get_estimator(settings.pop("estimator"), **{k: v for k, v in overrides.items() if v is not None})
+    return json.dumps({**settings, "advantages": asdict(rule)}, sort_keys=True)
+
+
 class Study:
     def __init__(self, config: StudyConfig, log: Log = print, deadline: float | None = None) -> None:
         self.cfg = config
@@ -127,6 +145,20 @@ class Study:
         self.base_dev_pass1: float | None = None
         self.log = log
         self.splits = make_splits()
+        self._runs: dict[str, Path] | None = None  # run_identity -> the run's place; see _known_runs
+        self.shared: dict[str, dict[str, str]] = {}  # arm -> seed -> the other arm's run it shares
+
+    def _known_runs(self) -> dict[str, Path]:
+        """Every run recorded under out_dir or record_dir, by what it trains, plus the policies this study has
+        placed since. The first found keeps an identity, in a fixed order, so every process shares the same run."""
+        if self._runs is None:
+            self._runs = {}
+            for root in (self.out, self.record):
+                for stage in ("runs", "tune"):
+                    for path in sorted((root / stage).glob("*/agpo_run.json")) if root is not None else []:
+                        identity = run_identity(json.loads(path.read_text())["config"])
+                        self._runs.setdefault(identity, path.parent.relative_to(root))
+        return self._runs
 
     # ------------------------------------------------------------------ building blocks, all cached on disk
 
@@ -183,12 +215,20 @@ class Study:
     def _policy(self, name: str, settings: dict[str, Any], lr: float, seed: int, tuning: bool) -> Policy:
         """A trained policy's place in out_dir and a function that trains it if its weights are not there."""
         # Tuning trains seed 0 at every rate: the chosen rate's tuning run *is* the seed-0 run, not a rerun.
-        rel = Path("tune", f"{name}-lr{lr:g}") if tuning else Path("runs", f"{name}-s{seed}")
+        own = Path("tune", f"{name}-lr{lr:g}") if tuning else Path("runs", f"{name}-s{seed}")
         values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
-        config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / rel), **values)
+        config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / own), **values)
+        identity = run_identity(asdict(config))
+        # An arm's own recorded run stands; otherwise the run of any arm that trains the same thing does.
+        cached = self._cached(own / "agpo_run.json") is not None
+        rel = own if cached else self._known_runs().setdefault(identity, own)
+        if rel != own:
+            self.log(f"  {name} seed {seed} trains what {rel} trains: that run and its evaluations are shared")
+            self.shared.setdefault(name, {})[str(seed)] = str(rel)
+            config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / rel), **values)
         recorded = self._cached(rel / "agpo_run.json")
         # A cached run or evaluation is reused only if it was trained with exactly these settings.
-        if recorded is not None and _settings(json.loads(recorded.read_text())["config"]) != _settings(asdict(config)):
+        if recorded is not None and run_identity(json.loads(recorded.read_text())["config"]) != identity:
             raise ValueError(
                 f"{recorded.parent} was trained with other settings: use a new out_dir and record_dir for new settings"
             )
@@ -307,6 +347,7 @@ class Study:
             "learning_rates": _in_order(lrs, canonical),
             "learning_rate_sources": _in_order(lr_sources, canonical),
             "dev_pass1": _in_order(self.dev_pass1, canonical),
+            "shared_runs": _in_order(self.shared, canonical),
             "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),
@@ -512,6 +553,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             for m, lr in summary["learning_rates"].items()
         ],
         "",
+        *_shared_lines(summary.get("shared_runs", {})),
         *_tuning_lines(summary.get("dev_pass1", {}), summary.get("base_dev_pass1"), cfg["lr_grid"]),
         *_training_lines(summary.get("training", {})),
     ]
@@ -535,6 +577,21 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         lines += difference_lines
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _shared_lines(shared: dict[str, dict[str, str]]) -> list[str]:
+    """Which arms train exactly what another arm trains, and so report that arm's runs."""
+    if not shared:
+        return []
+    lines = [
+        "Arms that train exactly what another arm trains (the same advantage rule, rate, seed and settings) "
+        "share its runs:",
+        "",
+    ]
+    for name, by_seed in shared.items():
+        runs = ", ".join(f"seed {seed}: `{rel}`" for seed, rel in by_seed.items())
+        lines.append(f"- {name}: {runs}")
+    return [*lines, ""]
 
 
 def _tuning_lines(dev_pass1: dict[str, dict[str, float]], base: float | None, grid: list[float]) -> list[str]:

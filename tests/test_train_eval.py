@@ -347,3 +347,70 @@ def test_a_recorded_run_predating_a_new_setting_counts_as_trained_with_its_defau
     now = asdict(TrainConfig(**{k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}))
     assert _settings(recorded) == _settings(now)
     assert _settings(recorded) != _settings({**now, "protect_shared_prefix": True})
+
+
+def test_run_identity_is_what_a_run_trains_not_what_its_arm_is_called() -> None:
+    from agpo.study import run_identity
+
+    def identity(**settings: object) -> str:
+        return run_identity(asdict(TrainConfig(**settings)))  # type: ignore[arg-type]
+
+    assert identity(estimator="nsr") == identity(estimator="agpo", lambda_pos=0.0)
+    assert identity(estimator="w_reinforce") == identity(estimator="agpo", pos_term="constant")
+    assert identity(estimator="agpo") == identity(estimator="agpo", lambda_pos=0.1)  # the default, spelled out
+    assert identity(estimator="agpo") != identity(estimator="nsr")
+    assert identity(estimator="nsr") != identity(estimator="nsr", learning_rate=1e-5)
+    assert identity(estimator="nsr") != identity(estimator="nsr", seed=1)
+    assert identity(estimator="nsr") != identity(estimator="nsr", protect_shared_prefix=True)
+    assert identity(estimator="nsr", output_dir="a") == identity(estimator="nsr", output_dir="b")
+
+
+SHARED = """
+methods: {nsr: {estimator: nsr}, agpo: {estimator: agpo}}
+ablations: {agpo_lp0.0: {estimator: agpo, lambda_pos: 0.0}}
+ablation_lr_from: agpo
+seeds: [0, 1]
+lr_grid: [1.0e-4]
+train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
+dev_problems: 2
+dev_n: 2
+test_problems: 2
+test_n: 4
+splits: [test_easy]
+max_new_tokens: 12
+"""
+
+
+def test_arms_that_train_the_same_thing_share_one_run(base_dir: Path, tmp_path: Path) -> None:
+    # AGPO with lambda_pos 0 is NSR: at the same rate and seed the ablation is NSR's run, trained once.
+    config = _study_config(tmp_path, base_dir, SHARED)
+    report = tmp_path / "passk_study.md"
+    args = ["study", "--config", str(config), "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "train agpo_lp0.0" not in result.output and result.output.count("  train ") == 4
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["pending"] == [] and data["learning_rates"]["agpo_lp0.0"] == data["learning_rates"]["nsr"]
+    assert data["shared_runs"] == {"agpo_lp0.0": {"0": "tune/nsr-lr0.0001", "1": "runs/nsr-s1"}}
+    assert data["cells"]["agpo_lp0.0"] == data["cells"]["nsr"] and data["cells"]["agpo_lp0.0"]["test_easy"]["1"][2] == 2
+    assert "- agpo_lp0.0: seed 0: `tune/nsr-lr0.0001`, seed 1: `runs/nsr-s1`" in report.read_text()
+    assert not (tmp_path / "record" / "runs" / "agpo_lp0.0-s1").exists()
+    # From the record alone (a fresh checkout) the same runs are found and shared again.
+    shutil.rmtree(tmp_path / "study")
+    fresh = runner.invoke(app, args)
+    assert fresh.exit_code == 0, fresh.output
+    assert "train " not in fresh.output and "eval " not in fresh.output
+    again = json.loads(report.with_suffix(".json").read_text())
+    assert again["shared_runs"] == data["shared_runs"] and again["cells"] == data["cells"]
+
+
+def test_a_method_shares_the_run_an_ablation_trained_before_it(base_dir: Path, tmp_path: Path) -> None:
+    # The other way round: the ablation runs first (--first), and NSR's tuning run at that rate is the ablation's.
+    config = _study_config(tmp_path, base_dir, SHARED.replace("seeds: [0, 1]", "seeds: [0]"))
+    report = tmp_path / "passk_study.md"
+    result = runner.invoke(app, ["study", "--config", str(config), "--report", str(report), "--first", "agpo_lp0.0"])
+    assert result.exit_code == 0, result.output
+    assert "train agpo_lp0.0" in result.output and "train nsr" not in result.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert data["shared_runs"] == {"nsr": {"0": "runs/agpo_lp0.0-s0"}}
+    assert data["dev_pass1"]["nsr"] and data["cells"]["nsr"] == data["cells"]["agpo_lp0.0"]
