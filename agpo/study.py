@@ -70,6 +70,9 @@ class StudyConfig:
     )
     # An ablation without its own learning_rate trains at this method's tuned rate ("" = tune it too).
     ablation_lr_from: str = "agpo"
+    # Every arm's pass@k is compared, problem by problem, with the base's and with each of these arms'
+    # (none given: the first method's). An ablation reads best against the method it ablates.
+    references: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lr_grid: list[float] = field(default_factory=lambda: [1e-5, 3e-5, 1e-4])
     train: dict[str, Any] = field(
@@ -96,7 +99,15 @@ class StudyConfig:
         lr_from = config.ablation_lr_from
         if lr_from and config.ablations and lr_from not in config.methods:
             raise ValueError(f"{path}: ablation_lr_from {lr_from!r} is not one of the methods {sorted(config.methods)}")
+        arms = {**config.methods, **config.ablations}
+        unknown_refs = [r for r in config.references if r not in arms]
+        if unknown_refs:
+            raise ValueError(f"{path}: references {unknown_refs} are not arms of the study; arms: {sorted(arms)}")
         return config
+
+    def reference_arms(self) -> list[str]:
+        """The arms every other arm is compared with, besides the base."""
+        return self.references or list(self.methods)[:1]
 
 
 class OutOfTimeError(Exception):
@@ -352,7 +363,7 @@ class Study:
             "pending": pending,
             "cells": _cells(results),
             "training": {name: _mean_std(runs) for name, runs in training.items()},
-            "differences": _differences(results, reference=next(iter(self.cfg.methods), "base")),
+            "differences": _differences(results, references=self.cfg.reference_arms()),
         }
         raw = {name: {split: [r.to_json() for r in runs] for split, runs in by.items()} for name, by in results.items()}
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -483,8 +494,8 @@ def _cells(results: dict[str, dict[str, list[EvalResult]]]) -> dict[str, dict[st
     return cells
 
 
-def _differences(results: dict[str, dict[str, list[EvalResult]]], reference: str) -> list[dict[str, Any]]:
-    """Every arm minus the base, and minus ``reference`` (the first method), at k = 1, n / 4 and n.
+def _differences(results: dict[str, dict[str, list[EvalResult]]], references: Sequence[str]) -> list[dict[str, Any]]:
+    """Every arm minus the base, and minus each of ``references`` (other arms), at k = 1, n / 4 and n.
 
     The arms are evaluated on the same problems, so the difference is taken per problem (each side averaged
     over its seeds) and its interval resamples problems: the question "does GRPO lose coverage the base had?"
@@ -492,7 +503,7 @@ def _differences(results: dict[str, dict[str, list[EvalResult]]], reference: str
     """
     rows = []
     for name, by_split in results.items():
-        for other in ("base", reference):
+        for other in ("base", *references):
             if name in ("base", other) or other not in results:
                 continue
             for split, runs in by_split.items():

@@ -322,6 +322,9 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
     bad.write_text("sedes: [1]\n")
     with pytest.raises(ValueError, match="unknown study setting"):
         StudyConfig.load(bad)
+    bad.write_text("references: [agpo, gpro]\n")
+    with pytest.raises(ValueError, match=r"references \['gpro'\] are not arms of the study"):
+        StudyConfig.load(bad)
 
 
 def test_committed_base_model_loads_and_solves_some_problems() -> None:
@@ -369,6 +372,7 @@ SHARED = """
 methods: {nsr: {estimator: nsr}, agpo: {estimator: agpo}}
 ablations: {agpo_lp0.0: {estimator: agpo, lambda_pos: 0.0}}
 ablation_lr_from: agpo
+references: [nsr, agpo]
 seeds: [0, 1]
 lr_grid: [1.0e-4]
 train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
@@ -395,6 +399,15 @@ def test_arms_that_train_the_same_thing_share_one_run(base_dir: Path, tmp_path: 
     assert data["cells"]["agpo_lp0.0"] == data["cells"]["nsr"] and data["cells"]["agpo_lp0.0"]["test_easy"]["1"][2] == 2
     assert "- agpo_lp0.0: seed 0: `tune/nsr-lr0.0001`, seed 1: `runs/nsr-s1`" in report.read_text()
     assert not (tmp_path / "record" / "runs" / "agpo_lp0.0-s1").exists()
+    # Compared with the arms named in references: the ablation minus its twin is 0 on every problem.
+    pairs = {(row["arm"], row["minus"]) for row in data["differences"]}
+    assert pairs == {("nsr", "base"), ("agpo", "base"), ("agpo_lp0.0", "base"), ("agpo", "nsr")} | {
+        ("nsr", "agpo"),
+        ("agpo_lp0.0", "nsr"),
+        ("agpo_lp0.0", "agpo"),
+    }
+    twin = next(row for row in data["differences"] if (row["arm"], row["minus"]) == ("agpo_lp0.0", "nsr"))
+    assert all(twin[k] == {**twin[k], "mean": 0.0, "low": 0.0, "high": 0.0} for k in twin if k.isdigit())
     # From the record alone (a fresh checkout) the same runs are found and shared again.
     shutil.rmtree(tmp_path / "study")
     fresh = runner.invoke(app, args)
