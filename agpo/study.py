@@ -171,6 +171,14 @@ class Study:
                         self._runs.setdefault(identity, path.parent.relative_to(root))
         return self._runs
 
+    def _shared_and_trained(self) -> dict[str, dict[str, str]]:
+        """The shared runs that exist: a pending one is shared too, but there is nothing of it to report yet."""
+        trained = {
+            name: {seed: rel for seed, rel in by_seed.items() if self._cached(Path(rel, "agpo_run.json"))}
+            for name, by_seed in self.shared.items()
+        }
+        return {name: by_seed for name, by_seed in trained.items() if by_seed}
+
     # ------------------------------------------------------------------ building blocks, all cached on disk
 
     def _cached(self, rel: Path) -> Path | None:
@@ -358,7 +366,7 @@ class Study:
             "learning_rates": _in_order(lrs, canonical),
             "learning_rate_sources": _in_order(lr_sources, canonical),
             "dev_pass1": _in_order(self.dev_pass1, canonical),
-            "shared_runs": _in_order(self.shared, canonical),
+            "shared_runs": _in_order(self._shared_and_trained(), canonical),
             "base_dev_pass1": self.base_dev_pass1,
             "pending": pending,
             "cells": _cells(results),

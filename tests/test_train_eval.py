@@ -427,3 +427,10 @@ def test_a_method_shares_the_run_an_ablation_trained_before_it(base_dir: Path, t
     data = json.loads(report.with_suffix(".json").read_text())
     assert data["shared_runs"] == {"nsr": {"0": "runs/agpo_lp0.0-s0"}}
     assert data["dev_pass1"]["nsr"] and data["cells"]["nsr"] == data["cells"]["agpo_lp0.0"]
+    # A shared run that is still pending is not reported as shared: there is nothing of it to show yet.
+    config = _study_config(tmp_path, base_dir, SHARED)
+    stopped = runner.invoke(app, ["study", "--config", str(config), "--report", str(report), "--hours", "0"])
+    assert stopped.exit_code == 0, stopped.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert "runs/nsr-s1" in stopped.output and "agpo_lp0.0 seed 1 on test_easy" in data["pending"]
+    assert data["shared_runs"] == {"nsr": {"0": "runs/agpo_lp0.0-s0"}}
