@@ -176,11 +176,8 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert "trained with other settings" in changed.output
 
 
-ONE_RUN = """
-methods: {grpo: {estimator: grpo}}
-ablations: {grpo_lp0.5: {estimator: grpo, lambda_pos: 0.5}}
-ablation_lr_from: grpo
-seeds: [0]
+# The smallest study that runs every stage: arms, seeds and references come before it.
+TINY_STUDY = """
 lr_grid: [1.0e-4]
 train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
 dev_problems: 2
@@ -190,6 +187,16 @@ test_n: 4
 splits: [test_easy]
 max_new_tokens: 12
 """
+
+ONE_RUN = (
+    """
+methods: {grpo: {estimator: grpo}}
+ablations: {grpo_lp0.5: {estimator: grpo, lambda_pos: 0.5}}
+ablation_lr_from: grpo
+seeds: [0]
+"""
+    + TINY_STUDY
+)
 
 
 def test_study_past_its_deadline_reports_what_is_pending_and_resumes(base_dir: Path, tmp_path: Path) -> None:
@@ -368,21 +375,16 @@ def test_run_identity_is_what_a_run_trains_not_what_its_arm_is_called() -> None:
     assert identity(estimator="nsr", output_dir="a") == identity(estimator="nsr", output_dir="b")
 
 
-SHARED = """
+SHARED = (
+    """
 methods: {nsr: {estimator: nsr}, agpo: {estimator: agpo}}
 ablations: {agpo_lp0.0: {estimator: agpo, lambda_pos: 0.0}}
 ablation_lr_from: agpo
 references: [nsr, agpo]
 seeds: [0, 1]
-lr_grid: [1.0e-4]
-train: {steps: 2, prompts_per_step: 2, group_size: 4, max_completion_length: 12, logging_steps: 1}
-dev_problems: 2
-dev_n: 2
-test_problems: 2
-test_n: 4
-splits: [test_easy]
-max_new_tokens: 12
 """
+    + TINY_STUDY
+)
 
 
 def test_arms_that_train_the_same_thing_share_one_run(base_dir: Path, tmp_path: Path) -> None:
