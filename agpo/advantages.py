@@ -82,8 +82,11 @@ def register_estimator(name: str, config: AdvantageConfig, *, overwrite: bool = 
     ESTIMATORS[name] = config
 
 
-def get_estimator(name: str, **overrides: float | int | str) -> AdvantageConfig:
-    """The named estimator's config, with any field overridden (``get_estimator("agpo", lambda_pos=0.2)``)."""
+def get_estimator(name: str, **overrides: float | int | str | None) -> AdvantageConfig:
+    """The named estimator's config, with any field overridden (``get_estimator("agpo", lambda_pos=0.2)``).
+
+    An override of ``None`` keeps the estimator's own value, so a config whose optional settings are unset
+    can pass them all."""
     try:
         config = ESTIMATORS[name]
     except KeyError:
@@ -91,13 +94,15 @@ def get_estimator(name: str, **overrides: float | int | str) -> AdvantageConfig:
     return with_overrides(config, **overrides)
 
 
-def with_overrides(config: AdvantageConfig, **overrides: float | int | str) -> AdvantageConfig:
-    """``config`` with some fields changed; an unknown field name is an error that lists the known ones."""
+def with_overrides(config: AdvantageConfig, **overrides: float | int | str | None) -> AdvantageConfig:
+    """``config`` with some fields changed (``None`` keeps a field); an unknown field name is an error that lists
+    the known ones."""
     known = {f.name for f in fields(AdvantageConfig)}
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown advantage setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return replace(config, **overrides) if overrides else config
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    return replace(config, **changed) if changed else config
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def run_identity(config: dict[str, Any]) -> str:
     rule they give. ``{estimator: nsr}`` and ``{estimator: agpo, lambda_pos: 0}`` have one identity."""
     settings = _settings(config)
     overrides = {k: settings.pop(k) for k in _ADVANTAGE_SETTINGS if k in settings}
-    rule = get_estimator(settings.pop("estimator"), **{k: v for k, v in overrides.items() if v is not None})
+    rule = get_estimator(settings.pop("estimator"), **overrides)
     return json.dumps({**settings, "advantages": asdict(rule)}, sort_keys=True)
 
 

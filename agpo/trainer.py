@@ -54,7 +54,7 @@ class AGPOConfig(GRPOConfig):
             "ddof": self.adv_ddof,
             "eps": self.adv_eps,
         }
-        return get_estimator(self.advantage_estimator, **{k: v for k, v in overrides.items() if v is not None})
+        return get_estimator(self.advantage_estimator, **overrides)
 
 
 def group_advantages(

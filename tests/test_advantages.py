@@ -209,6 +209,14 @@ def test_bad_input_raises_a_clear_error(rewards: list, kwargs: dict, message: st
         compute_advantages(torch.tensor(rewards) if rewards and isinstance(rewards[0], list) else rewards, **kwargs)
 
 
+def test_an_unset_override_keeps_the_estimators_value_and_an_unknown_name_still_fails() -> None:
+    # Configs pass every optional setting, unset ones as None: they must not replace the estimator's values.
+    assert get_estimator("nsr", lambda_pos=None, pos_term=None, tau=None) == ESTIMATORS["nsr"]
+    assert get_estimator("agpo", lambda_pos=0.0, lambda_neg=None) == ESTIMATORS["nsr"]
+    with pytest.raises(ValueError, match=r"unknown advantage setting\(s\) \['lambda_plus'\]"):
+        get_estimator("agpo", lambda_plus=None)
+
+
 def test_sorted_ids_with_unequal_groups_take_the_contiguous_path_correctly() -> None:
     sizes = [3, 5, 1, 7, 4]
     r = binary_rewards(1, sum(sizes), 9)
