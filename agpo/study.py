@@ -19,7 +19,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -244,7 +244,7 @@ class Study:
         if rel != own:
             self.log(f"  {name} seed {seed} trains what {rel} trains: that run and its evaluations are shared")
             self.shared.setdefault(name, {})[str(seed)] = str(rel)
-            config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / rel), **values)
+            config = replace(config, output_dir=str(self.out / rel))
         recorded = self._cached(rel / "agpo_run.json")
         # A cached run or evaluation is reused only if it was trained with exactly these settings.
         if recorded is not None and run_identity(json.loads(recorded.read_text())["config"]) != identity:
