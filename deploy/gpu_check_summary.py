@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agpo.evaluate import load_results
 from agpo.passk import paired_difference
+from rlvr.evaluate import load_results
 
 CPU_BASE = Path(__file__).resolve().parents[1] / "docs/results/passk_precondition_record/base/eval_test_hard.json"
 

@@ -14,11 +14,11 @@ import json
 import time
 from pathlib import Path
 
-from pipelines.teacher.base import Decoding
-from pipelines.teacher.transformers_backend import TransformersBackend
-from pipelines.teacher_recipe.data import messages, split_records
-from pipelines.teacher_recipe.evaluate import EvalSettings
+from pipelines.backends.base import Decoding
+from pipelines.backends.transformers_backend import TransformersBackend
 from relevance.parsing import parse_label
+from teacher.data import messages, split_records
+from teacher.evaluate import EvalSettings
 
 
 def _answers(backend: TransformersBackend, prompts: list, decoding: Decoding) -> tuple[list[list[str]], float]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.teacher.base import Decoding, TeacherBackend
+from pipelines.backends.base import Decoding, TeacherBackend
 from relevance.parsing import parse_label
 from relevance.prompts import build_messages, prompt_version
 from relevance.schemas import get_schema

@@ -19,10 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key, label_pairs, result_line
+from pipelines.backends.base import Decoding, TeacherBackend
 from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
 from pipelines.jobs import cancel_chunks, finalize_job
-from pipelines.teacher.base import Decoding, TeacherBackend
 
 log = logging.getLogger(__name__)
 

@@ -7,18 +7,16 @@ behave alike: leases, exactly-once writes and the stale-chunk sweep work the sam
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
 import threading
 from typing import Protocol
 
+from pipelines.celery_app import PROCESS_CHUNK, make_celery
 from pipelines.chunks import mark_dispatched, stale_chunks
-from pipelines.runtime import run_chunk
+from pipelines.runtime import run_chunk, worker_name
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
-PROCESS_CHUNK = "agpo.process_chunk"
 
 
 class Dispatcher(Protocol):
@@ -31,16 +29,10 @@ class Dispatcher(Protocol):
     def close(self) -> None: ...
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class CeleryDispatcher:
     kind = "celery"
 
     def __init__(self, settings: Settings) -> None:
-        from pipelines.worker import make_celery
-
         self.settings = settings
         self.app = make_celery(settings)
 

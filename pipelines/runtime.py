@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from pathlib import Path
 
+from pipelines.backends.base import TeacherBackend, TeacherError
 from pipelines.settings import Settings
-from pipelines.teacher.base import TeacherBackend, TeacherError
 
 _lock = threading.Lock()
 _backends: dict[tuple[str, str, str], TeacherBackend] = {}
@@ -32,7 +34,7 @@ def backend_options(settings: Settings) -> dict[str, object]:
 
 
 def get_backend(settings: Settings) -> TeacherBackend:
-    from pipelines.teacher import create_backend
+    from pipelines.backends import create_backend
 
     key = (settings.teacher_backend, settings.teacher_model, settings.teacher_url)
     with _lock:
@@ -60,6 +62,11 @@ def check_teacher(settings: Settings) -> str:
             f"teacher model dir {path} not found (AGPO_TEACHER_MODEL); build it with `agpo teacher build`"
         )
     return f"model dir {path}"
+
+
+def worker_name() -> str:
+    """Who holds a chunk's lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[no-untyped-def]

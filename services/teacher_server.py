@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from pipelines.teacher.base import Decoding, Generation, Messages, TeacherError
+from pipelines.backends.base import Decoding, Generation, Messages, TeacherError
 
 
 class TextTeacher(Protocol):
@@ -271,7 +271,7 @@ class _Server:
 
 
 def _load_backend(model_dir: str | Path, settings: TeacherServerSettings) -> TextTeacher:
-    from pipelines.teacher.transformers_backend import TransformersBackend
+    from pipelines.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(
         model_dir,

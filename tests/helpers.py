@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from agpo.tiny_lm import TinySize, build_char_tokenizer, build_model, save
+from rlvr.tiny_lm import TinySize, build_char_tokenizer, build_model, save
 
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 +-*/=?.,:()\n"
 
@@ -80,9 +80,9 @@ def build_labelling_teacher(
     tests run the real path (prompt, batched generation, parsing, votes) with answers that parse. With several
     ``labels`` it is taught them in turn, so sampled answers carry a mix of them.
     """
-    from agpo.tiny_lm import sft
-    from pipelines.teacher import plain_prompt
+    from pipelines.backends import plain_prompt
     from relevance.prompts import build_messages
+    from rlvr.tiny_lm import sft
 
     prompts = [plain_prompt(build_messages(p)) for p in pairs]
     examples = [{"prompt": p, "completion": f"ok.\nLabel: {labels[i % len(labels)]}"} for i, p in enumerate(prompts)]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agpo.advantages import ESTIMATORS, AdvantageConfig, compute_advantages, get_estimator, register_estimator
-from agpo.reference import reference_advantages
+from agpo.advantages_loop import reference_advantages
 
 
 def binary_rewards(num_groups: int, size: int, seed: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from agpo.cli import app
-from agpo.demo import advantage_table
+from cli.main import app
+from experiments.advantage_table import advantage_table
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from agpo.rewards import RewardFunction, as_trl_reward, score
-from agpo.tasks.countdown import (
+from rlvr.tasks.countdown import (
     CountdownReward,
     Problem,
     chains,

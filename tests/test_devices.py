@@ -17,9 +17,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agpo.bench import bench_trainer_step
-from agpo.cli import app
-from agpo.sampling import SamplingParams, sample_transformers, torch_device
+from cli.main import app
+from experiments.bench.advantages import bench_trainer_step
+from rlvr.sampling import SamplingParams, sample_transformers, torch_device
 
 ROOT = Path(__file__).parent.parent
 BASE = ROOT / "models" / "countdown-base"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agpo.math_data import final_answer, read_math_jsonl, to_verl_parquet, verl_compute_score
-from agpo.train import TrainConfig, _task
+from rlvr.tasks.math import final_answer, read_math_jsonl, to_verl_parquet, verl_compute_score
+from rlvr.train import TrainConfig, _task
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Countdown outcomes (agpo.outcomes): every completion in one kind, the correct ones exactly the rewarded ones."""
+"""Countdown outcomes: every completion in one kind, the correct ones exactly the rewarded ones."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agpo.cli import app
 from agpo.rewards import score
-from agpo.sampling import SamplingParams, sample
-from agpo.tasks.countdown import OUTCOMES, CountdownReward, Problem, make_splits, outcome
+from cli.main import app
+from rlvr.sampling import SamplingParams, sample
+from rlvr.tasks.countdown import OUTCOMES, CountdownReward, Problem, make_splits, outcome
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 P = Problem((3, 5, 7), 22)

@@ -1,4 +1,4 @@
-"""The shared-prefix measurement (agpo.prefix_effect) and its command, on the committed models."""
+"""The shared-prefix measurement (experiments.prefix_effect) and its command, on the committed models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
-from agpo.prefix_effect import (
+from agpo.shared_prefix import shared_prefix_lengths
+from cli.main import app
+from experiments.prefix_effect import (
     KINDS,
     Samples,
     bootstrap_interval,
@@ -21,8 +23,6 @@ from agpo.prefix_effect import (
     shifts,
     token_logprobs,
 )
-from agpo.shared_prefix import shared_prefix_lengths
-from services.cli import app
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

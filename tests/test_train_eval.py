@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agpo.base_model import BaseRecipe, build_base
-from agpo.cli import app
-from agpo.evaluate import load_results
-from agpo.train import TrainConfig, load_config, train
+from cli.main import app
+from experiments.countdown.base_model import BaseRecipe, build_base
+from rlvr.evaluate import load_results
+from rlvr.train import TrainConfig, load_config, train
 
 runner = CliRunner()
 
@@ -255,7 +255,7 @@ def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached
 
 
 def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
-    from agpo.cli import _without_options
+    from cli.rl import _without_options
 
     argv = ["study", "--hours", "2", "--first", "a", "--first=b", "--config", "c.yaml", "--hours=1", "--only", "x"]
     assert _without_options(argv, "--hours", "--first", "--only") == ["study", "--config", "c.yaml"]
@@ -264,7 +264,7 @@ def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
 def test_same_length_batches_never_mix_prompt_lengths() -> None:
     from transformers import AutoTokenizer
 
-    from agpo.sampling import _batches
+    from rlvr.sampling import _batches
 
     tokenizer = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "models" / "countdown-base")
     prompts = ["1 2 3", "10 20 30 40", "4 5 6", "7 8", "11 22 33 44"]
@@ -283,8 +283,8 @@ def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) 
     # the saved one must agree with it, spaces and newlines included.
     from transformers import AutoTokenizer
 
-    from agpo.tasks.countdown import make_splits, sft_examples
-    from agpo.tiny_lm import build_char_tokenizer
+    from rlvr.tasks.countdown import make_splits, sft_examples
+    from rlvr.tiny_lm import build_char_tokenizer
 
     reloaded = AutoTokenizer.from_pretrained(base_dir)
     examples = list(sft_examples(make_splits().sft[:50], seed=0))
@@ -298,7 +298,7 @@ def test_reloaded_tokenizer_splits_text_as_the_one_trained_with(base_dir: Path) 
 
 
 def test_the_report_says_the_rates_were_fixed_when_no_arm_was_tuned() -> None:
-    from agpo.study import _lr_sentence
+    from experiments.countdown.study import _lr_sentence
 
     summary = {"config": {"lr_grid": [3e-5], "dev_n": 16}, "learning_rate_sources": {"a": "fixed", "b": "fixed"}}
     assert _lr_sentence(summary) == "learning rate fixed per method (no dev tuning)"
@@ -307,7 +307,7 @@ def test_the_report_says_the_rates_were_fixed_when_no_arm_was_tuned() -> None:
 
 
 def test_shipped_study_configs_load(tmp_path: Path) -> None:
-    from agpo.study import StudyConfig
+    from experiments.countdown.study import StudyConfig
 
     root = Path(__file__).parent.parent / "configs"
     full = StudyConfig.load(root / "study.yaml")
@@ -335,8 +335,8 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
 
 
 def test_committed_base_model_loads_and_solves_some_problems() -> None:
-    from agpo.sampling import SamplingParams, sample
-    from agpo.tasks.countdown import CountdownReward, make_splits
+    from rlvr.sampling import SamplingParams, sample
+    from rlvr.tasks.countdown import CountdownReward, make_splits
 
     base = Path(__file__).parent.parent / "models" / "countdown-base"
     card = json.loads((base / "model_card.json").read_text())
@@ -349,7 +349,7 @@ def test_committed_base_model_loads_and_solves_some_problems() -> None:
 
 
 def test_a_recorded_run_predating_a_new_setting_counts_as_trained_with_its_default() -> None:
-    from agpo.study import _settings
+    from experiments.countdown.study import _settings
 
     record = Path(__file__).parent.parent / "docs" / "results" / "passk_study_record" / "tune" / "agpo-lr1e-05"
     recorded = json.loads((record / "agpo_run.json").read_text())["config"]
@@ -360,7 +360,7 @@ def test_a_recorded_run_predating_a_new_setting_counts_as_trained_with_its_defau
 
 
 def test_run_identity_is_what_a_run_trains_not_what_its_arm_is_called() -> None:
-    from agpo.study import run_identity
+    from experiments.countdown.study import run_identity
 
     def identity(**settings: object) -> str:
         return run_identity(asdict(TrainConfig(**settings)))  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """verl custom reward for MATH-style data: points verl's custom_reward_function at agpo's math-verify reward."""
 
-from agpo.math_data import verl_compute_score as compute_score
+from rlvr.tasks.math import verl_compute_score as compute_score
 
 __all__ = ["compute_score"]

@@ -6,7 +6,7 @@ python deploy/verl/prepare_math.py --train data/math/train.jsonl --test data/mat
 import argparse
 from pathlib import Path
 
-from agpo.math_data import read_math_jsonl, to_verl_parquet
+from rlvr.tasks.math import read_math_jsonl, to_verl_parquet
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--train", type=Path, required=True)

@@ -10,10 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from pipelines.annotate import LabelRequest
+from pipelines.backends.base import Decoding
 from pipelines.db.session import session_scope
 from pipelines.keys import authenticate
 from pipelines.settings import Settings
-from pipelines.teacher.base import Decoding
 from relevance.prompts import template_names
 from relevance.schemas import schema_names
 from services.api.errors import APIError

@@ -60,7 +60,7 @@ def teacher_name(settings: Settings) -> str:
     """The configured teacher as recorded on a job; result lines carry the id the worker really used."""
     if settings.teacher_backend == "openai":
         return f"{settings.teacher_model}@served"
-    from pipelines.teacher import model_revision
+    from pipelines.backends import model_revision
 
     path = Path(settings.teacher_model)
     try:

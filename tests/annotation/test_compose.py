@@ -37,7 +37,7 @@ def test_services_profiles_and_health():
 
 
 def test_every_agpo_command_in_the_file_exists_with_its_options():
-    from services.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     commands = [s["command"] for s in compose()["services"].values() if s.get("command", [None])[0] == "agpo"]

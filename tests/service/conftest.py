@@ -75,7 +75,7 @@ def chat_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_lm_dir: Path):
     """One loaded TransformersBackend on the tiny model (no chat template), shared by the session."""
-    from pipelines.teacher.transformers_backend import TransformersBackend
+    from pipelines.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(tiny_lm_dir, batch_size=8)
 

@@ -14,10 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from helpers import build_tiny_lm
 
-from pipelines.teacher import create_backend, model_revision, plain_prompt
-from pipelines.teacher.base import Decoding, TeacherBackend, TeacherError
-from pipelines.teacher.openai_backend import OpenAIBackend
-from pipelines.teacher.transformers_backend import TransformersBackend
+from pipelines.backends import create_backend, model_revision, plain_prompt
+from pipelines.backends.base import Decoding, TeacherBackend, TeacherError
+from pipelines.backends.openai_backend import OpenAIBackend
+from pipelines.backends.transformers_backend import TransformersBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 ASK = [{"role": "system", "content": "you add numbers."}, {"role": "user", "content": "what is 12+30?"}]
@@ -166,7 +166,7 @@ def test_create_backend_builds_each_kind_and_names_the_known_ones(tiny_lm_dir: P
 
 def test_importing_the_package_and_its_remote_backends_loads_no_torch() -> None:
     code = (
-        "import sys, pipelines.teacher, pipelines.teacher.openai_backend, pipelines.teacher.vllm_backend; "
+        "import sys, pipelines.backends, pipelines.backends.openai_backend, pipelines.backends.vllm_backend; "
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'vllm'})))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -185,7 +185,7 @@ def test_vllm_backend_without_vllm_says_how_to_install_it(tiny_lm_dir: Path) -> 
         pytest.skip("vllm is installed here; this test covers machines without it")
     except ImportError:
         pass
-    from pipelines.teacher.vllm_backend import VLLMBackend
+    from pipelines.backends.vllm_backend import VLLMBackend
 
     with pytest.raises(TeacherError, match=r"pip install '\.\[gpu\]' on a CUDA machine"):
         VLLMBackend(tiny_lm_dir)
@@ -194,7 +194,7 @@ def test_vllm_backend_without_vllm_says_how_to_install_it(tiny_lm_dir: Path) -> 
 
 
 def test_vllm_sampling_arguments_carry_every_decoding_setting() -> None:
-    from pipelines.teacher.vllm_backend import sampling_kwargs
+    from pipelines.backends.vllm_backend import sampling_kwargs
 
     decoding = Decoding(n=4, temperature=0.7, top_p=0.9, max_tokens=32, stop=("\n\n",), seed=3)
     assert sampling_kwargs(decoding, {"choice": ["Exact", "Irrelevant"]}) == {

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from pipelines.teacher.transformers_backend import TransformersBackend
+from pipelines.backends.transformers_backend import TransformersBackend
 from services.teacher_server import app_from_env
 
 NAME = "tiny-teacher"
@@ -48,7 +48,7 @@ def test_completions_with_a_list_of_prompts_are_prompt_major(
     assert [c.index for c in out.choices] == [0, 1, 2, 3]
     assert out.usage.prompt_tokens == 4 + 6
     # Greedy: each prompt's two answers agree, and match the backend called directly on that prompt alone.
-    from pipelines.teacher.base import Decoding
+    from pipelines.backends.base import Decoding
 
     for k, prompt in enumerate(["1+1=", "22+33="]):
         [direct] = tiny_backend.generate_text([prompt], Decoding(n=1, temperature=0, max_tokens=3))

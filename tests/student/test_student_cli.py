@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from student.cli import app
+from cli.student import app
 
 runner = CliRunner()
 
@@ -89,8 +89,8 @@ def test_bench_reports_every_engine(exported_student: Path, student_bench: Path,
 def test_cli_and_scorer_import_without_torch() -> None:
     # The scoring API serves from onnxruntime alone; the CLI loads heavy libraries inside its commands.
     code = (
-        "import sys, student, student.cli, student.data, student.scorer, student.evaluate, student.export, "
-        "student.train, student.bench; "
+        "import sys, student, cli.student, student.data, student.scorer, student.evaluate, student.export, "
+        "student.train, experiments.bench.student; "
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'sentence_transformers'})))"
     )
     root = Path(__file__).resolve().parents[2]

@@ -49,7 +49,7 @@ def _config(tmp_path: Path, teacher: Path, bench: Path) -> Path:
 
 
 def test_study_labels_trains_reports_and_resumes(tmp_path: Path, tiny_teacher: Path, student_bench: Path) -> None:
-    from student.study import load_study_config, run_study, write_report
+    from experiments.student_study import load_study_config, run_study, write_report
 
     cfg = load_study_config(_config(tmp_path, tiny_teacher, student_bench))
     out = tmp_path / "study"
@@ -81,7 +81,7 @@ def test_study_labels_trains_reports_and_resumes(tmp_path: Path, tiny_teacher: P
 
 
 def test_study_config_errors_name_the_setting(tmp_path: Path) -> None:
-    from student.cli import app
+    from cli.student import app
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"teachers": {"a": {"path": "x"}}, "variants": [{"name": "v", "labels": "b"}]}))

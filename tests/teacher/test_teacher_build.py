@@ -9,12 +9,12 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
-from pipelines.teacher_cli import app
-from pipelines.teacher_recipe.build import MODEL_FILES, build_teacher
-from pipelines.teacher_recipe.compare import CompareConfig, EvalSpec, MethodSpec, run_comparison
-from pipelines.teacher_recipe.config import load_teacher_config
-from pipelines.teacher_recipe.tokenizer import IM_END, PAD
+from cli.teacher import app
+from experiments.teacher_compare import CompareConfig, EvalSpec, MethodSpec, run_comparison
 from relevance.synthetic.generator import GENERATOR_VERSION
+from teacher.build import MODEL_FILES, build_teacher
+from teacher.config import load_teacher_config
+from teacher.tokenizer import IM_END, PAD
 
 MINI = [
     "data.seed=5",
@@ -166,7 +166,7 @@ def test_compare_runs_the_grid_once_and_resumes(built: tuple[Path, dict], tmp_pa
 
 
 def test_compare_config_reads_the_shared_prefix_flag_and_names_a_bad_value(tmp_path: Path) -> None:
-    from pipelines.teacher_recipe.compare import load_compare_config
+    from experiments.teacher_compare import load_compare_config
 
     path = tmp_path / "cmp.yaml"
     path.write_text("methods:\n  spare: {estimator: agpo, protect_shared_prefix: true, learning_rates: [1e-4]}\n")

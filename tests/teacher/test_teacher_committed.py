@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from agpo.train import TrainConfig, register_task, registered_tasks, train
-from pipelines.teacher_recipe import task as relevance_task
-from pipelines.teacher_recipe.data import split_records, write_jsonl
-from pipelines.teacher_recipe.evaluate import EvalSettings, evaluate_teacher
 from relevance.parsing import parse_label
 from relevance.reward import RelevanceReward
+from rlvr.train import TrainConfig, register_task, registered_tasks, train
+from teacher import task as relevance_task
+from teacher.data import split_records, write_jsonl
+from teacher.evaluate import EvalSettings, evaluate_teacher
 
 TEACHER = Path(__file__).resolve().parents[2] / "models" / "relevance-teacher"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, Qwen2Config
 
-from pipelines.teacher_recipe.data import load_benchmark, messages
-from pipelines.teacher_recipe.tokenizer import CHAT_TEMPLATE, IM_END, IM_START, PAD, template_phrases, train_tokenizer
 from relevance.prompts import get_template
+from teacher.data import load_benchmark, messages
+from teacher.tokenizer import CHAT_TEMPLATE, IM_END, IM_START, PAD, template_phrases, train_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""The ``agpo`` command line (``cli.main:app``); one module per command group."""

@@ -1,0 +1,80 @@
+"""``agpo journey``: the whole product on the embedded default, with a report."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.common import console
+from cli.common import fail as _fail
+
+app = typer.Typer()
+
+
+@app.command("journey")
+def journey(
+    out: Annotated[Path | None, typer.Option(help="report folder (default: runs/journey-<time>)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="a small run (about 3 minutes on 2 cores)")] = False,
+    teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
+    seed: Annotated[int, typer.Option(help="benchmark and training seed")] = 0,
+) -> None:
+    """The whole product on the embedded default: the AGPO teacher labels pairs through the real service, a
+    student learns from them, is exported and served; a report with plots lands in a folder named at the end."""
+    from experiments.journey import JourneyConfig, run
+
+    out = out or Path("runs") / f"journey-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = (
+        JourneyConfig.quick(out, teacher=teacher, seed=seed)
+        if quick
+        else JourneyConfig(out, teacher=teacher, seed=seed)
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+    )
+    t0 = time.perf_counter()
+    with Progress(*columns, console=console, disable=os.environ.get("AGPO_NO_PROGRESS") == "1") as progress:
+        task = progress.add_task("teacher labelling", total=cfg.pool, extra="")
+
+        def on_progress(done: int, total: int, status: str) -> None:
+            progress.update(task, completed=done, total=total, extra=status)
+
+        try:
+            summary = run(cfg, log=progress.console.print, progress=on_progress)
+        except FileNotFoundError as exc:
+            raise _fail(str(exc)) from None
+    t, s = summary["teacher"], summary["student"]
+    table = Table("", "macro-F1", "accuracy", "other", title=f"journey ({time.perf_counter() - t0:.0f} s)")
+    table.add_row(
+        "teacher (pool, via the service)",
+        f"{t['macro_f1']:.3f}",
+        f"{t['accuracy']:.3f}",
+        f"unparseable {t['unparseable_rate']:.1%}, ECE {t['ece']:.3f}",
+    )
+    table.add_row("student (gold-test)", f"{s['macro_f1']:.3f}", f"{s['accuracy']:.3f}", f"NDCG@10 {s['ndcg@10']:.3f}")
+    for name, b in summary["baselines"].items():
+        table.add_row(
+            f"  baseline: {name}",
+            f"{b['macro_f1']:.3f}" if b["macro_f1"] is not None else "-",
+            "",
+            f"NDCG@10 {b['ndcg@10']:.3f}" if b["ndcg@10"] is not None else "",
+        )
+    tp = summary["throughput"]
+    table.add_row(
+        "throughput",
+        "",
+        "",
+        f"teacher {tp['teacher_pairs_per_s']:.1f} pairs/s; student "
+        f"{tp['student_pairs_per_s']:.0f} pairs/s; /v1/score 1 pair p50 {summary['scoring']['p50_ms_1_pair']} ms",
+    )
+    console.print(table)
+    console.print(f"report: [bold]{out / 'report.md'}[/bold]")

@@ -1,0 +1,297 @@
+"""``student`` commands: train, eval, export, score, bench, study (mounted as ``agpo student ...``).
+
+Heavy libraries are imported inside the commands, so ``--help`` is instant. Bad input (a bad results file,
+a missing model dir, a bad option value) exits with code 2 and a message naming the file and line; an export
+that fails its parity check exits with code 1 and the measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, err_console
+from cli.common import fail as _fail
+from student.modelio import BATCH_SIZE_DEFAULT
+
+app = typer.Typer(
+    help="Distilled students: train from teacher labels, evaluate on gold, export to ONNX, score, benchmark.",
+    no_args_is_help=True,
+)
+
+
+class SourceKind(StrEnum):
+    auto = "auto"
+    teacher = "teacher"
+    gold = "gold"
+
+
+class TargetKind(StrEnum):
+    hard = "hard"
+    soft = "soft"
+
+
+class EvalVariant(StrEnum):
+    torch = "torch"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+class ScoreVariant(StrEnum):
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="teacher results JSONL, or gold pairs JSONL (meta.label)")],
+    out: Annotated[Path, typer.Option(help="model dir to write (HF model + student.json)")],
+    pairs: Annotated[Path | None, typer.Option(help="pairs JSONL joined to results on custom_id")] = None,
+    source: Annotated[SourceKind, typer.Option(help="what DATA holds; auto looks at its first line")] = SourceKind.auto,
+    dev: Annotated[Path | None, typer.Option(help="labelled dev file; default: a query-disjoint split")] = None,
+    targets: Annotated[TargetKind, typer.Option(help="hard labels (CE) or vote distributions (KL)")] = TargetKind.hard,
+    epochs: Annotated[float, typer.Option(min=0)] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="stop after this many steps (overrides epochs); -1: off")] = -1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(min=0)] = 5e-5,
+    label_smoothing: Annotated[float, typer.Option(min=0, max=0.99)] = 0.0,
+    kd_temperature: Annotated[float, typer.Option(help="temperature of the soft-target KL")] = 1.0,
+    alpha: Annotated[float, typer.Option(min=0, max=1, help="weight of hard CE mixed into the soft loss")] = 0.0,
+    confidence_weighting: Annotated[bool, typer.Option(help="weight each pair by teacher confidence")] = False,
+    min_confidence: Annotated[float, typer.Option(min=0, max=1, help="drop pairs below this confidence")] = 0.0,
+    max_length: Annotated[int, typer.Option(min=8)] = 128,
+    dev_fraction: Annotated[float, typer.Option(min=0.001, max=0.999)] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+    save_steps: Annotated[int, typer.Option(min=1)] = 500,
+    keep_checkpoints: Annotated[bool, typer.Option(help="keep out/checkpoints after training")] = False,
+    resume: Annotated[bool, typer.Option(help="resume from the last checkpoint in out/checkpoints")] = False,
+    schema: Annotated[str, typer.Option(help="label schema")] = "esci",
+) -> None:
+    """Distil a cross-encoder student (all-MiniLM-L6-v2) from teacher or gold labels."""
+    from student.data import DataError
+    from student.train import TrainConfig, prepare_data
+    from student.train import train as run_train
+
+    config = TrainConfig(
+        targets=targets.value,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lr=lr,
+        label_smoothing=label_smoothing,
+        kd_temperature=kd_temperature,
+        alpha=alpha,
+        confidence_weighting=confidence_weighting,
+        min_confidence=min_confidence,
+        max_length=max_length,
+        dev_fraction=dev_fraction,
+        seed=seed,
+        threads=threads,
+        save_steps=save_steps,
+        keep_checkpoints=keep_checkpoints,
+        resume=resume,
+    )
+    try:
+        config.validate()
+        # Validate the data first: a bad line should cost seconds, not a model load.
+        prepared = prepare_data(data, config, pairs=pairs, source=source.value, dev_path=dev, schema=schema)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{len(prepared.train):,} train / {len(prepared.dev):,} dev pairs from {data} "
+        f"({prepared.labelled.source}; skipped {prepared.dropped})"
+    )
+    result = run_train(data, out, config, schema=schema, prepared=prepared)
+    metrics = result.meta["dev_metrics"]
+    console.print(
+        f"wrote {out}: dev macro-F1 {metrics['macro_f1']:.4f}, accuracy {metrics['accuracy']:.4f}, "
+        f"NDCG@10 {metrics['ndcg@10']:.4f}, temperature {result.meta['temperature']:.3f}, "
+        f"{result.meta['training']['train_pairs_per_s']} train pairs/s"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="student model dir, or an export dir with --variant fp32/int8")],
+    gold: Annotated[Path, typer.Option(help="gold pairs JSONL (meta.label), e.g. gold_test.jsonl")],
+    dev: Annotated[Path | None, typer.Option(help="labelled dev file: fits the bi-encoder's label cut points")] = None,
+    variant: Annotated[EvalVariant, typer.Option()] = EvalVariant.torch,
+    out: Annotated[Path | None, typer.Option(help="report JSON (default: MODEL/eval.json)")] = None,
+    png: Annotated[Path | None, typer.Option(help="confusion matrix PNG (default: next to the JSON)")] = None,
+    baselines: Annotated[bool, typer.Option(help="majority class and zero-shot bi-encoder beside the student")] = True,
+    batch_size: Annotated[int, typer.Option(min=1, help="pairs per forward pass")] = BATCH_SIZE_DEFAULT,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+) -> None:
+    """Evaluate a student on gold labels: macro-F1 (primary), accuracy, kappa, NDCG@10, AUC, ECE, baselines."""
+    from student.data import DataError
+    from student.evaluate import evaluate as run_eval
+    from student.evaluate import render_table, save_confusion_png, write_report
+    from student.modelio import set_threads
+
+    set_threads(threads)
+    try:
+        report = run_eval(model, gold, variant=variant.value, dev_path=dev, baselines=baselines, batch_size=batch_size)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    out = out or model / "eval.json"
+    png = png or out.with_suffix(".png")
+    write_report(report, out)
+    save_confusion_png(report["student"], png, f"student ({variant.value}) on {gold.name}")
+    console.print(render_table(report))
+    console.print(f"wrote {out} and {png}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="student model dir (from student train)")],
+    out: Annotated[Path, typer.Option(help="export dir to write")],
+    parity: Annotated[Path, typer.Option(help="pairs JSONL for the parity check (gold-test)")],
+    fp32_atol: Annotated[float, typer.Option(help="max |p_onnx - p_torch| for fp32")] = 1e-3,
+    int8_min_agreement: Annotated[float, typer.Option(help="min argmax agreement of int8 with torch")] = 0.99,
+    int8_max_ndcg_delta: Annotated[float, typer.Option(help="max NDCG@10 change of int8 vs torch")] = 0.005,
+    int8: Annotated[bool, typer.Option(help="also write the dynamic int8 model")] = True,
+    optimize: Annotated[bool, typer.Option(help="fuse attention, LayerNorm and GELU for onnxruntime")] = True,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing export dir")] = False,
+    max_parity_pairs: Annotated[int | None, typer.Option(min=1)] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+) -> None:
+    """Export to ONNX (fp32 + dynamic int8), refusing an export that fails its parity check against PyTorch."""
+    from student.data import DataError
+    from student.export import ExportError, ExportTolerances
+    from student.export import export as run_export
+    from student.modelio import set_threads
+
+    set_threads(threads)
+    tolerances = ExportTolerances(fp32_atol, int8_min_agreement, int8_max_ndcg_delta)
+    try:
+        result = run_export(
+            model,
+            out,
+            parity,
+            tolerances=tolerances,
+            int8=int8,
+            optimize=optimize,
+            overwrite=overwrite,
+            max_parity_pairs=max_parity_pairs,
+        )
+    except ExportError as exc:
+        err_console.print_json(json.dumps(exc.report))
+        raise _fail(str(exc), code=1) from None
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    p = result["parity"]
+    line = f"fp32 max |dp| {p['fp32_max_abs_prob_diff']:.2e}"
+    if "int8_argmax_agreement" in p:
+        line += f", int8 agreement {p['int8_argmax_agreement']:.4f}, int8 NDCG@10 change {p['int8_ndcg_delta']:.4f}"
+    sizes = ", ".join(f"{v['file']} {v['bytes'] / 1e6:.1f} MB" for v in result["files"].values())
+    console.print(f"wrote {out} ({sizes}); parity on {p['n']} pairs: {line}")
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(help="pairs JSONL")],
+    model: Annotated[Path, typer.Option(help="export dir (from student export)")],
+    out: Annotated[Path, typer.Option(help="scores JSONL to write")],
+    variant: Annotated[ScoreVariant, typer.Option()] = ScoreVariant.int8,
+    batch_size: Annotated[int, typer.Option(min=1, help="pairs per forward pass")] = BATCH_SIZE_DEFAULT,
+) -> None:
+    """Score pairs with an exported student: per-class probabilities, label, expected gain, model version."""
+    import time
+
+    from student.data import DataError, read_pairs
+    from student.scorer import Scorer
+
+    try:
+        pairs = read_pairs(file)
+        scorer = Scorer(model, variant.value, batch_size=batch_size)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    start = time.perf_counter()
+    scores = scorer.score(pairs)
+    seconds = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for pair, s in zip(pairs, scores, strict=True):
+            fh.write(json.dumps({"custom_id": pair.custom_id, **s.to_dict()}, separators=(",", ":")) + "\n")
+    console.print(f"scored {len(pairs):,} pairs in {seconds:.2f}s ({len(pairs) / seconds:,.0f}/s) -> {out}")
+
+
+@app.command()
+def bench(
+    export_dir: Annotated[Path, typer.Argument(help="export dir (from student export)")],
+    pairs: Annotated[Path, typer.Option(help="pairs JSONL to score")],
+    model: Annotated[Path | None, typer.Option(help="student model dir (default: the export's source)")] = None,
+    n: Annotated[int, typer.Option(min=1, help="pairs to score")] = 512,
+    batch_size: Annotated[int, typer.Option(min=1, help="pairs per forward pass")] = BATCH_SIZE_DEFAULT,
+    repeats: Annotated[int, typer.Option(min=1)] = 3,
+    threads: Annotated[int, typer.Option(min=1)] = 1,
+    train_steps: Annotated[int, typer.Option(min=0, help="optimiser steps for training throughput; 0: skip")] = 5,
+    out: Annotated[Path | None, typer.Option(help="result JSON (default: EXPORT_DIR/bench.json)")] = None,
+) -> None:
+    """Scoring pairs/s: ONNX int8 vs ONNX fp32 vs PyTorch eager vs CrossEncoder.predict; training pairs/s."""
+    from experiments.bench.student import bench as run_bench
+    from experiments.bench.student import render_table, write_result
+    from student.data import DataError
+
+    try:
+        result = run_bench(
+            export_dir,
+            pairs,
+            model_dir=model,
+            n=n,
+            batch_size=batch_size,
+            repeats=repeats,
+            threads=threads,
+            train_steps=train_steps,
+        )
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    out = out or export_dir / "bench.json"
+    write_result(result, out)
+    console.print(render_table(result))
+    verdict = "met" if result["target_met"] else "NOT met"
+    ratio = result["ratio_vs_cross_encoder_predict"]["onnx_int8"]
+    console.print(
+        f"int8 is {ratio:.2f}x CrossEncoder.predict (target {result['target_int8_vs_cross_encoder']}x: {verdict})"
+    )
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def study(
+    config: Annotated[Path, typer.Option("--config", "-c", help="study YAML")] = Path("configs/student_study.yaml"),
+    out: Annotated[Path, typer.Option(help="work dir (data, labels, students); present steps are reused")] = Path(
+        "runs/student-study"
+    ),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json beside it)")] = Path(
+        "docs/results/student_quality.md"
+    ),
+) -> None:
+    """Students from the SFT, GRPO and AGPO teachers' labels and from gold labels, several seeds, on gold-test."""
+    import shlex
+    import sys
+
+    from experiments.student_study import load_study_config, run_study, write_report
+    from student.data import DataError
+
+    try:
+        settings = load_study_config(config)
+        summary = run_study(settings, out, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    args = sys.argv[1:]
+    if args[:1] != ["student"]:  # run as python -m cli.student
+        args = ["student", *args]
+    write_report(summary, report, shlex.join(["agpo", *args]))
+    for name, row in summary["table"].items():
+        f1 = row["macro_f1"]
+        console.print(f"{name}: macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} (labels {row['label_macro_f1']:.3f})")
+    console.print(f"wrote {report}")

@@ -1,0 +1,238 @@
+"""``agpo teacher ...``: build, evaluate and compare the embedded relevance teacher.
+
+Mounted on the ``agpo`` command line as ``teacher``; every command also runs as
+``python -m cli.teacher ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli.common import console
+
+DEFAULT_MODEL = Path("models/relevance-teacher")
+DEFAULT_COMPARE_CONFIG = Path("configs/teacher_compare.yaml")
+DEFAULT_COMPARE_RUNS = Path("runs/teacher-compare")
+DEFAULT_REPORT = Path("docs/results/teacher_quality.md")
+app = typer.Typer(help="The relevance teacher: build it, evaluate it, compare RL methods.", no_args_is_help=True)
+
+
+def _command_line() -> str:
+    """The command as the user typed it, for model cards and reports."""
+    args = sys.argv[1:]
+    if args[:1] != ["teacher"]:  # run as python -m cli.teacher
+        args = ["teacher", *args]
+    return " ".join(["agpo", *map(shlex.quote, args)])
+
+
+@app.command()
+def build(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="recipe YAML (configs/teacher.yaml)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")] = DEFAULT_MODEL,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="section.key=value, e.g. rl.steps=20 (repeatable)")
+    ] = None,
+    sft_out: Annotated[Path | None, typer.Option(help="also keep the SFT-only model here")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="intermediate files (default: <out>.work)")] = None,
+    skip_eval: Annotated[bool, typer.Option(help="skip the quick gold-test check")] = False,
+) -> None:
+    """Build the teacher: benchmark, tokenizer, small Qwen2, SFT on reasoning traces, AGPO on the label reward."""
+    from teacher.build import build_teacher
+    from teacher.config import load_teacher_config
+
+    recipe = load_teacher_config(config, overrides)
+    card = build_teacher(
+        recipe,
+        out,
+        work_dir=work_dir,
+        sft_out=sft_out,
+        command=_command_line(),
+        log=console.print,
+        skip_eval=skip_eval,
+    )
+    table = Table(title=f"relevance teacher -> {out}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("parameters", f"{card['parameters']:,}")
+    table.add_row("size on disk", f"{card['size_bytes'] / 2**20:.1f} MiB")
+    table.add_row("tokens per prompt (mean)", str(card["tokens"]["prompt_mean"]))
+    table.add_row("build time", f"{card['build_seconds'] / 60:.1f} min")
+    quick = card["metrics"].get("gold_quick")
+    if quick:
+        head = quick["headline"]
+        label = f"{quick['split']} ({quick['pairs']} pairs), majority of {quick['n']}"
+        table.add_row(f"macro-F1, {label}", f"{head['macro_f1']:.3f}")
+        table.add_row("unparseable rate", f"{head['unparseable_rate']:.2%}")
+    console.print(table)
+
+
+def _progress_bar(total: int, what: str) -> tuple[Progress | None, Any]:
+    from teacher.evaluate import progress_enabled
+
+    if not progress_enabled():
+        return None, None
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = bar.add_task(what, total=total)
+    return bar, lambda k: bar.advance(task, k)
+
+
+def print_report(report: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("view")
+    for column in ("accuracy", "macro-F1", "kappa", "ECE"):
+        table.add_column(column, justify="right")
+    one = report["single"]
+    table.add_row("single sample", f"{one['accuracy']:.3f}", f"{one['macro_f1']:.3f}", f"{one['cohen_kappa']:.3f}", "")
+    for key in sorted((k for k in report if k.startswith("majority@")), key=lambda k: int(k.split("@")[1])):
+        m = report[key]
+        row = (f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}", f"{m['cohen_kappa']:.3f}", f"{m['ece']:.3f}")
+        table.add_row(key.replace("majority@", "majority of "), *row)
+    console.print(table)
+    top = report[f"majority@{report['n']}"]
+    tiers = ", ".join(f"{t} {a:.3f}" for t, a in top["per_difficulty_accuracy"].items())
+    passk = ", ".join(f"pass@{k} {v:.3f}" for k, v in report["pass@k"].items())
+    console.print(f"accuracy by difficulty (majority of {report['n']}): {tiers}")
+    console.print(f"unparseable samples: {report['unparseable_rate']:.2%}; {passk}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", help="HF model directory")],
+    split: Annotated[str, typer.Option(help="teacher_train, dev or gold_test")] = "gold_test",
+    n: Annotated[int, typer.Option("--n", min=1, help="samples per pair")] = 8,
+    pairs: Annotated[int | None, typer.Option(help="evaluate a seeded subset of this many pairs")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="read <split>.jsonl here (default: model card's data)")] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON report (runs/teacher-eval/<model>-<split>.json)")] = None,
+    plot: Annotated[Path | None, typer.Option(help="confusion-matrix PNG (default: next to the JSON)")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="default: the model's generation config")] = None,
+    temperature: Annotated[float, typer.Option()] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="sequences per generate call")] = 128,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k."""
+    from teacher.build import quiet_libraries
+    from teacher.data import split_records
+    from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
+
+    quiet_libraries()
+    records = split_records(model, split, data_dir=data_dir, pairs=pairs, seed=seed)
+    settings = EvalSettings(
+        n=n,
+        max_new_tokens=max_new_tokens or _model_max_new_tokens(model),
+        temperature=temperature,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs")
+    if bar:
+        with bar:
+            report, _ = evaluate_teacher(model, records, settings, progress=advance)
+    else:
+        report, _ = evaluate_teacher(model, records, settings)
+    report["split"] = split
+    report["command"] = _command_line()
+    json_path = out or Path("runs/teacher-eval") / f"{model.name}-{split}.json"
+    write_report(report, json_path)
+    png = plot or json_path.with_suffix(".png")
+    plot_confusion(report, png, f"{model.name} on {split}: majority of {n} ({len(records)} pairs)")
+    print_report(report, f"{model} on {split} ({len(records)} pairs, n = {n})")
+    console.print(f"report: {json_path}; confusion matrix: {png}")
+
+
+@app.command("prefix-effect")
+def prefix_effect(
+    base: Annotated[Path, typer.Option(help="the SFT base the models were trained from")],
+    model: Annotated[list[str], typer.Option(help="LABEL=DIR of a trained model (repeatable)")],
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="a --model label: also give every shift minus this model's (repeatable; default: the first)"),
+    ] = None,
+    split: Annotated[str, typer.Option(help="teacher_train, dev or gold_test")] = "gold_test",
+    pairs: Annotated[int, typer.Option(min=1, help="a seeded subset of this many pairs")] = 200,
+    n: Annotated[int, typer.Option("--n", min=2, help="samples per pair from the base")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option(help="JSON result; the bar plot goes beside it as .png")] = Path(
+        "runs/teacher-prefix-effect.json"
+    ),
+) -> None:
+    """How RL moved the log-probability of tokens a wrong answer shares with a right one (experiments.prefix_effect)."""
+    from transformers import AutoTokenizer
+
+    from experiments.prefix_effect import check_references, measure, parse_models, save_and_show
+    from relevance.reward import RelevanceReward
+    from rlvr.sampling import SamplingParams
+    from teacher.build import quiet_libraries
+    from teacher.data import label_of, split_records
+    from teacher.evaluate import EvalSettings, chat_prompts
+
+    quiet_libraries()
+    try:
+        models = parse_models(model)
+        check_references(models, reference or ())
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    records = split_records(base, split, pairs=pairs, seed=seed)
+    settings = EvalSettings()
+    prompts = chat_prompts(AutoTokenizer.from_pretrained(base), records, settings.schema, settings.template)
+    params = SamplingParams(n=n, max_new_tokens=_model_max_new_tokens(base), seed=seed)
+    bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs from the base")
+    args = (base, models, prompts, [label_of(r) for r in records], RelevanceReward(settings.schema), params)
+    if bar:
+        with bar:
+            result = measure(*args, references_for_differences=reference or (), progress=advance)
+    else:
+        result = measure(*args, references_for_differences=reference or ())
+    result.update(split=split, command=_command_line())
+    title = f"relevance teacher, {split}: {len(records)} pairs x {n} base samples"
+    save_and_show(result, out, title, console)
+
+
+def _model_max_new_tokens(model: Path) -> int:
+    path = model / "generation_config.json"
+    if path.exists():
+        value = json.loads(path.read_text()).get("max_new_tokens")
+        if value:
+            return int(value)
+    return 128
+
+
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Option("--config", "-c", help="comparison YAML")] = DEFAULT_COMPARE_CONFIG,
+    runs_dir: Annotated[Path, typer.Option(help="a directory per method/lr/seed; present runs are reused")] = (
+        DEFAULT_COMPARE_RUNS
+    ),
+    report: Annotated[Path, typer.Option(help="markdown report")] = DEFAULT_REPORT,
+    max_runs: Annotated[int | None, typer.Option(help="stop after this many new trainings (resume later)")] = None,
+    seeds: Annotated[int | None, typer.Option(help="seeds per method (default: the config's)")] = None,
+) -> None:
+    """GRPO vs AGPO teachers from the same SFT base: lr picked on dev, then seeds evaluated on gold-test."""
+    from experiments.teacher_compare import load_compare_config, run_comparison
+
+    settings = load_compare_config(config)
+    if seeds is not None:
+        settings = settings.with_seeds(seeds)
+    summary = run_comparison(
+        settings, runs_dir, report, command=_command_line(), max_new_runs=max_runs, log=console.print
+    )
+    console.print(f"report: {report} ({summary['status']})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Studies, comparisons, benchmarks and the journey: they use the library packages; nothing imports them."""

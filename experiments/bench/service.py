@@ -1,0 +1,307 @@
+"""Benchmarks of the annotation service, each against a baseline run side by side on the same machine.
+
+- pipeline: pairs/s through API -> Celery -> worker -> DB, against the same teacher backend called directly in
+  one process on the same pairs (same thread count). Target ratio >= 0.85.
+- ingestion: creating a job from a JSONL upload (HTTP, validation, bulk inserts), against PostgreSQL ``COPY`` of
+  the same rows into a table of the same shape. Target ratio >= 0.3.
+- status reads: ``GET /v1/jobs/{id}`` latency under N concurrent clients, p50 and p99.
+- scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request under 8 concurrent clients, p50 and p99
+  (the student export served by the API, one onnxruntime thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.procs import AGPO, answers, free_port, running, wait_until
+
+
+@contextmanager
+def temp_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (dropped after), as a SQLAlchemy URL."""
+    import psycopg
+
+    name = f"agpo_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pairs_jsonl(pairs: list[dict[str, Any]]) -> bytes:
+    return ("\n".join(json.dumps(p, separators=(",", ":")) for p in pairs) + "\n").encode()
+
+
+def bench_pipeline(
+    pairs: list[dict[str, Any]],
+    teacher: str,
+    db_url: str,
+    broker_url: str,
+    *,
+    samples: int,
+    max_tokens: int,
+    chunk_size: int,
+    batch_size: int,
+    logdir: Path,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Same pairs, same decoding, same one-thread teacher: directly in-process, then through the service.
+
+    The two alternate for ``rounds`` rounds, each round on its own variant of the pairs (the label cache must
+    not answer), and each side reports its median: single runs on a shared 2-core machine vary by 15%.
+    """
+    from pipelines.annotate import LabelRequest, label_pairs
+    from pipelines.backends import create_backend
+    from pipelines.backends.base import Decoding
+
+    request = LabelRequest(decoding=Decoding(n=samples, max_tokens=max_tokens), unparseable_retries=1)
+    backend = create_backend("transformers", teacher, batch_size=batch_size * samples, torch_threads=1)
+    label_pairs(pairs[:batch_size], backend, request, batch_size=batch_size)  # warm-up
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": teacher,
+        "AGPO_SAMPLES": str(samples),
+        "AGPO_MAX_TOKENS": str(max_tokens),
+        "AGPO_CHUNK_SIZE": str(chunk_size),
+        "AGPO_TEACHER_BATCH_SIZE": str(batch_size),
+        "OMP_NUM_THREADS": "1",
+    }
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    direct_s: list[float] = []
+    service_s: list[float] = []
+    failed = 0
+    with running([["serve", "api", "--port", str(port)], ["worker"]], env, logdir):
+        wait_until(lambda: answers(url + "/readyz"), 120, "the API")
+        # Warm the worker (model load) on other content, so both sides are timed warm.
+        warm = [dict(p, custom_id=f"warm-{i}", query=p["query"] + " warm") for i, p in enumerate(pairs[:batch_size])]
+        _run_job(url, warm)
+        for r in range(rounds):
+            variant = [dict(p, query=f"{p['query']} {'x' * r}".strip()) for p in pairs]
+            t0 = time.perf_counter()
+            direct = label_pairs(variant, backend, request, batch_size=batch_size)
+            direct_s.append(time.perf_counter() - t0)
+            failed += sum(o.label is None for o in direct)
+            t0 = time.perf_counter()
+            job = _run_job(url, variant)
+            service_s.append(time.perf_counter() - t0)
+            done = job["request_counts"]["completed"] + job["request_counts"]["failed"]
+            assert done == len(pairs) and job["request_counts"]["cached"] == 0, job
+    backend.close()
+    direct_rate = len(pairs) / statistics.median(direct_s)
+    service_rate = len(pairs) / statistics.median(service_s)
+    return {
+        "pairs": len(pairs),
+        "samples": samples,
+        "max_tokens": max_tokens,
+        "chunk_size": chunk_size,
+        "rounds": rounds,
+        "direct_seconds": [round(x, 2) for x in direct_s],
+        "service_seconds": [round(x, 2) for x in service_s],
+        "direct_pairs_per_s": round(direct_rate, 2),
+        "service_pairs_per_s": round(service_rate, 2),
+        "ratio": round(service_rate / direct_rate, 3),
+        "direct_failed": failed,
+    }
+
+
+def _run_job(url: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    r = httpx.post(
+        f"{url}/v1/jobs/jsonl",
+        content=_pairs_jsonl(pairs),
+        headers={"Content-Type": "application/x-ndjson"},
+        timeout=600,
+    )
+    r.raise_for_status()
+    job_id = r.json()["id"]
+
+    def finished() -> dict[str, Any] | None:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()
+        return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+    # Polled gently: the poller shares the CPUs with the worker it measures.
+    return wait_until(finished, 3600, f"job {job_id}", interval=0.5)
+
+
+def _idle_env(db_url: str, teacher: str, broker_url: str) -> dict[str, str]:
+    """An API whose chunks go to a queue nobody consumes: the measurement sees the API and the DB alone."""
+    return {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_AUTH": "false",
+        "AGPO_MAX_PAIRS_PER_JOB": "10000000",
+        "AGPO_MAX_REQUEST_BYTES": str(1 << 30),
+        "AGPO_TEACHER_MODEL": teacher,
+    }
+
+
+def bench_ingestion(
+    pairs: list[dict[str, Any]],
+    db_url: str,
+    teacher: str,
+    broker_url: str,
+    *,
+    logdir: Path,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Upload through the API (HTTP, validation, bulk insert), then ``COPY`` of the same rows into the same table.
+
+    The two alternate for ``rounds`` rounds and each side reports its median, so that a slow spell of a shared
+    machine does not land on one side only.
+    """
+    import psycopg
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _idle_env(db_url, teacher, broker_url)
+    body = _pairs_jsonl(pairs)
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    api_s: list[float] = []
+    copy_s: list[float] = []
+    with running([["serve", "api", "--port", str(port)]], env, logdir), psycopg.connect(plain) as conn:
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            resp = httpx.post(
+                f"{url}/v1/jobs/jsonl", content=body, headers={"Content-Type": "application/x-ndjson"}, timeout=3600
+            )
+            api_s.append(time.perf_counter() - t0)
+            if resp.status_code != 201:
+                raise RuntimeError(f"job upload failed: HTTP {resp.status_code}: {resp.text[:500]}")
+            copy_s.append(_copy_items(conn, resp.json()["id"], f"job_copy_{r}", pairs))
+    api_rate, copy_rate = len(pairs) / statistics.median(api_s), len(pairs) / statistics.median(copy_s)
+    return {
+        "pairs": len(pairs),
+        "bytes": len(body),
+        "rounds": rounds,
+        "api_seconds": [round(x, 3) for x in api_s],
+        "copy_seconds": [round(x, 3) for x in copy_s],
+        "api_pairs_per_s": round(api_rate),
+        "copy_pairs_per_s": round(copy_rate),
+        "ratio": round(api_rate / copy_rate, 3),
+    }
+
+
+def _copy_items(conn: Any, template_job: str, job_id: str, pairs: list[dict[str, Any]]) -> float:
+    """Seconds to ``COPY`` the pairs' item rows into ``job_items`` under a copy of ``template_job``'s row.
+
+    Same rows, same table, same indexes and foreign key: all the database must do, none of the service's work.
+    """
+    conn.execute("CREATE TEMP TABLE job_copy AS SELECT * FROM jobs WHERE id = %s", (template_job,))
+    conn.execute("UPDATE job_copy SET id = %s, idempotency_key = NULL", (job_id,))
+    conn.execute("INSERT INTO jobs SELECT * FROM job_copy")
+    conn.execute("DROP TABLE job_copy")
+    conn.commit()
+    t0 = time.perf_counter()
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY job_items (job_id, chunk_no, line, custom_id, pair, state) FROM STDIN") as copy,
+    ):
+        for i, p in enumerate(pairs):
+            copy.write_row((job_id, i // 200, i + 1, p["custom_id"], json.dumps(p), "pending"))
+    conn.commit()
+    return time.perf_counter() - t0
+
+
+def bench_status_reads(
+    db_url: str,
+    pairs: list[dict[str, Any]],
+    teacher: str,
+    broker_url: str,
+    *,
+    clients: int,
+    seconds: float,
+    logdir: Path,
+) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _idle_env(db_url, teacher, broker_url)
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    with running([["serve", "api", "--port", str(port)]], env, logdir):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        job_id = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs[:100]}, timeout=60).json()["id"]
+        latencies = asyncio.run(_hammer(f"{url}/v1/jobs/{job_id}", clients, seconds))
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(1000 * q[49], 2),
+        "p99_ms": round(1000 * q[98], 2),
+    }
+
+
+def bench_score(
+    export_dir: str,
+    pairs: list[dict[str, Any]],
+    db_url: str,
+    teacher: str,
+    broker_url: str,
+    *,
+    clients: int,
+    seconds: float,
+    sizes: tuple[int, ...] = (1, 32),
+    logdir: Path,
+) -> dict[str, Any]:
+    """``POST /v1/score`` latency under ``clients`` concurrent clients, for requests of each size in ``sizes``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**_idle_env(db_url, teacher, broker_url), "AGPO_STUDENT_MODEL": export_dir, "OMP_NUM_THREADS": "1"}
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    out: dict[str, Any] = {"clients": clients, "seconds_per_size": seconds}
+    with running([["serve", "api", "--port", str(port)]], env, logdir):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
+        for size in sizes:
+            body = {"pairs": pairs[:size]}
+            latencies = sorted(asyncio.run(_hammer(f"{url}/v1/score", clients, seconds, body=body)))
+            q = statistics.quantiles(latencies, n=100)
+            out[f"{size}_pairs"] = {
+                "requests": len(latencies),
+                "pairs_per_s": round(size * len(latencies) / seconds, 1),
+                "p50_ms": round(1000 * q[49], 2),
+                "p99_ms": round(1000 * q[98], 2),
+            }
+    return out
+
+
+async def _hammer(url: str, clients: int, seconds: float, body: dict[str, Any] | None = None) -> list[float]:
+    """Latencies of back-to-back requests from ``clients`` concurrent clients (GET, or POST of ``body``)."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                r = await (client.get(url) if body is None else client.post(url, json=body))
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(one() for _ in range(clients)))
+    return latencies

@@ -1,0 +1,70 @@
+"""Teacher backends behind one interface (:mod:`pipelines.backends.base`)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pipelines.backends.base import Messages, TeacherBackend
+
+BACKEND_KINDS = ("transformers", "openai", "vllm")
+
+# Where a model without a chat template starts its answer; the same text as relevance.prompts.build_prompt.
+ANSWER_CUE = "\n\nAnswer:\n"
+
+# Files whose bytes decide what a model says; tokenizer files are left out on purpose: retokenising the same
+# weights is not a new teacher, and tokenizer_config.json changes whenever transformers rewrites it.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def plain_prompt(messages: Messages) -> str:
+    """The chat as plain text for models without a chat template: contents joined, then the answer cue."""
+    return "\n\n".join(m["content"] for m in messages) + ANSWER_CUE
+
+
+def model_revision(model_dir: str | Path) -> str:
+    """12 hex characters of sha256 over a model directory's weight files and ``config.json``.
+
+    Names enter the hash with the bytes, so renaming a shard or moving bytes between shards changes it too.
+    """
+    root = Path(model_dir)
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
+    )
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+        raise FileNotFoundError(f"no weight files ({', '.join(_WEIGHT_SUFFIXES)}) in {root}")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def create_backend(kind: str, model: str, **options: Any) -> TeacherBackend:
+    """A teacher backend of ``kind`` for ``model`` (a model directory, or the served model name for ``openai``).
+
+    ``options`` go to the backend's constructor: ``device``/``batch_size``/``dtype`` for ``transformers``,
+    ``base_url``/``api_key``/``max_retries``/... for ``openai``, vLLM engine arguments for ``vllm``. Backends are
+    imported here, not at module import, so that importing this package pulls in neither torch nor vLLM.
+    """
+    if kind == "transformers":
+        from pipelines.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(model, **options)
+    if kind == "openai":
+        from pipelines.backends.openai_backend import OpenAIBackend
+
+        if "base_url" not in options:
+            raise ValueError("the openai teacher backend needs base_url (e.g. http://localhost:8000/v1)")
+        return OpenAIBackend(model=model, **options)
+    if kind == "vllm":
+        from pipelines.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model, **options)
+    raise ValueError(f"unknown teacher backend {kind!r}; known: {', '.join(BACKEND_KINDS)}")
+
+
+__all__ = ["ANSWER_CUE", "BACKEND_KINDS", "create_backend", "model_revision", "plain_prompt"]

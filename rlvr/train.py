@@ -1,0 +1,224 @@
+"""RL training runs: a YAML config plus overrides in, an ``AGPOTrainer`` run and a checkpoint out.
+
+The config names a task (its prompts, references and reward), a base model directory, the estimator and its
+settings, and the usual optimisation knobs. ``load_config`` merges a file with ``key=value`` overrides and
+rejects unknown keys by name, so a typo fails before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TaskFactory = Callable[["TrainConfig"], tuple[list[Any], list[str], Any]]
+_TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(name: str, factory: TaskFactory) -> None:
+    """Make ``task: <name>`` available to RL runs; ``factory(config)`` returns (prompts, references, reward).
+
+    This is how a domain outside ``agpo`` (which must not import it) plugs its task in: the domain's side
+    registers at import. Prompts are plain strings or chat message lists; the reward follows the reward protocol.
+    """
+    if not name or name in ("countdown", "math"):
+        raise ValueError(f"task name {name!r} is empty or built in")
+    _TASKS[name] = factory
+
+
+def registered_tasks() -> list[str]:
+    return sorted(["countdown", "math", *_TASKS])
+
+
+@dataclass
+class TrainConfig:
+    """One RL run. Every field can be set in the YAML file or with ``--set key=value``."""
+
+    base_model: str = "models/countdown-base"
+    output_dir: str = "runs/countdown/agpo"
+    task: str = "countdown"
+    estimator: str = "agpo"
+    lambda_pos: float | None = None
+    lambda_neg: float | None = None
+    pos_term: str | None = None
+    neg_term: str | None = None
+    tau: float | None = None
+    protect_shared_prefix: bool = False  # agpo.shared_prefix: spare the opening a wrong answer shares with a right one
+    mask_truncated_completions: bool = False  # TRL's option: completions cut at the length limit stay out of the loss
+    learning_rate: float = 2e-5
+    group_size: int = 8
+    prompts_per_step: int = 16
+    steps: int = 100
+    max_completion_length: int = 128
+    temperature: float = 1.0
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    loss_type: str = "dapo"
+    seed: int = 0
+    save_steps: int = 0  # 0: only the final model
+    logging_steps: int = 5
+    data_seed: int = 0  # the task's split seed (which problems exist), separate from the run's seed
+    data_path: str | None = None  # task "math": a local MATH/GSM8K-style JSONL file
+    use_vllm: bool = False  # TRL's vLLM rollouts (GPU); colocate or server
+    vllm_mode: str = "colocate"
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be at least 2 (a group needs a spread), got {self.group_size}")
+        for name in ("prompts_per_step", "steps", "max_completion_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """A setting's value in its field's type; YAML's ``1e-5`` (a string to YAML 1.1) counts as a float."""
+    kind = {f.name: str(f.type) for f in fields(TrainConfig)}[name]
+    if value is None and "None" in kind:
+        return None
+    if isinstance(value, bool):
+        if "bool" in kind:
+            return value
+    elif "float" in kind:
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    elif "int" in kind and isinstance(value, int):
+        return value
+    elif "str" in kind and isinstance(value, str | int | float):
+        return str(value)
+    raise ValueError(f"{name}={value!r}: expected {kind}")
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """A config from a YAML file (optional) and ``key=value`` overrides, unknown keys rejected by name."""
+    known = {f.name for f in fields(TrainConfig)}
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        data.update({key: _coerce(key, value) for key, value in loaded.items()})
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise ValueError(f"override {item!r}: expected key=value with key one of {sorted(known)}")
+        data[key] = _coerce(key, yaml.safe_load(raw))
+    return TrainConfig(**data)
+
+
+def _task(config: TrainConfig) -> tuple[list[str], list[str], Any]:
+    """Prompts, references and reward of the configured task's RL split."""
+    if config.task in _TASKS:
+        return _TASKS[config.task](config)
+    if config.task == "countdown":
+        from rlvr.tasks.countdown import CountdownReward, make_splits
+
+        problems = make_splits(seed=config.data_seed).rl
+        return [p.prompt for p in problems], [p.reference for p in problems], CountdownReward()
+    if config.task == "math":
+        from agpo.rewards import MathAnswerReward
+        from rlvr.tasks.math import PROMPT_SUFFIX, read_math_jsonl
+
+        if not config.data_path:
+            raise ValueError("task 'math' needs data_path: a local JSONL file of problem/answer rows")
+        rows = read_math_jsonl(Path(config.data_path))
+        prompts = [[{"role": "user", "content": r.problem + PROMPT_SUFFIX}] for r in rows]
+        return prompts, [r.answer for r in rows], MathAnswerReward()
+    raise ValueError(f"unknown task {config.task!r}; known: {', '.join(registered_tasks())}")
+
+
+def trl_config(config: TrainConfig) -> Any:
+    """The ``AGPOConfig`` (TRL ``GRPOConfig`` subclass) for a run: one generation batch per optimizer step."""
+    import torch
+
+    from agpo.trainer import AGPOConfig
+
+    on_gpu = torch.cuda.is_available()
+    return AGPOConfig(
+        output_dir=config.output_dir,
+        advantage_estimator=config.estimator,
+        lambda_pos=config.lambda_pos,
+        lambda_neg=config.lambda_neg,
+        pos_term=config.pos_term,
+        neg_term=config.neg_term,
+        tau=config.tau,
+        protect_shared_prefix=config.protect_shared_prefix,
+        mask_truncated_completions=config.mask_truncated_completions,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        num_generations=config.group_size,
+        per_device_train_batch_size=config.prompts_per_step * config.group_size,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_iterations=1,
+        max_steps=config.steps,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        beta=config.beta,
+        epsilon=config.epsilon,
+        epsilon_high=config.epsilon_high,
+        loss_type=config.loss_type,
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        report_to="none",
+        use_vllm=config.use_vllm,
+        vllm_mode=config.vllm_mode,
+        use_cpu=not on_gpu,
+        bf16=on_gpu,
+        disable_tqdm=os.environ.get("AGPO_NO_PROGRESS") == "1",
+    )
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run RL from ``config.base_model`` and save the final policy (a standard HF model dir) to ``output_dir``."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agpo.rewards import as_trl_reward
+    from agpo.trainer import AGPOTrainer
+
+    base = Path(config.base_model)
+    is_hub_id = not base.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", config.base_model) is not None
+    if not is_hub_id and not (base / "config.json").exists():
+        raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
+    prompts, references, reward = _task(config)
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    tokenizer.padding_side = "left"
+    trainer = AGPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(config.base_model),
+        processing_class=tokenizer,
+        reward_funcs=[as_trl_reward(reward)],
+        args=trl_config(config),
+        train_dataset=Dataset.from_dict({"prompt": prompts, "reference": references}),
+    )
+    result = trainer.train()
+    out = Path(config.output_dir)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(out)
+    history = [row for row in trainer.state.log_history if "reward" in row]
+    summary = {
+        "config": asdict(config),
+        "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
+        "steps": int(result.global_step),
+        "reward_first": history[0]["reward"] if history else None,
+        "reward_last": history[-1]["reward"] if history else None,
+        "log_history": trainer.state.log_history,
+    }
+    (out / "agpo_run.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
