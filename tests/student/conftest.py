@@ -8,19 +8,6 @@ from pathlib import Path
 import pytest
 from student_helpers import teacher_results
 
-from relevance.synthetic import generate_benchmark
-
-SIZES = {"teacher_train": 320, "dev": 60, "gold_test": 120, "pool": 0}
-# Easy pairs, Exact or Irrelevant: a few dozen steps from MiniLM learn a real signal there.
-MIX = {"difficulty_mix": {"easy": 1.0}, "label_mix": {"Exact": 0.5, "Irrelevant": 0.5}}
-
-
-@pytest.fixture(scope="session")
-def student_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("student-bench")
-    generate_benchmark(out, seed=11, **SIZES, **MIX)
-    return out
-
 
 @pytest.fixture(scope="session")
 def student_results(student_bench: Path) -> Path:

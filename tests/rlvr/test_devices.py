@@ -21,7 +21,7 @@ from cli.main import app
 from experiments.bench.advantages import bench_trainer_step
 from rlvr.sampling import SamplingParams, sample_transformers, torch_device
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "models" / "countdown-base"
 runner = CliRunner()
 

@@ -24,7 +24,7 @@ from experiments.prefix_effect import (
     token_logprobs,
 )
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def test_shared_prefix_is_the_longest_prefix_shared_with_the_other_outcome() -> None:

@@ -108,7 +108,7 @@ def test_eval_cli_rejects_mismatched_labels(tmp_path: Path) -> None:
 
 def _study_config(tmp_path: Path, base_dir: Path, text: str | None = None) -> Path:
     config = tmp_path / "study.yaml"
-    text = text or (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
+    text = text or (Path(__file__).resolve().parents[2] / "configs" / "study_smoke.yaml").read_text()
     where = f"base_model: {base_dir}\nout_dir: {tmp_path / 'study'}\nrecord_dir: {tmp_path / 'record'}\n"
     config.write_text(text + where)
     return config
@@ -169,7 +169,7 @@ def test_study_smoke_runs_every_stage_and_writes_its_report(base_dir: Path, tmp_
     assert json.loads(report.with_suffix(".json").read_text())["cells"] == data["cells"]
     assert not list((tmp_path / "record").rglob("*.safetensors"))
     # Changed settings must not silently reuse runs trained otherwise, from out_dir or from the record.
-    text = (Path(__file__).parent.parent / "configs" / "study_smoke.yaml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "configs" / "study_smoke.yaml").read_text()
     config = _study_config(tmp_path, base_dir, text.replace("steps: 2,", "steps: 3,"))
     changed = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
     assert changed.exit_code == 2
@@ -266,7 +266,7 @@ def test_same_length_batches_never_mix_prompt_lengths() -> None:
 
     from rlvr.sampling import _batches
 
-    tokenizer = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "models" / "countdown-base")
+    tokenizer = AutoTokenizer.from_pretrained(Path(__file__).resolve().parents[2] / "models" / "countdown-base")
     prompts = ["1 2 3", "10 20 30 40", "4 5 6", "7 8", "11 22 33 44"]
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     assert len(set(lengths)) == 3  # the case is only a test if lengths differ
@@ -309,7 +309,7 @@ def test_the_report_says_the_rates_were_fixed_when_no_arm_was_tuned() -> None:
 def test_shipped_study_configs_load(tmp_path: Path) -> None:
     from experiments.countdown.study import StudyConfig
 
-    root = Path(__file__).parent.parent / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     full = StudyConfig.load(root / "study.yaml")
     assert set(full.methods) == {"grpo", "dr_grpo", "nsr", "w_reinforce", "agpo"}
     assert full.seeds == [0, 1, 2] and full.test_n == 256 and len(full.lr_grid) >= 3
@@ -338,7 +338,7 @@ def test_committed_base_model_loads_and_solves_some_problems() -> None:
     from rlvr.sampling import SamplingParams, sample
     from rlvr.tasks.countdown import CountdownReward, make_splits
 
-    base = Path(__file__).parent.parent / "models" / "countdown-base"
+    base = Path(__file__).resolve().parents[2] / "models" / "countdown-base"
     card = json.loads((base / "model_card.json").read_text())
     assert card["parameters"] == 988_800
     problems = make_splits().test_easy[:8]
@@ -351,7 +351,7 @@ def test_committed_base_model_loads_and_solves_some_problems() -> None:
 def test_a_recorded_run_predating_a_new_setting_counts_as_trained_with_its_default() -> None:
     from experiments.countdown.study import _settings
 
-    record = Path(__file__).parent.parent / "docs" / "results" / "passk_study_record" / "tune" / "agpo-lr1e-05"
+    record = Path(__file__).resolve().parents[2] / "docs" / "results" / "passk_study_record" / "tune" / "agpo-lr1e-05"
     recorded = json.loads((record / "agpo_run.json").read_text())["config"]
     assert "protect_shared_prefix" not in recorded  # recorded before the option existed
     now = asdict(TrainConfig(**{k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}))

@@ -13,7 +13,7 @@ from cli.main import app
 from rlvr.sampling import SamplingParams, sample
 from rlvr.tasks.countdown import OUTCOMES, CountdownReward, Problem, make_splits, outcome
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 P = Problem((3, 5, 7), 22)
 
 
