@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import typer.main
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -72,3 +74,47 @@ def test_relevance_generate_writes_the_splits(tmp_path: Path) -> None:
     for split, size in (("teacher_train", 60), ("dev", 20), ("gold_test", 20), ("pool", 40)):
         assert len((tmp_path / f"{split}.jsonl").read_text().splitlines()) == size
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``agpo ...`` invocation in README's code spans and blocks, cut at its first option or placeholder."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found: list[list[str]] = []
+    for match in re.finditer(r"(?:^|`|\$ |\n)agpo ((?:[a-z][a-z0-9-]*(?: |$))+)", readme, flags=re.MULTILINE):
+        words = match.group(1).split()
+        for end, word in enumerate(words):
+            if "/" in word or word.upper() == word:
+                words = words[:end]
+                break
+        if words and words not in found:
+            found.append(words)
+    return found
+
+
+def _command_paths(command: object, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every command path of a click command tree, groups included."""
+    paths = {prefix}
+    for name, sub in getattr(command, "commands", {}).items():
+        paths |= _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_every_command_in_the_readme_exists() -> None:
+    """A command path in README (``agpo teacher build``, ``agpo jobs list``, ...) is a real command or group."""
+    paths = _command_paths(typer.main.get_command(app))
+    commands = _readme_commands()
+    assert len(commands) >= 25
+    missing = []
+    for words in commands:
+        # The longest prefix that is a command: the rest of the words are arguments (`agpo jobs list/get`).
+        if not any(tuple(words[:n]) in paths for n in range(len(words), 0, -1)):
+            missing.append(" ".join(words))
+    assert not missing, f"README names commands that do not exist: {missing}"
+
+
+def test_every_group_mounted_once_and_each_top_level_command_is_named_in_the_readme() -> None:
+    paths = _command_paths(typer.main.get_command(app))
+    top = {path[0] for path in paths if path}
+    assert {"train", "eval", "study", "teacher", "student", "serve", "worker", "beat", "annotate", "jobs"} <= top
+    readme_top = {words[0] for words in _readme_commands()}
+    assert top <= readme_top, f"commands missing from README: {sorted(top - readme_top)}"
