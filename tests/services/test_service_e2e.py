@@ -296,4 +296,5 @@ def test_cli_annotate_and_jobs_commands_against_the_running_api(stack, client, p
     missing = subprocess.run(
         [AGPO, "jobs", "cancel", "job_nope", *common], env=stack.env, capture_output=True, text=True
     )
-    assert missing.returncode == 2 and "no job 'job_nope'" in missing.stdout
+    # Errors go to stderr, so a script that pipes results never reads an error line as data.
+    assert missing.returncode == 2 and "no job 'job_nope'" in missing.stderr and missing.stdout == ""
