@@ -59,8 +59,12 @@ def test_dockerfile_pins_cpu_torch_before_the_project_and_copies_what_exists():
     text = (ROOT / "deploy/docker/Dockerfile").read_text()
     torch_at = text.index("torch==2.13.0")
     assert torch_at < text.index("pip install . torch==2.13.0")
-    for src in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
+    copied = re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE)
+    for src in copied:
         assert (ROOT / src).exists(), src
+    # Every package the wheel is built from is in the image, or `pip install .` leaves `agpo` half there.
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert packages <= set(copied), f"not copied into the image: {sorted(packages - set(copied))}"
 
 
 def test_readme_configuration_table_names_every_setting():
