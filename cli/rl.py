@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agpo.advantages import ESTIMATORS
 from cli.common import console
 from cli.common import fail as _fail
 
@@ -33,6 +32,7 @@ def demo(
     group_size: Annotated[int, typer.Option("--group-size", "-g", min=2, help="responses sampled per prompt")] = 8,
 ) -> None:
     """Show how AGPO and the baselines assign advantages across a group's success rate."""
+    from agpo.advantages import ESTIMATORS
     from experiments.advantage_table import advantage_table
 
     rows = advantage_table(group_size)

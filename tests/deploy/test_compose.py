@@ -58,7 +58,9 @@ def test_env_example_names_only_real_settings():
 def test_dockerfile_pins_cpu_torch_before_the_project_and_copies_what_exists():
     text = (ROOT / "deploy/docker/Dockerfile").read_text()
     torch_at = text.index("torch==2.13.0")
-    assert torch_at < text.index("pip install . torch==2.13.0")
+    (install,) = re.findall(r"^RUN pip install '\.\[[a-z,-]+\]'.*$", text, flags=re.MULTILINE)
+    assert torch_at < text.index(install)
+    assert "-c constraints.txt" in install and install.endswith("torch==2.13.0"), install
     copied = re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE)
     for src in copied:
         assert (ROOT / src).exists(), src
