@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.kit import format_mean_std, mean_std_cell
-from rlvr.config import from_mapping, read_mapping
+from rlvr.config import check_known, from_mapping, read_mapping
 
 Log = Callable[[str], None]
 TARGETS = ("hard", "soft")
@@ -79,6 +79,7 @@ class StudyConfig:
 
 def load_study_config(path: str | Path) -> StudyConfig:
     raw = read_mapping(path)
+    check_known(StudyConfig, raw, str(path), internal=("source",))
     if not raw.get("teachers") or not raw.get("variants"):
         raise ValueError(f"{path}: 'teachers' and 'variants' must both be given")
     cfg = replace(from_mapping(StudyConfig, raw, str(path), internal=("source",)), source=str(path))
@@ -117,7 +118,7 @@ def prepare_data(cfg: StudyConfig, out: Path) -> Path:
 
 def teacher_dir(cfg: StudyConfig, name: str, log: Log) -> Path:
     """The teacher's model dir; an RL run of the comparison is trained first when it is not there."""
-    from teacher import compare
+    from experiments import teacher_compare as compare
 
     spec = cfg.teachers[name]
     if spec.path:

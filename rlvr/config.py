@@ -53,10 +53,7 @@ def from_mapping(cls: type[C], data: Any, source: str, internal: Collection[str]
     where = _where(source, at)
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)} - set(internal)  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    known = check_known(cls, data, where, internal)
     required = [
         f.name
         for f in fields(cls)  # type: ignore[arg-type]
@@ -66,6 +63,15 @@ def from_mapping(cls: type[C], data: Any, source: str, internal: Collection[str]
         raise ValueError(f"{where}: missing setting(s) {required}")
     hints = get_type_hints(cls)
     return cls(**{key: _convert(hints[key], value, source, _join(at, key)) for key, value in data.items()})
+
+
+def check_known(cls: type, data: dict[str, Any], where: str, internal: Collection[str] = ()) -> set[str]:
+    """``cls``'s settings a file may set; any other key in ``data`` fails by name, with ``where`` it was."""
+    known = {f.name for f in fields(cls)} - set(internal)  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return known
 
 
 def _where(source: str, at: str) -> str:
