@@ -28,7 +28,7 @@ def _side(term: str, scale: float, sign: float, r: float, mean: float, std: floa
     raise ValueError(term)
 
 
-def reference_advantages(rewards: Sequence[float], index: Sequence[int], cfg: AdvantageConfig) -> list[float]:
+def loop_advantages(rewards: Sequence[float], index: Sequence[int], cfg: AdvantageConfig) -> list[float]:
     """Advantages computed group by group with Python floats."""
     members: dict[int, list[int]] = defaultdict(list)
     for i, g in enumerate(index):

@@ -291,24 +291,29 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong Countdown answer shares with a right one."""
     import sys
 
-    from experiments.prefix_effect import check_references, measure, parse_models, save_and_show
+    from experiments.prefix_effect import measure_and_report, models_to_compare
     from rlvr.sampling import SamplingParams
     from rlvr.tasks.countdown import CountdownReward
 
     try:
-        models = parse_models(model)
-        check_references(models, reference or ())
+        models = models_to_compare(model, reference or ())
     except ValueError as e:
         raise _fail(str(e)) from e
     chosen = _countdown_split(split, problems)
-    params = SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed)
-    prompts, answers = [p.prompt for p in chosen], [p.reference for p in chosen]
-    result = measure(
-        base, models, prompts, answers, CountdownReward(), params, references_for_differences=reference or ()
+    measure_and_report(
+        base,
+        models,
+        [p.prompt for p in chosen],
+        [p.reference for p in chosen],
+        CountdownReward(),
+        SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed),
+        differences_from=reference or (),
+        split=split,
+        command=" ".join(["agpo", *sys.argv[1:]]),
+        out=out,
+        title=f"Countdown {split}: {len(chosen)} problems x {n} base samples",
+        console=console,
     )
-    result.update(split=split, command=" ".join(["agpo", *sys.argv[1:]]))
-    title = f"Countdown {split}: {len(chosen)} problems x {n} base samples"
-    save_and_show(result, out, title, console)
 
 
 @app.command()

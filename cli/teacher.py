@@ -6,6 +6,7 @@ Mounted on the ``agpo`` command line as ``teacher``; every command also runs as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -173,7 +174,7 @@ def prefix_effect(
     """How RL moved the log-probability of tokens a wrong answer shares with a right one (experiments.prefix_effect)."""
     from transformers import AutoTokenizer
 
-    from experiments.prefix_effect import check_references, measure, parse_models, save_and_show
+    from experiments.prefix_effect import measure_and_report, models_to_compare
     from relevance.reward import RelevanceReward
     from rlvr.sampling import SamplingParams
     from teacher.build import quiet_libraries
@@ -182,8 +183,7 @@ def prefix_effect(
 
     quiet_libraries()
     try:
-        models = parse_models(model)
-        check_references(models, reference or ())
+        models = models_to_compare(model, reference or ())
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
@@ -192,15 +192,22 @@ def prefix_effect(
     prompts = chat_prompts(AutoTokenizer.from_pretrained(base), records, settings.schema, settings.template)
     params = SamplingParams(n=n, max_new_tokens=_model_max_new_tokens(base), seed=seed)
     bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs from the base")
-    args = (base, models, prompts, [label_of(r) for r in records], RelevanceReward(settings.schema), params)
-    if bar:
-        with bar:
-            result = measure(*args, references_for_differences=reference or (), progress=advance)
-    else:
-        result = measure(*args, references_for_differences=reference or ())
-    result.update(split=split, command=_command_line())
-    title = f"relevance teacher, {split}: {len(records)} pairs x {n} base samples"
-    save_and_show(result, out, title, console)
+    with bar or contextlib.nullcontext():
+        measure_and_report(
+            base,
+            models,
+            prompts,
+            [label_of(r) for r in records],
+            RelevanceReward(settings.schema),
+            params,
+            differences_from=reference or (),
+            split=split,
+            command=_command_line(),
+            out=out,
+            title=f"relevance teacher, {split}: {len(records)} pairs x {n} base samples",
+            console=console,
+            progress=advance,
+        )
 
 
 def _model_max_new_tokens(model: Path) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from experiments.kit import plot_confusion
 from services.procs import AGPO, QUIET_ENV, answers, free_port, running, wait_until
 
 PASSK_PLOTS = ("docs/results/passk_pilot_test_easy.png", "docs/results/passk_pilot_test_hard.png")
@@ -173,30 +174,6 @@ def score_through_api(url: str, key: str, pairs: list[dict[str, Any]]) -> dict[s
     }
 
 
-def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    m = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
-    ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def plot_calibration(series: dict[str, tuple[list[float], list[bool]]], path: Path) -> Path:
     import matplotlib
 
@@ -247,7 +224,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int, int, str], None]) -> dict[str, Any]:
     """The journey (see the module docstring); returns the summary that the report renders."""
-    from student.evaluate import evaluate, save_confusion_png
+    from student.evaluate import evaluate
     from student.export import ExportError, export
     from student.train import TrainConfig, train
 
@@ -314,7 +291,12 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         plots / "teacher_confusion.png",
         "teacher on the pool (answer key)",
     )
-    save_confusion_png(student["student"], plots / "student_confusion.png", "student on gold-test")
+    plot_confusion(
+        student["student"]["confusion"]["matrix"],
+        student["student"]["confusion"]["rows"],
+        plots / "student_confusion.png",
+        "student on gold-test",
+    )
 
     s = student["student"]
     series = {"teacher (vote share)": (conf, [a == b for a, b in zip(y_true, y_pred, strict=True)])}

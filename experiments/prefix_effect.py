@@ -54,6 +54,13 @@ def check_references(models: Mapping[str, Any], references: Sequence[str]) -> No
         raise ValueError(f"--reference {unknown[0]!r} is not one of the --model labels {list(models)}")
 
 
+def models_to_compare(specs: Sequence[str], differences_from: Sequence[str]) -> dict[str, Path]:
+    """The ``--model LABEL=DIR`` options as {label: model directory}, every ``--reference`` one of their labels."""
+    models = parse_models(specs)
+    check_references(models, differences_from)
+    return models
+
+
 def token_logprobs(
     model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], batch_size: int = 64
 ) -> list[np.ndarray]:
@@ -281,6 +288,32 @@ def save_and_show(result: Mapping[str, Any], out: str | Path, title: str, consol
     if result.get("differences"):
         console.print(differences_table(result))
     console.print(f"wrote {out} and {Path(out).with_suffix('.png')}")
+
+
+def measure_and_report(
+    base: str | Path,
+    models: Mapping[str, str | Path],
+    prompts: Sequence[Any],
+    answers: Sequence[str],
+    reward: RewardFunction,
+    params: SamplingParams,
+    *,
+    differences_from: Sequence[str],
+    split: str,
+    command: str,
+    out: str | Path,
+    title: str,
+    console: Any,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """The body both prefix-effect commands share (Countdown's and the relevance teacher's): :func:`measure`, the
+    split and command recorded with the result, JSON and plot written to ``out``, tables printed."""
+    result = measure(
+        base, models, prompts, answers, reward, params, references_for_differences=differences_from, progress=progress
+    )
+    result.update(split=split, command=command)
+    save_and_show(result, out, title, console)
+    return result
 
 
 def summary_table(result: Mapping[str, Any], title: str) -> Any:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from experiments.kit import format_mean_std, mean_std_cell
+from rlvr.config import check_known, from_mapping, read_mapping
 
 Log = Callable[[str], None]
 TARGETS = ("hard", "soft")
@@ -78,24 +78,17 @@ class StudyConfig:
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    known = set(StudyConfig.__dataclass_fields__) - {"source"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    teachers = {name: TeacherSpec(**spec) for name, spec in (raw.pop("teachers", None) or {}).items()}
-    variants = tuple(Variant(**v) for v in raw.pop("variants", None) or ())
-    if not teachers or not variants:
+    raw = read_mapping(path)
+    check_known(StudyConfig, raw, str(path), internal=("source",))
+    if not raw.get("teachers") or not raw.get("variants"):
         raise ValueError(f"{path}: 'teachers' and 'variants' must both be given")
-    for v in variants:
-        if v.labels != "gold" and v.labels not in teachers:
+    cfg = replace(from_mapping(StudyConfig, raw, str(path), internal=("source",)), source=str(path))
+    for v in cfg.variants:
+        if v.labels != "gold" and v.labels not in cfg.teachers:
             raise ValueError(f"{path}: variant {v.name}: labels {v.labels!r} is neither 'gold' nor a teacher")
         if v.targets not in TARGETS:
             raise ValueError(f"{path}: variant {v.name}: targets must be one of {TARGETS}")
-    student = StudentRecipe(**raw.pop("student", None) or {})
-    if "seeds" in raw:
-        raw["seeds"] = tuple(int(s) for s in raw["seeds"])
-    return StudyConfig(teachers=teachers, variants=variants, student=student, **raw, source=str(path))
+    return cfg
 
 
 # -- data -----------------------------------------------------------------------------------------------------------
@@ -125,7 +118,7 @@ def prepare_data(cfg: StudyConfig, out: Path) -> Path:
 
 def teacher_dir(cfg: StudyConfig, name: str, log: Log) -> Path:
     """The teacher's model dir; an RL run of the comparison is trained first when it is not there."""
-    from teacher import compare
+    from experiments import teacher_compare as compare
 
     spec = cfg.teachers[name]
     if spec.path:
@@ -242,14 +235,6 @@ def train_and_eval(cfg: StudyConfig, variant: Variant, seed: int, data: Path, la
 # -- the study ------------------------------------------------------------------------------------------------------
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": round(statistics.fmean(values), 4),
-        "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-        "n": len(values),
-    }
-
-
 def run_study(cfg: StudyConfig, out: Path, log: Log) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg, out)
@@ -287,7 +272,7 @@ def run_study(cfg: StudyConfig, out: Path, log: Log) -> dict[str, Any]:
             "targets": v.targets,
             "label_macro_f1": teachers.get(v.labels, {}).get("macro_f1", 1.0),
             **{
-                m: _mean_std([r[m] for r in runs if r["variant"] == v.name])
+                m: mean_std_cell([r[m] for r in runs if r["variant"] == v.name], count_key="n", digits=4)
                 for m in ("macro_f1", "ndcg@10", "accuracy")
             },
         }
@@ -307,7 +292,7 @@ def run_study(cfg: StudyConfig, out: Path, log: Log) -> dict[str, Any]:
 
 
 def _cell(stat: dict[str, float]) -> str:
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    return format_mean_std(stat["mean"], stat["std"])
 
 
 def write_report(summary: dict[str, Any], md_path: Path, command: str) -> Path:

@@ -17,18 +17,16 @@ are missing whenever the grid is incomplete.
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from teacher.config import RlSettings, _coerce, load_teacher_config
+from experiments.kit import mean_std_cell
+from rlvr.config import from_mapping, read_mapping
+from teacher.config import RlSettings, load_teacher_config
 from teacher.data import benchmark_of_model, subset, write_jsonl
 from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
@@ -73,29 +71,16 @@ class CompareConfig:
 
 
 def load_compare_config(path: str | Path) -> CompareConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    known = set(CompareConfig.__dataclass_fields__) - {"source"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    methods = {
-        name: MethodSpec(
-            estimator=str(spec.get("estimator", name)),
-            learning_rates=tuple(float(x) for x in spec["learning_rates"]),
-            lambda_pos=None if spec.get("lambda_pos") is None else float(spec["lambda_pos"]),
-            lambda_neg=None if spec.get("lambda_neg") is None else float(spec["lambda_neg"]),
-            protect_shared_prefix=_coerce(
-                f"{path}: methods.{name}.protect_shared_prefix", spec.get("protect_shared_prefix", False), "bool"
-            ),
-        )
-        for name, spec in (raw.pop("methods", None) or {}).items()
-    }
-    if not methods:
+    raw = read_mapping(path)
+    methods = raw.get("methods") or {}
+    if isinstance(methods, dict):  # a method's estimator defaults to its name
+        raw["methods"] = {
+            name: {"estimator": name, **spec} if isinstance(spec, dict) else spec for name, spec in methods.items()
+        }
+    cfg = from_mapping(CompareConfig, raw, str(path), internal=("source",))
+    if not cfg.methods:
         raise ValueError(f"{path}: 'methods' must name at least one method with its learning_rates")
-    evals = {k: EvalSpec(**raw.pop(k)) for k in ("dev", "gold") if k in raw}
-    if "seeds" in raw:
-        raw["seeds"] = tuple(int(s) for s in raw["seeds"])
-    return CompareConfig(methods=methods, **evals, **raw, source=str(path))
+    return replace(cfg, source=str(path))
 
 
 def _lr_tag(lr: float) -> str:
@@ -255,13 +240,6 @@ def run_comparison(
 METRICS = ("macro_f1", "accuracy", "kappa", "single_macro_f1", "unparseable", "ece", "pass@1")
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"mean": math.nan, "std": math.nan, "count": 0}
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "count": len(values)}
-
-
 def summarise(
     cfg: CompareConfig,
     base_gold: dict[str, Any],
@@ -274,9 +252,9 @@ def summarise(
 ) -> dict[str, Any]:
     n = cfg.gold.n
     names = (*METRICS, f"pass@{n}")
-    rows: dict[str, Any] = {"sft": {m: _mean_std([_metric(base_gold, m)]) for m in names}}
+    rows: dict[str, Any] = {"sft": {m: mean_std_cell([_metric(base_gold, m)]) for m in names}}
     for method, by_seed in results.items():
-        rows[method] = {m: _mean_std([_metric(r, m) for r in by_seed.values()]) for m in names}
+        rows[method] = {m: mean_std_cell([_metric(r, m) for r in by_seed.values()]) for m in names}
     expected = {m: len(cfg.seeds) for m in cfg.methods}
     missing = [
         f"{m} seed {s}" + ("" if chosen.get(m) is not None else " (lr not chosen yet)")

@@ -7,16 +7,15 @@ rejects unknown keys by name, so a typo fails before any compute is spent.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rlvr import config as config_loader
 
 TaskFactory = Callable[["TrainConfig"], tuple[list[Any], list[str], Any]]
 _TASKS: dict[str, TaskFactory] = {}
@@ -80,43 +79,9 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """A setting's value in its field's type; YAML's ``1e-5`` (a string to YAML 1.1) counts as a float."""
-    kind = {f.name: str(f.type) for f in fields(TrainConfig)}[name]
-    if value is None and "None" in kind:
-        return None
-    if isinstance(value, bool):
-        if "bool" in kind:
-            return value
-    elif "float" in kind:
-        with contextlib.suppress(TypeError, ValueError):
-            return float(value)
-    elif "int" in kind and isinstance(value, int):
-        return value
-    elif "str" in kind and isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"{name}={value!r}: expected {kind}")
-
-
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A config from a YAML file (optional) and ``key=value`` overrides, unknown keys rejected by name."""
-    known = {f.name for f in fields(TrainConfig)}
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        data.update({key: _coerce(key, value) for key, value in loaded.items()})
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in known:
-            raise ValueError(f"override {item!r}: expected key=value with key one of {sorted(known)}")
-        data[key] = _coerce(key, yaml.safe_load(raw))
-    return TrainConfig(**data)
+    return config_loader.load_config(TrainConfig, path, overrides or ())
 
 
 def _task(config: TrainConfig) -> tuple[list[str], list[str], Any]:

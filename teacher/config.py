@@ -6,11 +6,11 @@ to rebuild its model. Unknown sections or keys fail by name before any compute i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rlvr.config import load_config
 
 
 @dataclass(frozen=True)
@@ -96,59 +96,6 @@ class TeacherConfig:
         return asdict(self)
 
 
-def _coerce(where: str, value: Any, kind: str) -> Any:
-    """``value`` in the type of the field (YAML 1.1 reads ``2e-5`` as a string, so floats are parsed)."""
-    if value is None:
-        if "None" in kind:
-            return None
-        raise ValueError(f"{where}: must not be null")
-    if "bool" in kind:
-        if isinstance(value, bool):
-            return value
-    elif "float" in kind:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            pass
-    elif "int" in kind:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif "str" in kind and isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"{where}={value!r}: expected {kind}")
-
-
-def _set(obj: Any, key: str, value: Any, where: str) -> Any:
-    known = {f.name: f for f in fields(obj)}
-    if key not in known:
-        raise ValueError(f"{where}: unknown setting {key!r}; known: {sorted(known)}")
-    current = getattr(obj, key)
-    if is_dataclass(current):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping of settings")
-        for sub, v in value.items():
-            current = _set(current, sub, v, f"{where}.{sub}")
-        return replace(obj, **{key: current})
-    return replace(obj, **{key: _coerce(where, value, str(known[key].type))})
-
-
 def load_teacher_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TeacherConfig:
     """A config from a YAML file (optional) and ``section.key=value`` overrides, unknown keys rejected by name."""
-    config = TeacherConfig()
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
-        for key, value in loaded.items():
-            config = _set(config, key, value, f"{path}: {key}")
-    for item in overrides or []:
-        dotted, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r}: expected section.key=value")
-        *sections, key = dotted.strip().replace("-", "_").split(".")
-        value: Any = yaml.safe_load(raw)
-        for section in reversed(sections):
-            value = {key: value}
-            key = section
-        config = _set(config, key, value, f"override {item!r}")
-    return config
+    return load_config(TeacherConfig, path, overrides or ())

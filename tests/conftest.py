@@ -110,3 +110,13 @@ def teacher_url(tiny_backend) -> Iterator[str]:
 
     with serve(create_app(tiny_backend, served_name="tiny-teacher")) as url:
         yield url + "/v1"
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Countdown base model (one layer, a sliver of an epoch): enough to train, sample and evaluate."""
+    from experiments.countdown.base_model import BaseRecipe, build_base
+
+    out = tmp_path_factory.mktemp("countdown") / "base"
+    build_base(out, BaseRecipe(trace_passes=1, epochs=0.02, hidden=32, layers=1, batch_size=32), command="test")
+    return out

@@ -8,7 +8,7 @@ Contenders, on the same 1M binary rewards:
   ``nanstd``, ``repeat_interleave``), the plain baseline that trainers ship;
 - ``agpo_index``: AGPO given shuffled group ids per sample (the general scatter path, for unequal or
   unsorted groups);
-- ``loop``: the per-group Python reference in ``agpo.advantages_loop``.
+- ``loop``: the slow per-group Python loop in ``agpo.advantages_loop`` (``loop_advantages``).
 
 They run side by side in one process, interleaved round by round, so machine noise hits them alike; the
 figures that matter are the ratios.
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from agpo.advantages import ESTIMATORS, compute_advantages
-from agpo.advantages_loop import reference_advantages
+from agpo.advantages_loop import loop_advantages
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def bench_advantages(
         r_list, i_list = shuffled_rewards.tolist(), index.tolist()
         loop_times: list[float] = []
         for _ in range(loop_repeats):
-            _time_ms(lambda r=r_list, i=i_list: reference_advantages(r, i, ESTIMATORS["agpo"]), loop_times)
+            _time_ms(lambda r=r_list, i=i_list: loop_advantages(r, i, ESTIMATORS["agpo"]), loop_times)
         med = {name: statistics.median(t) for name, t in times.items()}
         rows.append(
             BenchRow(

@@ -112,7 +112,7 @@ def test_eval_cli_writes_json_and_plot(built: tuple[Path, dict], tmp_path: Path)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["rl.stepz=3"], "unknown setting 'stepz'"),
+        (["rl.stepz=3"], r"override 'rl.stepz=3': unknown setting\(s\) \['stepz'\]"),
         (["sft.learning_rate=fast"], "expected float"),
         (["model=3"], "expected a mapping"),
         (["rl.steps"], "expected section.key=value"),
