@@ -15,7 +15,7 @@ from pipelines.db.session import session_scope
 from pipelines.keys import authenticate
 from pipelines.settings import Settings
 from relevance.prompts import template_names
-from relevance.schemas import schema_names
+from relevance.schemas import get_schema, schema_names
 from services.api.errors import APIError
 from services.api.schemas import AnnotateOptions
 
@@ -73,4 +73,4 @@ def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
         max_tokens=options.max_tokens or settings.max_tokens,
         seed=options.seed,
     )
-    return LabelRequest(schema, template, decoding, settings.unparseable_retries)
+    return LabelRequest(get_schema(schema), template, decoding, settings.unparseable_retries)
