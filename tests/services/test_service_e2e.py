@@ -296,4 +296,4 @@ def test_cli_annotate_and_jobs_commands_against_the_running_api(stack, client, p
     missing = subprocess.run(
         [AGPO, "jobs", "cancel", "job_nope", *common], env=stack.env, capture_output=True, text=True
     )
-    assert missing.returncode == 2 and "no job 'job_nope'" in missing.stdout
+    assert missing.returncode == 2 and "no job 'job_nope'" in missing.stderr and missing.stdout == ""
