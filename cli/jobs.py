@@ -59,12 +59,12 @@ def annotate(
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
 ) -> None:
     """Submit FILE as a job, follow it with a progress bar, and write its results to --out."""
-    from services.client import AnnotationClient, APIError
+    from services.client import AnnotationAPIError, AnnotationClient
 
     with AnnotationClient(url, key) as client:
         try:
             job = client.create_job_jsonl(file, idempotency_key=f"cli-{uuid.uuid4().hex}", samples=samples, seed=seed)
-        except APIError as exc:
+        except AnnotationAPIError as exc:
             raise _fail(str(exc)) from None
         except OSError as exc:
             raise _fail(f"cannot reach the API at {url}: {exc} (start it with `agpo serve api`)") from None
@@ -105,12 +105,12 @@ def _on_job(url: str, key: str | None, action):  # type: ignore[no-untyped-def]
     """Run ``action(client)`` against the API; an API error becomes a CLI error with its message."""
     import httpx
 
-    from services.client import AnnotationClient, APIError
+    from services.client import AnnotationAPIError, AnnotationClient
 
     with AnnotationClient(url, key) as client:
         try:
             return action(client)
-        except APIError as exc:
+        except AnnotationAPIError as exc:
             raise _fail(str(exc)) from None
         except httpx.TransportError as exc:
             raise _fail(f"cannot reach the API at {url}: {exc} (start it with `agpo serve api`)") from None

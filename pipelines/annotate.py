@@ -12,27 +12,41 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pipelines.backends.base import Decoding, TeacherBackend
 from relevance.parsing import parse_label
 from relevance.prompts import build_messages, prompt_version
-from relevance.schemas import get_schema
+from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
 from relevance.votes import vote
 
 
 @dataclass(frozen=True)
 class LabelRequest:
-    """How to label: schema, prompt template, decoding and how often to re-ask for unparseable samples."""
+    """How to label: schema, prompt template, decoding and how often to re-ask for unparseable samples.
 
-    label_schema: str = "esci"
+    It carries the :class:`LabelSchema` itself, looked up once where the request is made (from the API's
+    options, or from a job's row by :func:`pipelines.requests.job_request`), never again per pair.
+    """
+
+    schema: LabelSchema = field(default_factory=lambda: get_schema(DEFAULT_SCHEMA))
     prompt_template: str = "compact"
     decoding: Decoding = field(default_factory=Decoding)
     unparseable_retries: int = 1
 
     @property
+    def label_schema(self) -> str:
+        """The schema's name, as a job records it."""
+        return self.schema.name
+
+    @cached_property
     def prompt_version(self) -> str:
-        return prompt_version(self.prompt_template, self.label_schema)
+        return prompt_version(self.prompt_template, self.schema)
+
+    @cached_property
+    def schema_fingerprint(self) -> str:
+        return self.schema.fingerprint()
 
 
 @dataclass
@@ -70,7 +84,7 @@ def pair_content(pair: Mapping[str, Any]) -> dict[str, Any]:
 def cache_key(pair: Mapping[str, Any], request: LabelRequest, teacher_id: str) -> str:
     payload = {
         "pair": pair_content(pair),
-        "schema": get_schema(request.label_schema).fingerprint(),
+        "schema": request.schema_fingerprint,
         "prompt_version": request.prompt_version,
         "teacher": teacher_id,
         "decoding": request.decoding.cache_key(),
@@ -92,15 +106,18 @@ def label_pairs(
     batch_size: int = 32,
     stats: BatchStats | None = None,
     on_batch: Any = None,
+    teacher_id: str | None = None,
 ) -> list[PairOutcome]:
     """Label ``pairs`` (Pair-shaped dicts) with ``request.decoding.n`` samples each; one outcome per pair.
 
     Samples without a parseable ``Label:`` line are re-asked up to ``unparseable_retries`` times (only the
     missing ones); a pair with no parseable sample at all is a failure carrying the last raw answer, never a
     guess. ``on_batch()`` is called after every teacher call (the chunk runner renews its lease there).
+    ``teacher_id`` is what the outcomes record as their teacher: the caller's, when it already asked the backend
+    (the chunk runner keys its cache with it), else the backend's.
     """
     stats = stats if stats is not None else BatchStats()
-    schema = get_schema(request.label_schema)
+    schema = request.schema
     version = request.prompt_version
     n = request.decoding.n
     samples: list[list[dict[str, Any]]] = [[] for _ in pairs]
@@ -142,7 +159,7 @@ def label_pairs(
             break
         ask(sorted(want), want)
 
-    teacher = backend.teacher_id
+    teacher = teacher_id or backend.teacher_id
     outcomes = []
     for rows in samples:
         v = vote([r["label"] for r in rows], schema)

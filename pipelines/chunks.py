@@ -18,11 +18,12 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key, label_pairs, result_line
-from pipelines.backends.base import Decoding, TeacherBackend
+from pipelines.annotate import BatchStats, PairOutcome, cache_key, label_pairs, result_line
+from pipelines.backends.base import TeacherBackend
 from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
 from pipelines.jobs import cancel_chunks, finalize_job
+from pipelines.requests import job_request
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +45,6 @@ class ChunkReport:
     cached: int = 0
     teacher_prompts: int = 0
     job_status: str | None = None
-
-
-def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
-    d = job.decoding
-    decoding = Decoding(
-        n=job.samples,
-        temperature=d["temperature"],
-        top_p=d["top_p"],
-        max_tokens=d["max_tokens"],
-        stop=tuple(d.get("stop") or ()),
-        seed=d.get("seed"),
-    )
-    return LabelRequest(job.label_schema, job.prompt_template, decoding, unparseable_retries)
 
 
 def _claim(session: Session, chunk_id: int, worker: str, lease_seconds: float) -> bool:
@@ -144,7 +132,7 @@ def process_chunk(
         ]
 
     backend = get_backend()
-    teacher = backend.teacher_id
+    teacher = backend.teacher_id  # once per chunk: the cache keys and the result lines carry the same id
     keys = [cache_key(pair, request, teacher) for _, _, pair in items]
     outcomes: dict[str, PairOutcome] = {}
     with session_scope(db_url) as s:
@@ -173,6 +161,7 @@ def process_chunk(
             batch_size=batch_size,
             stats=stats,
             on_batch=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
+            teacher_id=teacher,
         )
     except JobCancelledError:
         with session_scope(db_url) as s:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.annotate import LabelRequest
 from pipelines.db.models import Chunk, Job, JobError, JobItem, utcnow
+from pipelines.requests import job_columns
 from relevance.pairs import Pair, RowError, paused_gc
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -90,12 +91,8 @@ def create_job(
         id=new_job_id(),
         tenant=tenant,
         status="validating",
-        label_schema=request.label_schema,
-        prompt_template=request.prompt_template,
-        prompt_version=request.prompt_version,
+        **job_columns(request),
         teacher=teacher,
-        samples=request.decoding.n,
-        decoding={**request.decoding.cache_key(), "seed": request.decoding.seed},
         idempotency_key=idempotency_key,
         request_hash=digest,
         total=len(pairs),

@@ -45,6 +45,27 @@ def get_backend(settings: Settings) -> TeacherBackend:
         return _backends[key]
 
 
+def configured_teacher_id(settings: Settings) -> str:
+    """The configured teacher's identity, decided here without loading it, as a job records it.
+
+    A local model dir (transformers, vllm) gives the id its backend reports (:func:`local_teacher_id`). A served
+    model is ``<model>@served``: its revision is the server's to tell, and the worker's backend asks for it, so
+    result lines may carry a more precise id. Raises :class:`TeacherError` naming the setting when there is no
+    model where the settings point.
+    """
+    from pipelines.backends import SERVED_REVISION, local_teacher_id, teacher_identity
+
+    if settings.teacher_backend == "openai":
+        return teacher_identity(settings.teacher_model, SERVED_REVISION)
+    path = Path(settings.teacher_model)
+    try:
+        return local_teacher_id(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise TeacherError(
+            f"teacher model {path} not found: set AGPO_TEACHER_MODEL or build it (agpo teacher build)"
+        ) from None
+
+
 def check_teacher(settings: Settings) -> str:
     """Readiness of the configured teacher without loading it: a model dir exists, or the server answers."""
     if settings.teacher_backend == "openai":

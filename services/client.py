@@ -11,7 +11,9 @@ import httpx
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-class APIError(RuntimeError):
+class AnnotationAPIError(RuntimeError):
+    """The annotation API answered with an error status; ``status`` is the HTTP status."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
@@ -34,7 +36,7 @@ class AnnotationClient:
                 message = r.json()["error"]["message"]
             except Exception:
                 message = r.text[:500]
-            raise APIError(r.status_code, message)
+            raise AnnotationAPIError(r.status_code, message)
         return r
 
     def create_job_jsonl(

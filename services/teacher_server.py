@@ -66,8 +66,8 @@ class TeacherServerSettings(BaseSettings):
 # -- errors -------------------------------------------------------------------------------------------------------
 
 
-class APIError(Exception):
-    """An error answered in OpenAI's shape."""
+class TeacherAPIError(Exception):
+    """An error the teacher server answers in OpenAI's shape (not the annotation API's services.api.errors.APIError)."""
 
     def __init__(
         self,
@@ -89,7 +89,7 @@ class APIError(Exception):
 _UNION_BRANCH = re.compile(r"str|int|float|bool|[\w-]+\[.*\]")
 
 
-def _validation_error(exc: RequestValidationError) -> APIError:
+def _validation_error(exc: RequestValidationError) -> TeacherAPIError:
     """The first validation problem as a 400 naming its parameter (``messages.0.role``, ``n``...)."""
     first = exc.errors()[0]
     # pydantic names the union branch it tried ("prompt.list[str].0"); clients know the parameter, not the branch.
@@ -98,12 +98,12 @@ def _validation_error(exc: RequestValidationError) -> APIError:
     if first.get("type") == "extra_forbidden":
         message = f"unsupported parameter {param!r}: this server does not implement it"
     elif first.get("type") == "json_invalid":
-        return APIError(400, f"the request body is not valid JSON: {first.get('msg', '')}", code="json_invalid")
+        return TeacherAPIError(400, f"the request body is not valid JSON: {first.get('msg', '')}", code="json_invalid")
     elif first.get("type") == "missing":
         message = f"missing required parameter {param!r}"
     else:
         message = f"invalid {param or 'request'}: {first.get('msg', 'invalid value')}"
-    return APIError(400, message, param=param, code=first.get("type"))
+    return TeacherAPIError(400, message, param=param, code=first.get("type"))
 
 
 # -- request and response models ----------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class _Server:
 
     def check(self, request: SamplingFields, max_tokens: int) -> Decoding:
         if request.model != self.served_name:
-            raise APIError(
+            raise TeacherAPIError(
                 404,
                 f"model {request.model!r} does not exist; this server serves {self.served_name!r}",
                 type="invalid_request_error",
@@ -217,13 +217,15 @@ class _Server:
                 code="model_not_found",
             )
         if request.stream:
-            raise APIError(400, "streaming is not supported: send stream=false", param="stream")
+            raise TeacherAPIError(400, "streaming is not supported: send stream=false", param="stream")
         if unsupported := request.unsupported():
-            raise APIError(400, f"{unsupported} is not supported by this server; leave it unset", param=unsupported)
+            raise TeacherAPIError(
+                400, f"{unsupported} is not supported by this server; leave it unset", param=unsupported
+            )
         if request.n > self.settings.max_n:
-            raise APIError(400, f"n must be <= {self.settings.max_n}, got {request.n}", param="n")
+            raise TeacherAPIError(400, f"n must be <= {self.settings.max_n}, got {request.n}", param="n")
         if max_tokens > self.settings.max_tokens:
-            raise APIError(
+            raise TeacherAPIError(
                 400, f"max_tokens must be <= {self.settings.max_tokens}, got {max_tokens}", param="max_tokens"
             )
         return Decoding(
@@ -239,9 +241,9 @@ class _Server:
         try:
             return await run_in_threadpool(fn, prompts, decoding)
         except ValueError as error:  # the backend's word on a prompt (too long for the context, empty)
-            raise APIError(400, str(error), param="prompt") from error
+            raise TeacherAPIError(400, str(error), param="prompt") from error
         except TeacherError as error:
-            raise APIError(503, str(error), type="server_error", code="teacher_unavailable") from error
+            raise TeacherAPIError(503, str(error), type="server_error", code="teacher_unavailable") from error
 
     def response(self, kind: str, generations: list[Generation]) -> dict[str, Any]:
         choices = []
@@ -312,8 +314,8 @@ def create_app(
     )
     app.state.server = server
 
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+    @app.exception_handler(TeacherAPIError)
+    async def _api_error(_: Request, exc: TeacherAPIError) -> JSONResponse:
         return exc.response()
 
     @app.exception_handler(RequestValidationError)
@@ -325,7 +327,7 @@ def create_app(
         try:
             teacher.ping()
         except TeacherError as error:
-            raise APIError(503, str(error), type="server_error", code="teacher_unavailable") from error
+            raise TeacherAPIError(503, str(error), type="server_error", code="teacher_unavailable") from error
         return {"status": "ok", "model": server.served_name, "teacher_id": teacher.teacher_id}
 
     @app.get("/v1/models", summary="The served model, with its weights' revision")
@@ -335,7 +337,7 @@ def create_app(
     @app.get("/v1/models/{model}", summary="One served model")
     async def get_model(model: str) -> dict[str, Any]:
         if model != server.served_name:
-            raise APIError(
+            raise TeacherAPIError(
                 404,
                 f"model {model!r} does not exist",
                 type="invalid_request_error",
@@ -349,9 +351,9 @@ def create_app(
         decoding = server.check(request, request.max_tokens)
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         if not prompts:
-            raise APIError(400, "prompt must not be an empty list", param="prompt")
+            raise TeacherAPIError(400, "prompt must not be an empty list", param="prompt")
         if len(prompts) > settings.max_prompts:
-            raise APIError(
+            raise TeacherAPIError(
                 400, f"at most {settings.max_prompts} prompts per request, got {len(prompts)}", param="prompt"
             )
         return server.response("text", await server.run(teacher.generate_text, prompts, decoding))

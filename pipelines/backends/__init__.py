@@ -43,6 +43,23 @@ def model_revision(model_dir: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+# The revision of a served model whose server publishes none (``/v1/models`` without a ``revision``).
+SERVED_REVISION = "served"
+
+
+def teacher_identity(name: str, revision: str) -> str:
+    """A teacher's identity, ``<name>@<revision>``: recorded on jobs and result lines, part of the cache key."""
+    return f"{name}@{revision}"
+
+
+def local_teacher_id(model_dir: str | Path) -> str:
+    """The identity of the model in ``model_dir``: its directory's name and :func:`model_revision`.
+
+    Raises ``FileNotFoundError`` (or ``NotADirectoryError``) when there is no model there.
+    """
+    return teacher_identity(Path(model_dir).resolve().name, model_revision(model_dir))
+
+
 def create_backend(kind: str, model: str, **options: Any) -> TeacherBackend:
     """A teacher backend of ``kind`` for ``model`` (a model directory, or the served model name for ``openai``).
 
@@ -67,4 +84,13 @@ def create_backend(kind: str, model: str, **options: Any) -> TeacherBackend:
     raise ValueError(f"unknown teacher backend {kind!r}; known: {', '.join(BACKEND_KINDS)}")
 
 
-__all__ = ["ANSWER_CUE", "BACKEND_KINDS", "create_backend", "model_revision", "plain_prompt"]
+__all__ = [
+    "ANSWER_CUE",
+    "BACKEND_KINDS",
+    "SERVED_REVISION",
+    "create_backend",
+    "local_teacher_id",
+    "model_revision",
+    "plain_prompt",
+    "teacher_identity",
+]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from pipelines.backends import plain_prompt
+from pipelines.backends import SERVED_REVISION, plain_prompt, teacher_identity
 from pipelines.backends.base import Completion, Decoding, Generation, Messages, TeacherError
 
 T = TypeVar("T")
@@ -125,12 +125,12 @@ class OpenAIBackend:
 
     @property
     def teacher_id(self) -> str:
-        return f"{self.model}@{self.revision}"
+        return teacher_identity(self.model, self.revision)
 
     async def _served_revision(self) -> str:
         entry = await self._served_model()
         revision = (entry.model_extra or {}).get("revision")
-        return str(revision) if revision else "served"
+        return str(revision) if revision else SERVED_REVISION
 
     async def _served_model(self) -> openai.types.Model:
         page = await self._with_retries(self._client.models.list, "GET /models")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.backends import model_revision, plain_prompt
+from pipelines.backends import model_revision, plain_prompt, teacher_identity
 from pipelines.backends.base import Completion, Decoding, Generation, Messages, TeacherError
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class TransformersBackend:
 
     @property
     def teacher_id(self) -> str:
-        return f"{self.name}@{self._revision}"
+        return teacher_identity(self.name, self._revision)
 
     @property
     def has_chat_template(self) -> bool:

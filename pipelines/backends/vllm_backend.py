@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.backends import model_revision, plain_prompt
+from pipelines.backends import model_revision, plain_prompt, teacher_identity
 from pipelines.backends.base import Completion, Decoding, Generation, Messages, TeacherError
 
 INSTALL_HINT = (
@@ -74,7 +74,7 @@ class VLLMBackend:
 
     @property
     def teacher_id(self) -> str:
-        return f"{self.model_dir.resolve().name}@{self._revision}"
+        return teacher_identity(self.model_dir.resolve().name, self._revision)
 
     def _sampling_params(self, decoding: Decoding) -> Any:
         kwargs = sampling_kwargs(decoding, self.structured_outputs)

@@ -15,25 +15,26 @@ from pipelines.db.session import session_scope
 from pipelines.keys import authenticate
 from pipelines.settings import Settings
 from relevance.prompts import template_names
-from relevance.schemas import schema_names
+from relevance.schemas import get_schema, schema_names
 from services.api.errors import APIError
 from services.api.schemas import AnnotateOptions
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `agpo keys create`")
 
 
-async def get_settings(request: Request) -> Settings:
+async def request_settings(request: Request) -> Settings:
+    """The app's settings (``app.state.settings``), as a dependency; not :func:`pipelines.settings.get_settings`."""
     # async: trivial dependencies run on the event loop instead of costing a threadpool hop per request
     return request.app.state.settings
 
 
-def get_db(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Session]:
+def get_db(settings: Annotated[Settings, Depends(request_settings)]) -> Iterator[Session]:
     with session_scope(settings.database_url) as session:
         yield session
 
 
 def get_tenant(
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(request_settings)],
     db: Annotated[Session, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
@@ -49,7 +50,7 @@ def get_tenant(
 
 Tenant = Annotated[str, Depends(get_tenant)]
 DB = Annotated[Session, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(request_settings)]
 
 
 def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
@@ -73,4 +74,4 @@ def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
         max_tokens=options.max_tokens or settings.max_tokens,
         seed=options.seed,
     )
-    return LabelRequest(schema, template, decoding, settings.unparseable_retries)
+    return LabelRequest(get_schema(schema), template, decoding, settings.unparseable_retries)

@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class APIError(Exception):
+    """An error of the annotation API: rendered as ``{"error": {...}}`` with ``status`` by :func:`install`."""
+
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.param = status, message, type, param

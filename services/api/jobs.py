@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,8 +17,9 @@ from starlette.background import BackgroundTask
 
 from pipelines import jobs as job_store
 from pipelines.annotate import label_pairs, result_line
+from pipelines.backends.base import TeacherError
 from pipelines.db.session import session_scope
-from pipelines.runtime import get_backend
+from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.pairs import PairBatch, validate_jsonl, validate_records
 from services.api.deps import DB, SettingsDep, Tenant, label_request
@@ -57,20 +57,11 @@ JSONL_BODY = {
 
 
 def teacher_name(settings: Settings) -> str:
-    """The configured teacher as recorded on a job; result lines carry the id the worker really used."""
-    if settings.teacher_backend == "openai":
-        return f"{settings.teacher_model}@served"
-    from pipelines.backends import model_revision
-
-    path = Path(settings.teacher_model)
+    """The configured teacher as recorded on a job (the engine decides it); no model there is a 503."""
     try:
-        return f"{path.name}@{model_revision(path)}"
-    except (FileNotFoundError, NotADirectoryError):
-        raise APIError(
-            503,
-            f"teacher model {path} not found: set AGPO_TEACHER_MODEL or build it (agpo teacher build)",
-            type="service_unavailable",
-        ) from None
+        return configured_teacher_id(settings)
+    except TeacherError as exc:
+        raise APIError(503, str(exc), type="service_unavailable") from None
 
 
 def _validate_body_pairs(pairs: list[dict[str, Any]], settings: Settings, limit: int) -> PairBatch:

@@ -1,0 +1,36 @@
+"""A job's label request, both ways: the columns a job row stores for a :class:`LabelRequest`, and the request
+rebuilt from a job row. The one place that knows how a request is flattened onto a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.annotate import LabelRequest
+from pipelines.backends.base import Decoding
+from pipelines.db.models import Job
+from relevance.schemas import get_schema
+
+
+def job_columns(request: LabelRequest) -> dict[str, Any]:
+    """The job row's fields that record ``request`` (the inverse of :func:`job_request`)."""
+    return {
+        "label_schema": request.label_schema,
+        "prompt_template": request.prompt_template,
+        "prompt_version": request.prompt_version,
+        "samples": request.decoding.n,
+        "decoding": {**request.decoding.cache_key(), "seed": request.decoding.seed},
+    }
+
+
+def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
+    """The request a job was created with; ``unparseable_retries`` is the worker's setting, not the job's."""
+    d = job.decoding
+    decoding = Decoding(
+        n=job.samples,
+        temperature=d["temperature"],
+        top_p=d["top_p"],
+        max_tokens=d["max_tokens"],
+        stop=tuple(d.get("stop") or ()),
+        seed=d.get("seed"),
+    )
+    return LabelRequest(get_schema(job.label_schema), job.prompt_template, decoding, unparseable_retries)
