@@ -8,16 +8,12 @@ imports them; nothing imports the CLI.
 
 from __future__ import annotations
 
-import ast
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from project_imports import PROJECT, ROOT, module_imports, package_files, top_modules_loaded_by
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("agpo", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments", "cli")
 ALLOWED = {
     "relevance": set(),
     "agpo": set(),
@@ -32,22 +28,11 @@ ALLOWED = {
 RELEVANCE_THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow"}
 
 
-def _imports(path: Path) -> set[str]:
-    """Every absolute import in a file, including those inside functions (lazy imports count too)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
 def _project_imports(package: str) -> dict[str, set[str]]:
     """For each file of ``package``, the other project packages it imports."""
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / package).rglob("*.py")):
-        tops = {name.split(".")[0] for name in _imports(path)}
+    for path in package_files(package):
+        tops = {name.split(".")[0] for name in module_imports(path)}
         found[str(path.relative_to(ROOT))] = {top for top in tops if top in PROJECT and top != package}
     return found
 
@@ -82,39 +67,27 @@ def test_a_violation_is_caught(tmp_path: Path) -> None:
     """The check above reads lazy imports too: an engine module importing teacher training inside a function."""
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from teacher.build import build_teacher\n    return build_teacher\n")
-    assert {name.split(".")[0] for name in _imports(bad)} & set(PROJECT) == {"teacher"}
+    assert {name.split(".")[0] for name in module_imports(bad)} & set(PROJECT) == {"teacher"}
 
 
 def test_relevance_imports_only_light_third_party_packages() -> None:
-    files = sorted((ROOT / "relevance").rglob("*.py"))
+    files = package_files("relevance")
     assert len(files) >= 10
     for path in files:
-        for name in _imports(path):
+        for name in module_imports(path):
             top = name.split(".")[0]
             allowed = top in sys.stdlib_module_names or top in RELEVANCE_THIRD_PARTY or top == "relevance"
             assert allowed, f"{path.name} imports {name}"
 
 
-def _loaded_after(code: str) -> set[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return set(filter(None, out.stdout.strip().split(",")))
-
-
 def test_importing_the_domain_loads_no_torch() -> None:
-    code = (
-        "import sys, relevance, relevance.metrics, relevance.importers, relevance.synthetic; "
-        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'torch', 'pipelines', 'services', 'student', 'teacher', 'rlvr', 'experiments'})))"
-    )
-    assert _loaded_after(code) == set()
+    loaded = top_modules_loaded_by("import relevance, relevance.metrics, relevance.importers, relevance.synthetic")
+    assert not loaded & {"torch", "pipelines", "services", "student", "teacher", "rlvr", "experiments"}, loaded
 
 
 def test_the_api_and_the_engine_load_no_training_code() -> None:
     """An API or a worker talking to a remote teacher runs without torch, trl or the training packages."""
-    code = (
-        "import sys, services.api.app, pipelines.tasks, pipelines.dispatch, pipelines.backends.openai_backend; "
-        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'torch', 'trl', 'teacher', 'rlvr', 'experiments', 'cli', 'onnxruntime'})))"
+    loaded = top_modules_loaded_by(
+        "import services.api.app, pipelines.tasks, pipelines.dispatch, pipelines.backends.openai_backend"
     )
-    assert _loaded_after(code) == set()
+    assert not loaded & {"torch", "trl", "teacher", "rlvr", "experiments", "cli", "onnxruntime"}, loaded

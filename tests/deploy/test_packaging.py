@@ -8,10 +8,7 @@ every declared package is imported somewhere (or named below with the reason it 
 
 from __future__ import annotations
 
-import ast
-import os
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -20,9 +17,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from project_imports import PROJECT, ROOT, module_imports, package_files, top_modules_loaded_by
 
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("agpo", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments", "cli")
 HEAVY = {"torch", "trl", "transformers", "onnx", "onnxscript", "onnxruntime", "sentence-transformers", "vllm"}
 # Import names that differ from their distribution's name (after canonicalisation).
 DISTRIBUTION_OF = {
@@ -80,26 +76,12 @@ def constraints() -> dict[str, Version]:
 
 def third_party_imports(path: Path, top_level_only: bool = False) -> set[str]:
     """Distributions imported by a file (all imports, lazy ones included, unless ``top_level_only``)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    nodes = tree.body if top_level_only else ast.walk(tree)
     found: set[str] = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules = [node.module]
-        else:
-            continue
-        for module in modules:
-            top = module.split(".")[0]
-            if top in sys.stdlib_module_names or top in PROJECT or top == "__future__":
-                continue
+    for module in module_imports(path, top_level_only):
+        top = module.split(".")[0]
+        if top not in sys.stdlib_module_names and top not in PROJECT and top != "__future__":
             found.add(canonicalize_name(DISTRIBUTION_OF.get(top, top)))
     return found
-
-
-def files(*packages: str) -> list[Path]:
-    return [path for package in packages for path in sorted((ROOT / package).rglob("*.py"))]
 
 
 def test_the_core_holds_no_torch_trl_transformers_or_onnx():
@@ -110,19 +92,20 @@ def test_the_core_holds_no_torch_trl_transformers_or_onnx():
 def test_the_api_and_the_engine_import_only_the_core():
     """Everything the API, the remote-teacher engine and the domain import, lazily or not, is in core + service."""
     allowed = core() | names(extras()["service"])
-    for path in files("relevance", "pipelines", "services"):
+    for path in package_files("relevance", "pipelines", "services"):
         if str(path.relative_to(ROOT)) in LOCAL_BACKENDS:
             continue
         missing = third_party_imports(path) - allowed
         assert not missing, f"{path.relative_to(ROOT)} imports {sorted(missing)}, which the core does not declare"
     # The CLI and the scorer's modules load their heavy libraries inside the commands and functions that use them.
-    for path in [*files("cli"), ROOT / "student/scorer.py", ROOT / "student/modelio.py", ROOT / "student/data.py"]:
+    scorer = [ROOT / "student" / name for name in ("scorer.py", "modelio.py", "data.py")]
+    for path in [*package_files("cli"), *scorer]:
         missing = third_party_imports(path, top_level_only=True) - core()
         assert not missing, f"{path.relative_to(ROOT)} imports {sorted(missing)} at module level"
 
 
 def test_every_import_is_declared_and_every_declaration_imported():
-    imported = set().union(*(third_party_imports(path) for path in files(*PROJECT)))
+    imported = set().union(*(third_party_imports(path) for path in package_files(*PROJECT)))
     undeclared = imported - declared()
     assert not undeclared, f"imported but arrive only transitively: {sorted(undeclared)}"
     unused = declared() - imported - set(NOT_IMPORTED)
@@ -173,8 +156,5 @@ def test_weights_wheels_are_pinned_exactly_and_by_hash():
 @pytest.mark.parametrize("module", ["cli.main", "services.api.app", "pipelines.tasks", "student.scorer"])
 def test_service_modules_load_no_heavy_library(module: str):
     """What a service install imports stays importable without torch (make check-service-install runs it for real)."""
-    heavy = sorted(name.replace("-", "_") for name in HEAVY)
-    code = f"import sys, {module}; print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", out.stdout
+    loaded = top_modules_loaded_by(f"import {module}")
+    assert not loaded & {name.replace("-", "_") for name in HEAVY}, loaded
