@@ -106,15 +106,12 @@ def label_pairs(
     batch_size: int = 32,
     stats: BatchStats | None = None,
     on_batch: Any = None,
-    teacher_id: str | None = None,
 ) -> list[PairOutcome]:
     """Label ``pairs`` (Pair-shaped dicts) with ``request.decoding.n`` samples each; one outcome per pair.
 
     Samples without a parseable ``Label:`` line are re-asked up to ``unparseable_retries`` times (only the
     missing ones); a pair with no parseable sample at all is a failure carrying the last raw answer, never a
     guess. ``on_batch()`` is called after every teacher call (the chunk runner renews its lease there).
-    ``teacher_id`` is what the outcomes record as their teacher: the caller's, when it already asked the backend
-    (the chunk runner keys its cache with it), else the backend's.
     """
     stats = stats if stats is not None else BatchStats()
     schema = request.schema
@@ -159,7 +156,7 @@ def label_pairs(
             break
         ask(sorted(want), want)
 
-    teacher = teacher_id or backend.teacher_id
+    teacher = backend.teacher_id
     outcomes = []
     for rows in samples:
         v = vote([r["label"] for r in rows], schema)

@@ -132,7 +132,7 @@ def process_chunk(
         ]
 
     backend = get_backend()
-    teacher = backend.teacher_id  # once per chunk: the cache keys and the result lines carry the same id
+    teacher = backend.teacher_id
     keys = [cache_key(pair, request, teacher) for _, _, pair in items]
     outcomes: dict[str, PairOutcome] = {}
     with session_scope(db_url) as s:
@@ -161,7 +161,6 @@ def process_chunk(
             batch_size=batch_size,
             stats=stats,
             on_batch=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
-            teacher_id=teacher,
         )
     except JobCancelledError:
         with session_scope(db_url) as s:
