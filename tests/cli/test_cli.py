@@ -80,7 +80,9 @@ def _readme_commands() -> list[list[str]]:
     """Every ``agpo ...`` invocation in README's code spans and blocks, cut at its first option or placeholder."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     found: list[list[str]] = []
-    for match in re.finditer(r"(?:^|`|\$ |\n)agpo ((?:[a-z][a-z0-9-]*(?: |$))+)", readme, flags=re.MULTILINE):
+    # A word ends at a space, a backtick, a bracket, a bar or the line's end: `agpo teacher build --config X`.
+    word_run = r"((?: [a-z][a-z0-9-]*(?=[\s`|\[\]]|$))+)"
+    for match in re.finditer(r"(?:^|`|\$ )agpo" + word_run, readme, flags=re.MULTILINE):
         words = match.group(1).split()
         for end, word in enumerate(words):
             if "/" in word or word.upper() == word:
@@ -104,10 +106,13 @@ def test_every_command_in_the_readme_exists() -> None:
     paths = _command_paths(typer.main.get_command(app))
     commands = _readme_commands()
     assert len(commands) >= 25
+    groups = {path[:-1] for path in paths if path}  # paths that have subcommands
     missing = []
     for words in commands:
-        # The longest prefix that is a command: the rest of the words are arguments (`agpo jobs list/get`).
-        if not any(tuple(words[:n]) in paths for n in range(len(words), 0, -1)):
+        # The longest prefix that is a command; the words after a plain command are its arguments, but a word after
+        # a group must be one of its subcommands (`agpo teacher bogus` is not a command).
+        n = next((n for n in range(len(words), 0, -1) if tuple(words[:n]) in paths), 0)
+        if n == 0 or (n < len(words) and tuple(words[:n]) in groups):
             missing.append(" ".join(words))
     assert not missing, f"README names commands that do not exist: {missing}"
 
