@@ -1,4 +1,4 @@
-"""``agpo relevance ...``: the relevance domain's data: the seeded synthetic benchmark."""
+"""``agpo relevance ...``: the relevance domain's data: the seeded synthetic benchmark and the shipped real samples."""
 
 from __future__ import annotations
 
@@ -33,3 +33,16 @@ def relevance_generate(
     seconds = time.perf_counter() - start
     total = teacher_train + dev + gold_test + pool
     console.print(f"{total:,} pairs in {seconds:.1f}s -> {out} (generator {manifest.get('generator_version', '?')})")
+
+
+@app.command("real")
+def relevance_real(
+    out: Annotated[Path, typer.Option(help="folder for the real sets as pairs JSONL")] = Path("runs/relevance/real"),
+) -> None:
+    """Write the shipped real, human-labelled samples as pairs JSONL: Home Depot train/dev/test, an ESCI sample."""
+    from relevance.real import DATA_DIR, write_real_sets
+
+    counts = write_real_sets(out)
+    for name, n in counts.items():
+        console.print(f"{name}: {n:,} pairs -> {out / (name + '.jsonl')}")
+    console.print(f"provenance and licences: {DATA_DIR / 'SOURCES.md'}")

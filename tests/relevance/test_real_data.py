@@ -1,0 +1,74 @@
+"""The shipped real samples: splits by query as documented, labels mapped as documented, importable as pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from relevance.importers.homedepot import homedepot_label, import_homedepot
+from relevance.real import HOMEDEPOT_CSV, esci_sample, homedepot, split_of
+
+
+def test_every_shipped_row_sits_in_its_query_split() -> None:
+    frame = pd.read_csv(HOMEDEPOT_CSV, dtype=str, keep_default_na=False)
+    assert len(frame) == 28_291
+    assert (frame["search_term"].map(split_of) == frame["split"]).all()
+    by_split = {s: set(frame.loc[frame["split"] == s, "search_term"].str.lower()) for s in ("train", "dev", "test")}
+    assert not by_split["train"] & by_split["test"]
+    assert not by_split["dev"] & by_split["test"]
+
+
+@pytest.mark.parametrize(
+    ("score", "label"),
+    [
+        (3.0, "Exact"),
+        (2.5, "Exact"),
+        (2.33, "Substitute"),
+        (2.0, "Substitute"),
+        (1.67, "Irrelevant"),
+        (1.0, "Irrelevant"),
+    ],
+)
+def test_mean_ratings_map_to_esci_labels(score: float, label: str) -> None:
+    assert homedepot_label(score) == label
+
+
+def test_homedepot_test_split_imports_without_errors() -> None:
+    result = homedepot("test")
+    assert not result.errors and len(result.pairs) == 3_301
+    labels = {p.meta["label"] for p in result.pairs}
+    assert labels == {"Exact", "Substitute", "Irrelevant"}
+    assert all(homedepot_label(p.meta["score"]) == p.meta["label"] for p in result.pairs)
+
+
+def test_bad_ratings_are_row_errors_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text(
+        "id,product_uid,search_term,product_title,relevance\n"
+        "1,10,drill,Cordless Drill,3\n"
+        "2,11,drill,Hammer,high\n"
+        "3,12,drill,Saw,4.5\n"
+    )
+    result = import_homedepot(path)
+    assert [p.custom_id for p in result.pairs] == ["homedepot-1"]
+    assert [(e.row, e.field) for e in result.errors] == [(2, "relevance"), (3, "relevance")]
+
+
+def test_esci_sample_has_four_label_answers() -> None:
+    result = esci_sample()
+    assert not result.errors and len(result.pairs) == 200
+    assert {p.meta["label"] for p in result.pairs} == {"Exact", "Substitute", "Complement", "Irrelevant"}
+
+
+def test_real_command_writes_the_sets(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["relevance", "real", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "homedepot_dev.jsonl").read_text().splitlines()
+    assert len(lines) == 1_334
+    assert json.loads(lines[0])["meta"]["source"] == "homedepot"
+    assert (tmp_path / "esci_sample.jsonl").exists()
