@@ -27,6 +27,7 @@ def journey(
     """The whole product on the embedded default: the AGPO teacher labels pairs through the real service, a
     student learns from them, is exported and served; a report with plots lands in a folder named at the end."""
     from experiments.journey import JourneyConfig, run
+    from experiments.kit import format_ndcg
 
     out = out or Path("runs") / f"journey-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = (
@@ -60,13 +61,15 @@ def journey(
         f"{t['accuracy']:.3f}",
         f"unparseable {t['unparseable_rate']:.1%}, ECE {t['ece']:.3f}",
     )
-    table.add_row("student (gold-test)", f"{s['macro_f1']:.3f}", f"{s['accuracy']:.3f}", f"NDCG@10 {s['ndcg@10']:.3f}")
+    table.add_row(
+        "student (gold-test)", f"{s['macro_f1']:.3f}", f"{s['accuracy']:.3f}", f"NDCG@10 {format_ndcg(s['ndcg@10'])}"
+    )
     for name, b in summary["baselines"].items():
         table.add_row(
             f"  baseline: {name}",
             f"{b['macro_f1']:.3f}" if b["macro_f1"] is not None else "-",
             "",
-            f"NDCG@10 {b['ndcg@10']:.3f}" if b["ndcg@10"] is not None else "",
+            f"NDCG@10 {format_ndcg(b['ndcg@10'])}",
         )
     tp = summary["throughput"]
     table.add_row(

@@ -57,15 +57,21 @@ def train(
     source: Annotated[SourceKind, typer.Option(help="what DATA holds; auto looks at its first line")] = SourceKind.auto,
     dev: Annotated[Path | None, typer.Option(help="labelled dev file; default: a query-disjoint split")] = None,
     targets: Annotated[TargetKind, typer.Option(help="hard labels (CE) or vote distributions (KL)")] = TargetKind.hard,
-    epochs: Annotated[float, typer.Option(min=0)] = 1.0,
+    epochs: Annotated[
+        float | None, typer.Option(min=0, help="default: as many as --min-steps steps need (1 to 10)")
+    ] = None,
+    min_steps: Annotated[int, typer.Option(min=1, help="optimizer steps the default epochs reach")] = 500,
     max_steps: Annotated[int, typer.Option(help="stop after this many steps (overrides epochs); -1: off")] = -1,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    lr: Annotated[float, typer.Option(min=0)] = 5e-5,
+    lr: Annotated[float, typer.Option(min=0)] = 1e-4,
     label_smoothing: Annotated[float, typer.Option(min=0, max=0.99)] = 0.0,
     kd_temperature: Annotated[float, typer.Option(help="temperature of the soft-target KL")] = 1.0,
     alpha: Annotated[float, typer.Option(min=0, max=1, help="weight of hard CE mixed into the soft loss")] = 0.0,
     confidence_weighting: Annotated[bool, typer.Option(help="weight each pair by teacher confidence")] = False,
     min_confidence: Annotated[float, typer.Option(min=0, max=1, help="drop pairs below this confidence")] = 0.0,
+    class_balance: Annotated[bool, typer.Option(help="weight classes equally in the loss (macro-F1's view)")] = False,
+    select_best: Annotated[bool, typer.Option(help="keep the checkpoint with the best dev macro-F1")] = True,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (fast on CPUs with AMX)")] = False,
     max_length: Annotated[int, typer.Option(min=8)] = 128,
     dev_fraction: Annotated[float, typer.Option(min=0.001, max=0.999)] = 0.1,
     seed: Annotated[int, typer.Option()] = 0,
@@ -76,6 +82,7 @@ def train(
     schema: Annotated[str, typer.Option(help="label schema")] = "esci",
 ) -> None:
     """Distil a cross-encoder student (all-MiniLM-L6-v2) from teacher or gold labels."""
+    from experiments.kit import format_ndcg
     from student.data import DataError
     from student.train import TrainConfig, prepare_data
     from student.train import train as run_train
@@ -83,6 +90,7 @@ def train(
     config = TrainConfig(
         targets=targets.value,
         epochs=epochs,
+        min_steps=min_steps,
         max_steps=max_steps,
         batch_size=batch_size,
         lr=lr,
@@ -91,6 +99,9 @@ def train(
         alpha=alpha,
         confidence_weighting=confidence_weighting,
         min_confidence=min_confidence,
+        class_balance=class_balance,
+        select_best=select_best,
+        bf16=bf16,
         max_length=max_length,
         dev_fraction=dev_fraction,
         seed=seed,
@@ -113,7 +124,7 @@ def train(
     metrics = result.meta["dev_metrics"]
     console.print(
         f"wrote {out}: dev macro-F1 {metrics['macro_f1']:.4f}, accuracy {metrics['accuracy']:.4f}, "
-        f"NDCG@10 {metrics['ndcg@10']:.4f}, temperature {result.meta['temperature']:.3f}, "
+        f"NDCG@10 {format_ndcg(metrics['ndcg@10'], 4)}, temperature {result.meta['temperature']:.3f}, "
         f"{result.meta['training']['train_pairs_per_s']} train pairs/s"
     )
 
@@ -294,4 +305,38 @@ def study(
     for name, row in summary["table"].items():
         f1 = row["macro_f1"]
         console.print(f"{name}: macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} (labels {row['label_macro_f1']:.3f})")
+    console.print(f"wrote {report}")
+
+
+@app.command()
+def curve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="curve YAML")] = Path("configs/student_curve.yaml"),
+    out: Annotated[Path, typer.Option(help="work dir; finished points are reused")] = Path("runs/student-curve"),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
+        "docs/results/student_curve.md"
+    ),
+) -> None:
+    """Learning curves: student macro-F1 on a test set against training pairs, beside zero-shot and majority."""
+    import json
+    import shlex
+    import sys
+
+    from experiments.student_curve import load_curve_config, run_curve, write_report
+    from student.data import DataError
+
+    try:
+        settings = load_curve_config(config)
+        for name, data in settings.datasets.items():
+            for role in ("train", "dev", "test"):
+                if not Path(getattr(data, role)).is_file():
+                    hint = "agpo relevance real" if "real" in getattr(data, role) else "agpo relevance generate"
+                    raise FileNotFoundError(f"{name}.{role}: no file {getattr(data, role)} (write it with `{hint}`)")
+        summary = run_curve(settings, out, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    args = sys.argv[1:]
+    if args[:1] != ["student"]:
+        args = ["student", *args]
+    write_report(summary, report, shlex.join(["agpo", *args]))
+    report.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     console.print(f"wrote {report}")

@@ -40,6 +40,11 @@ def format_mean_std(mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
+def format_ndcg(value: float | None, digits: int = 3) -> str:
+    """An NDCG cell: ``n/a`` where no query has two pairs to rank (the evaluation reports None there)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def format_interval(mean: float, low: float, high: float) -> str:
     """A signed difference with its interval: ``+0.012 [-0.004, +0.030]``."""
     return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"

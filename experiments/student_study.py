@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from experiments.kit import format_mean_std, mean_std_cell
+from experiments.kit import format_mean_std, format_ndcg, mean_std_cell
 from rlvr.config import check_known, from_mapping, read_mapping
 
 Log = Callable[[str], None]
@@ -264,7 +264,8 @@ def run_study(cfg: StudyConfig, out: Path, log: Log) -> dict[str, Any]:
             result = train_and_eval(
                 cfg, variant, seed, data, labels[variant.labels], out / variant.name / f"seed{seed}"
             )
-            log(f"  macro-F1 {result['macro_f1']:.3f}, NDCG@10 {result['ndcg@10']:.3f} ({result['train_seconds']} s)")
+            ndcg = format_ndcg(result["ndcg@10"])
+            log(f"  macro-F1 {result['macro_f1']:.3f}, NDCG@10 {ndcg} ({result['train_seconds']} s)")
             runs.append(result)
     table = {
         v.name: {
@@ -335,7 +336,7 @@ def write_report(summary: dict[str, Any], md_path: Path, command: str) -> Path:
             f"| {_cell(row['ndcg@10'])} | {_cell(row['accuracy'])} |"
         )
     for name, b in summary["baselines"].items():
-        lines.append(f"| baseline: {name} | | | | {b['macro_f1']:.3f} | {b['ndcg@10']:.3f} | |")
+        lines.append(f"| baseline: {name} | | | | {b['macro_f1']:.3f} | {format_ndcg(b['ndcg@10'])} | |")
     lines += [
         "",
         "## Runs",
@@ -345,7 +346,8 @@ def write_report(summary: dict[str, Any], md_path: Path, command: str) -> Path:
     ]
     for r in summary["runs"]:
         lines.append(
-            f"| {r['variant']} | {r['seed']} | {r['macro_f1']:.3f} | {r['ndcg@10']:.3f} | {r['train_seconds']} |"
+            f"| {r['variant']} | {r['seed']} | {r['macro_f1']:.3f} | {format_ndcg(r['ndcg@10'])} "
+            f"| {r['train_seconds']} |"
         )
     if cfg.get("note"):
         lines += ["", "## Reading", "", cfg["note"].strip()]

@@ -145,6 +145,7 @@ def ndcg_at_k(
     if not (len(query_ids) == len(y_true) == len(y_score)):
         raise ValueError("query_ids, y_true and y_score must have the same length")
     gains = [sch.gain(label) for label in y_true]
+    groups = _ranked_groups(query_ids, gains)
     scores: list[float] = []
     for s in y_score:
         if s is None:
@@ -153,16 +154,23 @@ def ndcg_at_k(
             scores.append(sch.gain(s))
         else:
             scores.append(float(s))
+    values = [skm.ndcg_score([[gains[i] for i in idx]], [[scores[i] for i in idx]], k=k) for idx in groups]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _ranked_groups(query_ids: Sequence[Hashable], gains: Sequence[float]) -> list[list[int]]:
     groups: dict[Hashable, list[int]] = {}
     for i, q in enumerate(query_ids):
         groups.setdefault(q, []).append(i)
-    values = []
-    for idx in groups.values():
-        g = [gains[i] for i in idx]
-        if len(idx) < 2 or max(g) <= 0:
-            continue
-        values.append(skm.ndcg_score([g], [[scores[i] for i in idx]], k=k))
-    return float(np.mean(values)) if values else math.nan
+    return [idx for idx in groups.values() if len(idx) >= 2 and max(gains[i] for i in idx) > 0]
+
+
+def ranked_queries(
+    query_ids: Sequence[Hashable], y_true: Sequence[str], schema: str | LabelSchema = DEFAULT_SCHEMA
+) -> int:
+    """How many queries NDCG averages over: those with at least two ads, one of them of positive gain."""
+    sch = get_schema(schema)
+    return len(_ranked_groups(query_ids, [sch.gain(label) for label in y_true]))
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,7 @@ def evaluate_labels(
     }
     if query_ids is not None:
         report[f"ndcg@{k}"] = ndcg_at_k(query_ids, t, list(y_pred), sch, k=k)
+        report["ndcg_queries"] = ranked_queries(query_ids, t, sch)
     if confidences is not None:
         correct = [a == b for a, b in zip(t, p, strict=True)]
         report["ece"] = expected_calibration_error(confidences, correct, n_bins)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from relevance.metrics import evaluate_labels, expected_calibration_error, ndcg_at_k
+from relevance.metrics import evaluate_labels, expected_calibration_error, ndcg_at_k, ranked_queries
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
 from student.calibration import fit_temperature, nll
 from student.data import Example, load_gold, load_labelled
@@ -48,6 +49,18 @@ def _auc(y_true: Sequence[str], scores: np.ndarray, sch: LabelSchema) -> float |
     return float(roc_auc_score(positive, scores))
 
 
+def _defined(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _ndcg(
+    query_ids: Sequence[Hashable], y_true: Sequence[str], scores: Sequence[float], sch: LabelSchema
+) -> float | None:
+    """NDCG@K over the queries with at least two pairs (``ndcg_queries`` says how many); None when there are none,
+    as on a set of one pair per query, where every ranking is perfect and the number would say nothing."""
+    return _defined(ndcg_at_k(query_ids, y_true, scores, sch, k=K))
+
+
 def probability_report(
     probs: np.ndarray, y_true: Sequence[str], query_ids: Sequence[Hashable], schema: str | LabelSchema
 ) -> dict[str, Any]:
@@ -56,9 +69,9 @@ def probability_report(
     probs = np.asarray(probs, dtype=np.float64)
     pred = [sch.names[i] for i in probs.argmax(axis=1)]
     report = evaluate_labels(y_true, pred, sch, query_ids=query_ids, confidences=probs.max(axis=1).tolist(), k=K)
-    report[f"ndcg@{K}_by_label"] = report.pop(f"ndcg@{K}")
+    report[f"ndcg@{K}_by_label"] = _defined(report.pop(f"ndcg@{K}"))
     gains = np.array([sch.gain(n) for n in sch.names])
-    report[f"ndcg@{K}"] = ndcg_at_k(query_ids, y_true, (probs @ gains).tolist(), sch, k=K)
+    report[f"ndcg@{K}"] = _ndcg(query_ids, y_true, (probs @ gains).tolist(), sch)
     report["roc_auc_exact"] = _auc(y_true, probs[:, sch.index(top_label(sch))], sch)
     idx = np.array([sch.index(t) for t in y_true])
     report["nll"] = float(-np.log(np.clip(probs[np.arange(len(idx)), idx], 1e-12, None)).mean())
@@ -94,7 +107,7 @@ def dev_report(model_dir: str | Path, dev: Sequence[Example], schema: str, max_l
 
 
 def _compact(report: dict[str, Any]) -> dict[str, Any]:
-    keep = ("n", "accuracy", "macro_f1", "cohen_kappa", f"ndcg@{K}", "roc_auc_exact")
+    keep = ("n", "accuracy", "macro_f1", "cohen_kappa", f"ndcg@{K}", "ndcg_queries", "roc_auc_exact")
     keep += ("nll_before_temperature", "nll_after_temperature", "ece_before_temperature", "ece_after_temperature")
     return {k: report[k] for k in keep if k in report}
 
@@ -191,7 +204,8 @@ def bi_encoder_report(
     cos = bi_encoder_cosines(gold, base_model)
     report: dict[str, Any] = {
         "n": len(gold),
-        f"ndcg@{K}": ndcg_at_k(qids, y_true, cos.tolist(), sch, k=K),
+        f"ndcg@{K}": _ndcg(qids, y_true, cos.tolist(), sch),
+        "ndcg_queries": ranked_queries(qids, y_true, sch),
         "roc_auc_exact": _auc(y_true, cos, sch),
         "label_mapping": None,
     }
@@ -287,7 +301,7 @@ def render_table(report: dict[str, Any]) -> Any:
         ("accuracy", "accuracy"),
         ("macro-F1 (primary)", "macro_f1"),
         ("Cohen's kappa", "cohen_kappa"),
-        (f"NDCG@{K} (expected gain)", f"ndcg@{K}"),
+        (f"NDCG@{K} (expected gain; {report['student'].get('ndcg_queries', 0)} queries of >= 2 pairs)", f"ndcg@{K}"),
         ("ROC-AUC Exact vs rest", "roc_auc_exact"),
         ("ECE before T", "ece_before_temperature"),
         ("ECE after T", "ece_after_temperature"),
@@ -296,7 +310,8 @@ def render_table(report: dict[str, Any]) -> Any:
     ]
     for title, key in rows:
         values = [columns[c].get(key) for c in columns]
-        table.add_row(title, *("-" if v is None else f"{v:.4f}" for v in values))
+        missing = "n/a" if key == f"ndcg@{K}" else "-"
+        table.add_row(title, *(missing if v is None else f"{v:.4f}" for v in values))
     for label in report["student"]["per_class"]:
         table.add_row(f"F1 {label}", *(_class_f1(columns[c], label) for c in columns))
     return table

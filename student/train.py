@@ -13,6 +13,7 @@ import hashlib
 import math
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from student.losses import Targets
 
 CHECKPOINTS = "checkpoints"
+MAX_AUTO_EPOCHS = 10
+DEV_EVALUATOR = "dev"
+# Enough dev pairs to rank checkpoints by macro-F1 without evaluation dominating a short run.
+MAX_SELECTION_PAIRS = 2_000
 
 
 @dataclass
@@ -43,22 +48,27 @@ class TrainConfig:
     """How to train; every field lands in ``student.json`` under ``training``."""
 
     targets: Targets = "hard"
-    epochs: float = 1.0
+    epochs: float | None = None  # None: enough for min_steps optimizer steps, at most MAX_AUTO_EPOCHS
+    min_steps: int = 500
     max_steps: int = -1
     batch_size: int = 32
-    lr: float = 5e-5
+    lr: float = 1e-4
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
     kd_temperature: float = 1.0
     alpha: float = 0.0
     confidence_weighting: bool = False
+    class_balance: bool = False
     min_confidence: float = 0.0
     max_length: int = MAX_LENGTH_DEFAULT
     dev_fraction: float = 0.1
     seed: int = 0
     threads: int = 1
     save_steps: int = 500
+    select_best: bool = True
+    evaluations: int = 8
+    bf16: bool = False
     logging_steps: int = 50
     keep_checkpoints: bool = False
     resume: bool = False
@@ -69,8 +79,10 @@ class TrainConfig:
         problems = []
         if self.targets not in ("hard", "soft"):
             problems.append(f"targets must be 'hard' or 'soft', got {self.targets!r}")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            problems.append("give epochs > 0 or max_steps > 0")
+        if self.epochs is not None and self.epochs <= 0 and self.max_steps <= 0:
+            problems.append("give epochs > 0 (or leave it to min_steps) or max_steps > 0")
+        if self.min_steps < 1:
+            problems.append("min_steps must be at least 1")
         if self.batch_size < 1:
             problems.append("batch_size must be at least 1")
         if self.lr <= 0:
@@ -85,8 +97,22 @@ class TrainConfig:
             problems.append("min_confidence must lie in [0, 1]")
         if self.max_length < 8:
             problems.append("max_length must be at least 8")
+        if self.evaluations < 1:
+            problems.append("evaluations must be at least 1")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def epochs_for(config: TrainConfig, n_train: int) -> float:
+    """The epochs to run: ``config.epochs`` when given, else as many as ``min_steps`` optimizer steps need.
+
+    A fresh classification head on a few thousand pairs needs hundreds of steps: one epoch of 2,000 pairs at
+    batch 32 (63 steps) left the student predicting one class for every pair.
+    """
+    if config.epochs is not None:
+        return config.epochs
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    return float(min(MAX_AUTO_EPOCHS, max(1, math.ceil(config.min_steps / steps_per_epoch))))
 
 
 @dataclass
@@ -149,8 +175,15 @@ def prepare_data(
     return PreparedData(train, dev, labelled, dev_source, dropped)
 
 
+def class_weights(examples: list[Example]) -> dict[str, float]:
+    """``n / (K * n_c)`` per label: every class carries the same total weight, as macro-F1 counts them."""
+    counts = Counter(e.label for e in examples)
+    return {label: len(examples) / (len(counts) * n) for label, n in counts.items()}
+
+
 def _weights(examples: list[Example], config: TrainConfig) -> list[float]:
-    return [e.confidence if config.confidence_weighting else 1.0 for e in examples]
+    per_class = class_weights(examples) if config.class_balance else {}
+    return [(e.confidence if config.confidence_weighting else 1.0) * per_class.get(e.label, 1.0) for e in examples]
 
 
 def _dataset(examples: list[Example], schema: str, config: TrainConfig) -> Any:
@@ -166,6 +199,23 @@ def _dataset(examples: list[Example], schema: str, config: TrainConfig) -> Any:
             "ad": [e.ad_text for e in examples],
             "label": [pack_labels(e.target, sch.index(e.label), w) for e, w in zip(examples, weights, strict=True)],
         }
+    )
+
+
+def _dev_evaluator(dev: list[Example], schema: str, config: TrainConfig) -> Any:
+    """Macro-F1 on (a seeded sample of) dev, the metric the best checkpoint is chosen by."""
+    import random
+
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderClassificationEvaluator
+
+    sch = get_schema(schema)
+    sample = dev if len(dev) <= MAX_SELECTION_PAIRS else random.Random(config.seed).sample(dev, MAX_SELECTION_PAIRS)
+    return CrossEncoderClassificationEvaluator(
+        sentence_pairs=[(e.query, e.ad_text) for e in sample],
+        labels=[sch.index(e.label) for e in sample],
+        name=DEV_EVALUATOR,
+        batch_size=64,
+        show_progress_bar=False,
     )
 
 
@@ -226,11 +276,15 @@ def train(
     hf_config.id2label = dict(enumerate(sch.names))
     hf_config.label2id = {name: i for i, name in enumerate(sch.names)}
 
+    epochs = epochs_for(config, len(data.train))
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * epochs)
+    # Checkpoints are where selection can land, so with selection they follow the evaluations.
+    eval_steps = max(1, math.ceil(total_steps / config.evaluations))
+    select = config.select_best and total_steps > 1
     args = CrossEncoderTrainingArguments(
         output_dir=str(out / CHECKPOINTS),
-        num_train_epochs=config.epochs,
+        num_train_epochs=epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.lr,
@@ -240,9 +294,14 @@ def train(
         data_seed=config.seed,
         logging_steps=config.logging_steps,
         save_strategy="steps",
-        save_steps=config.save_steps,
+        save_steps=eval_steps if select else config.save_steps,
         save_total_limit=1,
-        eval_strategy="no",
+        eval_strategy="steps" if select else "no",
+        eval_steps=eval_steps if select else None,
+        load_best_model_at_end=select,
+        metric_for_best_model=f"eval_{DEV_EVALUATOR}_f1_macro" if select else None,
+        greater_is_better=True,
+        bf16=config.bf16,
         report_to="none",
         disable_tqdm=not config.progress,
         use_cpu=True,
@@ -256,20 +315,40 @@ def train(
         label_smoothing=config.label_smoothing,
     )
     trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=_dataset(data.train, sch.name, config), loss=loss
+        model=model,
+        args=args,
+        train_dataset=_dataset(data.train, sch.name, config),
+        loss=loss,
+        evaluator=_dev_evaluator(data.dev, sch.name, config) if select else None,
     )
     resume = config.resume and any((out / CHECKPOINTS).glob("checkpoint-*"))
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     runtime = time.perf_counter() - started
     steps = trainer.state.global_step
+    selection = _selection(trainer.state) if select else None
     model.save_pretrained(str(out))
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
     meta = _metadata(out, config, data, sch.name, base, steps, runtime, output.training_loss)
+    meta["training"]["selection"] = selection
+    meta["training"]["epochs"] = epochs
     write_meta(out, meta)
     return TrainResult(out, meta)
+
+
+def _selection(state: Any) -> dict[str, Any]:
+    """Which checkpoint was kept, and the dev macro-F1 of every evaluation (the curve behind the choice)."""
+    key = f"eval_{DEV_EVALUATOR}_f1_macro"
+    curve = [{"step": e["step"], "dev_macro_f1": round(e[key], 4)} for e in state.log_history if key in e]
+    best = state.best_model_checkpoint
+    return {
+        "metric": "dev macro-F1",
+        "best_step": int(best.rsplit("-", 1)[-1]) if best else None,
+        "best_dev_macro_f1": state.best_metric,
+        "curve": curve,
+    }
 
 
 def _pairs_seen(steps: int, n: int, batch_size: int) -> int:

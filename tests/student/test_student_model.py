@@ -31,6 +31,13 @@ def test_training_writes_a_model_dir_and_metadata(trained_student: Path) -> None
     assert dev["n"] == meta["data"]["dev"]["n"] > 0
     assert 0 <= dev["macro_f1"] <= 1 and 0 <= dev["accuracy"] <= 1
     assert not (trained_student / "checkpoints").exists()
+    # The kept checkpoint is the best of the dev evaluations, and the card shows the curve behind the choice.
+    selection = meta["training"]["selection"]
+    curve = selection["curve"]
+    assert [c["step"] for c in curve] == [5, 10, 15, 20, 25, 30, 35, 40]
+    best = max(curve, key=lambda c: c["dev_macro_f1"])
+    assert selection["best_dev_macro_f1"] == pytest.approx(best["dev_macro_f1"], abs=1e-4)
+    assert dev["macro_f1"] == pytest.approx(selection["best_dev_macro_f1"], abs=1e-6)
 
 
 def test_model_dir_reloads_with_from_pretrained(trained_student: Path) -> None:
