@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import console
+from cli.common import fail as _fail
 
 DEFAULT_MODEL = Path("models/relevance-teacher")
 DEFAULT_COMPARE_CONFIG = Path("configs/teacher_compare.yaml")
@@ -115,6 +116,9 @@ def print_report(report: dict[str, Any], title: str) -> None:
 def eval_cmd(
     model: Annotated[Path, typer.Option("--model", "-m", help="HF model directory")],
     split: Annotated[str, typer.Option(help="teacher_train, dev or gold_test")] = "gold_test",
+    pairs_file: Annotated[
+        Path | None, typer.Option(help="gold pairs JSONL (meta.label) to evaluate on instead of a split")
+    ] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="samples per pair")] = 8,
     pairs: Annotated[int | None, typer.Option(help="evaluate a seeded subset of this many pairs")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="read <split>.jsonl here (default: model card's data)")] = None,
@@ -127,11 +131,20 @@ def eval_cmd(
 ) -> None:
     """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k."""
     from teacher.build import quiet_libraries
-    from teacher.data import split_records
+    from teacher.data import labelled_records, split_records
     from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
     quiet_libraries()
-    records = split_records(model, split, data_dir=data_dir, pairs=pairs, seed=seed)
+    if not (model / "config.json").is_file():
+        raise _fail(f"--model {model}: not a model directory (no config.json)")
+    try:
+        if pairs_file is not None:
+            records = labelled_records(pairs_file, pairs=pairs, seed=seed)
+            split = pairs_file.stem
+        else:
+            records = split_records(model, split, data_dir=data_dir, pairs=pairs, seed=seed)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
     settings = EvalSettings(
         n=n,
         max_new_tokens=max_new_tokens or _model_max_new_tokens(model),

@@ -92,3 +92,31 @@ def test_unknown_task_lists_the_registered_ones(tmp_path: Path) -> None:
     config = TrainConfig(base_model=str(TEACHER), output_dir=str(tmp_path), task="nope", steps=1)
     with pytest.raises(ValueError, match=r"unknown task 'nope'; known: .*relevance"):
         train(config)
+
+
+def test_eval_reads_a_gold_pairs_file_and_names_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from relevance.real import write_real_sets
+
+    real = tmp_path / "real"
+    write_real_sets(real)
+    small = tmp_path / "hd.jsonl"
+    small.write_text("".join((real / "homedepot_test.jsonl").read_text().splitlines(keepends=True)[:6]))
+    out = tmp_path / "report.json"
+    runner = CliRunner()
+    args = ["teacher", "eval", "-m", str(TEACHER), "--n", "1", "--batch-size", "8", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--pairs-file", str(small)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["split"] == "hd" and report["pairs"] == 6
+
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text('{"custom_id": "a", "query": "drill", "ad": {"title": "Drill"}}\n')
+    for bad, message in (
+        (tmp_path / "missing.jsonl", "no such file"),
+        (unlabelled, "unlabelled.jsonl:1: no meta.label"),
+    ):
+        result = runner.invoke(app, [*args, "--pairs-file", str(bad)])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
