@@ -69,7 +69,7 @@ def train(
     alpha: Annotated[float, typer.Option(min=0, max=1, help="weight of hard CE mixed into the soft loss")] = 0.0,
     confidence_weighting: Annotated[bool, typer.Option(help="weight each pair by teacher confidence")] = False,
     min_confidence: Annotated[float, typer.Option(min=0, max=1, help="drop pairs below this confidence")] = 0.0,
-    class_balance: Annotated[bool, typer.Option(help="weight classes equally in the loss (macro-F1's view)")] = False,
+    class_balance: Annotated[bool, typer.Option(help="weight classes equally in the loss (macro-F1's view)")] = True,
     select_best: Annotated[bool, typer.Option(help="keep the checkpoint with the best dev macro-F1")] = True,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast (fast on CPUs with AMX)")] = False,
     max_length: Annotated[int, typer.Option(min=8)] = 128,
@@ -315,17 +315,24 @@ def curve(
     report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
         "docs/results/student_curve.md"
     ),
+    dataset: Annotated[list[str] | None, typer.Option(help="run only these datasets of the config")] = None,
 ) -> None:
     """Learning curves: student macro-F1 on a test set against training pairs, beside zero-shot and majority."""
     import json
     import shlex
     import sys
+    from dataclasses import replace
 
     from experiments.student_curve import load_curve_config, run_curve, write_report
     from student.data import DataError
 
     try:
         settings = load_curve_config(config)
+        if dataset:
+            unknown = sorted(set(dataset) - set(settings.datasets))
+            if unknown:
+                raise ValueError(f"--dataset {', '.join(unknown)}: not in {config} ({', '.join(settings.datasets)})")
+            settings = replace(settings, datasets={k: v for k, v in settings.datasets.items() if k in dataset})
         for name, data in settings.datasets.items():
             for role in ("train", "dev", "test"):
                 if not Path(getattr(data, role)).is_file():

@@ -42,6 +42,7 @@ class JourneyConfig:
     dev: int = 300
     samples: int = 4
     max_tokens: int = 160
+    # One epoch keeps the demo within its 10 minutes; the recipe's default step budget (student.train) is 4x longer.
     student_epochs: float = 1.0
     student_max_steps: int = -1
     student_batch_size: int = 16

@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = "checkpoints"
 MAX_AUTO_EPOCHS = 10
+TRAINING_IDS = "training_ids.txt"
 DEV_EVALUATOR = "dev"
 # Enough dev pairs to rank checkpoints by macro-F1 without evaluation dominating a short run.
-MAX_SELECTION_PAIRS = 2_000
+MAX_SELECTION_PAIRS = 1_000
 
 
 @dataclass
@@ -59,7 +60,7 @@ class TrainConfig:
     kd_temperature: float = 1.0
     alpha: float = 0.0
     confidence_weighting: bool = False
-    class_balance: bool = False
+    class_balance: bool = True
     min_confidence: float = 0.0
     max_length: int = MAX_LENGTH_DEFAULT
     dev_fraction: float = 0.1
@@ -351,6 +352,20 @@ def _selection(state: Any) -> dict[str, Any]:
     }
 
 
+def _write_training_ids(out: Path, train: list[Example]) -> dict[str, Any]:
+    """Every training pair's ``custom_id`` in ``TRAINING_IDS``, so any evaluation set can be checked for overlap
+    (real rows keep their source's id: ``homedepot-<Kaggle id>``, ``esci-...``); the card names the file."""
+    ids = sorted(e.custom_id for e in train)
+    text = "\n".join(ids) + "\n"
+    (out / TRAINING_IDS).write_text(text, encoding="utf-8")
+    prefixes = Counter(i.split("-", 1)[0] if "-" in i else "" for i in ids)
+    return {
+        "file": TRAINING_IDS,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "by_prefix": dict(prefixes.most_common(10)),
+    }
+
+
 def _pairs_seen(steps: int, n: int, batch_size: int) -> int:
     per_epoch = math.ceil(n / batch_size)
     return (steps // per_epoch) * n + min(n, (steps % per_epoch) * batch_size)
@@ -394,7 +409,11 @@ def _metadata(
             "prompt_versions": labelled.prompt_versions,
         },
         "data": {
-            "train": {"n": len(data.train), "queries": len({e.group for e in data.train})},
+            "train": {
+                "n": len(data.train),
+                "queries": len({e.group for e in data.train}),
+                "ids": _write_training_ids(out, data.train),
+            },
             "dev": {"n": len(data.dev), "queries": len({e.group for e in data.dev}), **data.dev_source},
             "skipped": data.dropped,
             "label_counts_train": {n: sum(e.label == n for e in data.train) for n in sch.names},

@@ -31,13 +31,21 @@ def test_training_writes_a_model_dir_and_metadata(trained_student: Path) -> None
     assert dev["n"] == meta["data"]["dev"]["n"] > 0
     assert 0 <= dev["macro_f1"] <= 1 and 0 <= dev["accuracy"] <= 1
     assert not (trained_student / "checkpoints").exists()
-    # The kept checkpoint is the best of the dev evaluations, and the card shows the curve behind the choice.
+    ids = (trained_student / meta["data"]["train"]["ids"]["file"]).read_text().split()
+    assert len(ids) == meta["data"]["train"]["n"] and ids == sorted(ids)
+    assert meta["training"]["selection"] is None
+
+
+def test_the_best_dev_checkpoint_is_kept(student_bench: Path, student_results: Path, tmp_path: Path) -> None:
+    config = TrainConfig(max_steps=12, evaluations=4, batch_size=8, lr=2e-4, max_length=32, progress=False)
+    meta = train(student_results, tmp_path / "s", config, pairs=student_bench / "teacher_train.jsonl").meta
     selection = meta["training"]["selection"]
     curve = selection["curve"]
-    assert [c["step"] for c in curve] == [5, 10, 15, 20, 25, 30, 35, 40]
-    best = max(curve, key=lambda c: c["dev_macro_f1"])
-    assert selection["best_dev_macro_f1"] == pytest.approx(best["dev_macro_f1"], abs=1e-4)
-    assert dev["macro_f1"] == pytest.approx(selection["best_dev_macro_f1"], abs=1e-6)
+    assert [c["step"] for c in curve] == [3, 6, 9, 12]
+    best = max(curve, key=lambda c: c["dev_macro_f1"])  # the first of equals, as the trainer keeps it
+    assert selection["best_step"] == best["step"]
+    # The saved model is the kept checkpoint: its dev macro-F1 is the one the selection saw.
+    assert meta["dev_metrics"]["macro_f1"] == pytest.approx(best["dev_macro_f1"], abs=1e-4)
 
 
 def test_model_dir_reloads_with_from_pretrained(trained_student: Path) -> None:

@@ -35,7 +35,7 @@ def test_balance_multiplies_confidence_weights() -> None:
     examples = [_example("Exact", 0.5), _example("Exact", 1.0), _example("Irrelevant", 0.8)]
     config = TrainConfig(class_balance=True, confidence_weighting=True)
     assert _weights(examples, config) == pytest.approx([0.5 * 0.75, 0.75, 0.8 * 1.5])
-    assert _weights(examples, TrainConfig()) == [1.0, 1.0, 1.0]
+    assert _weights(examples, TrainConfig(class_balance=False)) == [1.0, 1.0, 1.0]
 
 
 def test_invalid_recipes_are_named() -> None:
