@@ -318,26 +318,15 @@ def curve(
     dataset: Annotated[list[str] | None, typer.Option(help="run only these datasets of the config")] = None,
 ) -> None:
     """Learning curves: student macro-F1 on a test set against training pairs, beside zero-shot and majority."""
-    import json
     import shlex
     import sys
-    from dataclasses import replace
 
-    from experiments.student_curve import load_curve_config, run_curve, write_report
+    from experiments.student_curve import check_files, load_curve_config, run_curve, select_datasets, write_report
     from student.data import DataError
 
     try:
-        settings = load_curve_config(config)
-        if dataset:
-            unknown = sorted(set(dataset) - set(settings.datasets))
-            if unknown:
-                raise ValueError(f"--dataset {', '.join(unknown)}: not in {config} ({', '.join(settings.datasets)})")
-            settings = replace(settings, datasets={k: v for k, v in settings.datasets.items() if k in dataset})
-        for name, data in settings.datasets.items():
-            for role in ("train", "dev", "test"):
-                if not Path(getattr(data, role)).is_file():
-                    hint = "agpo relevance real" if "real" in getattr(data, role) else "agpo relevance generate"
-                    raise FileNotFoundError(f"{name}.{role}: no file {getattr(data, role)} (write it with `{hint}`)")
+        settings = select_datasets(load_curve_config(config), dataset)
+        check_files(settings)
         summary = run_curve(settings, out, console.print)
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
@@ -345,5 +334,4 @@ def curve(
     if args[:1] != ["student"]:
         args = ["student", *args]
     write_report(summary, report, shlex.join(["agpo", *args]))
-    report.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     console.print(f"wrote {report}")

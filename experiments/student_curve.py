@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,27 @@ class CurveConfig:
 
 def load_curve_config(path: str | Path) -> CurveConfig:
     return from_mapping(CurveConfig, read_mapping(path), source=str(path))
+
+
+def select_datasets(cfg: CurveConfig, names: list[str] | None) -> CurveConfig:
+    """``cfg`` with only the named datasets (all when ``names`` is empty); ValueError names unknown ones."""
+    if not names:
+        return cfg
+    unknown = sorted(set(names) - set(cfg.datasets))
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; the config has {', '.join(cfg.datasets)}")
+    return replace(cfg, datasets={k: v for k, v in cfg.datasets.items() if k in names})
+
+
+def check_files(cfg: CurveConfig) -> None:
+    """FileNotFoundError for the first missing data file, before anything trains."""
+    for name, data in cfg.datasets.items():
+        for role, path in asdict(data).items():
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"{name}.{role}: no file {path} "
+                    "(`agpo relevance real` writes the real sets, `agpo relevance generate` the synthetic ones)"
+                )
 
 
 def query_subset(lines: list[str], n: int, seed: int) -> list[str]:
@@ -170,7 +191,9 @@ def plot_curves(summary: dict[str, Any], path: Path) -> Path:
 
 
 def write_report(summary: dict[str, Any], md_path: Path, command: str) -> Path:
+    """The Markdown report, with the plot (.png) and the summary (.json) beside it."""
     png = plot_curves(summary, md_path.with_suffix(".png"))
+    md_path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     recipe = summary["config"]["recipe"]
     lines = [
         "# Student learning curves",

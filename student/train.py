@@ -332,9 +332,8 @@ def train(
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
-    meta = _metadata(out, config, data, sch.name, base, steps, runtime, output.training_loss)
-    meta["training"]["selection"] = selection
-    meta["training"]["epochs"] = epochs
+    run = {"epochs": epochs, "steps": steps, "runtime_s": runtime, "final_loss": output.training_loss}
+    meta = _metadata(out, config, data, sch.name, base, run, selection)
     write_meta(out, meta)
     return TrainResult(out, meta)
 
@@ -377,13 +376,14 @@ def _metadata(
     data: PreparedData,
     schema: str,
     base: Path,
-    steps: int,
-    runtime: float,
-    training_loss: float,
+    run: dict[str, Any],
+    selection: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """``student.json``; ``run`` holds what the trainer did (epochs, steps, runtime_s, final_loss)."""
     from student.evaluate import dev_report
 
     sch = get_schema(schema)
+    steps, runtime = run["steps"], run["runtime_s"]
     dev = dev_report(out, data.dev, schema, max_length=config.max_length)
     labelled = data.labelled
     return {
@@ -421,12 +421,14 @@ def _metadata(
         "seed": config.seed,
         "training": {
             **asdict(config),
+            "epochs": run["epochs"],
             "steps": steps,
             "runtime_s": round(runtime, 2),
             "train_pairs_per_s": round(_pairs_seen(steps, len(data.train), config.batch_size) / runtime, 2)
             if runtime > 0
             else None,
-            "final_loss": training_loss,
+            "final_loss": run["final_loss"],
+            "selection": selection,
         },
         "dev_metrics": dev["metrics"],
     }

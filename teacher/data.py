@@ -118,32 +118,23 @@ def subset(records: Sequence[Record], count: int | None, seed: int = 0) -> list[
 def labelled_records(path: str | Path, *, pairs: int | None = None, seed: int = 0) -> list[Record]:
     """Gold pairs from any JSONL of pairs with ``meta.label`` (an importer's output, ``agpo relevance real``).
 
-    Raises ValueError naming the first bad line: not JSON, not a valid pair, or no ``meta.label``.
+    Lines are checked by the pair contract (:func:`relevance.pairs.read_pairs_jsonl`); ValueError names the first
+    bad line, or the first pair without ``meta.label``.
     """
-    from pydantic import ValidationError
-
-    from relevance.pairs import Pair
+    from relevance.pairs import read_pairs_jsonl
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    records: list[Record] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                Pair.model_validate(record)
-            except (json.JSONDecodeError, ValidationError) as exc:
-                first = str(exc).splitlines()[0]
-                raise ValueError(f"{path}:{lineno}: not a valid pair ({first})") from None
-            if not (record.get("meta") or {}).get("label"):
-                raise ValueError(f"{path}:{lineno}: no meta.label (a gold file carries its label there)")
-            records.append(record)
-    if not records:
+    batch = read_pairs_jsonl(path)
+    if batch.errors:
+        raise ValueError(f"{path}: {len(batch.errors)} bad line(s), first {batch.errors[0]}")
+    for row, pair in zip(batch.rows, batch.pairs, strict=True):
+        if not (pair.meta or {}).get("label"):
+            raise ValueError(f"{path}: line {row}: no meta.label (a gold file carries its label there)")
+    if not batch.pairs:
         raise ValueError(f"{path}: no pairs")
-    return subset(records, pairs, seed)
+    return subset([json.loads(pair.to_json()) for pair in batch.pairs], pairs, seed)
 
 
 def benchmark_of_model(model_dir: str | Path) -> Benchmark:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from experiments.student_curve import CurveConfig, CurveData, query_subset, run_curve, write_report
+from experiments.student_curve import (
+    CurveConfig,
+    CurveData,
+    check_files,
+    query_subset,
+    run_curve,
+    select_datasets,
+    write_report,
+)
 from relevance.pairs import Pair
 from student.data import query_group
 
@@ -46,6 +54,7 @@ def test_a_tiny_curve_runs_reports_and_resumes(student_bench: Path, tmp_path: Pa
 
     md = write_report(summary, tmp_path / "curve.md", "agpo student curve")
     assert (tmp_path / "curve.png").stat().st_size > 0
+    assert json.loads((tmp_path / "curve.json").read_text())["curves"]["bench"]["points"][1]["n"] == 80
     assert "| 40 |" in md.read_text() and "zero-shot bi-encoder" in md.read_text()
 
     # A second run reads the finished points instead of training again.
@@ -54,3 +63,21 @@ def test_a_tiny_curve_runs_reports_and_resumes(student_bench: Path, tmp_path: Pa
     eval_json.write_text(json.dumps(marked))
     again = run_curve(cfg, tmp_path / "work", lambda _: None)
     assert again["curves"]["bench"]["points"][0]["macro_f1"]["mean"] == 0.123
+
+
+def test_datasets_are_picked_by_name_and_missing_files_named(tmp_path: Path) -> None:
+    present = tmp_path / "a.jsonl"
+    present.write_text("")
+    cfg = CurveConfig(
+        datasets={
+            "real": CurveData(train=str(present), dev=str(present), test=str(present)),
+            "synthetic": CurveData(train=str(present), dev=str(tmp_path / "gone.jsonl"), test=str(present)),
+        }
+    )
+    assert list(select_datasets(cfg, ["real"]).datasets) == ["real"]
+    assert select_datasets(cfg, None) is cfg
+    with pytest.raises(ValueError, match=r"unknown dataset.*nope"):
+        select_datasets(cfg, ["nope"])
+    check_files(select_datasets(cfg, ["real"]))
+    with pytest.raises(FileNotFoundError, match=r"synthetic\.dev: no file .*gone\.jsonl"):
+        check_files(cfg)

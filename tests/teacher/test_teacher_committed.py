@@ -114,9 +114,12 @@ def test_eval_reads_a_gold_pairs_file_and_names_bad_input(tmp_path: Path) -> Non
 
     unlabelled = tmp_path / "unlabelled.jsonl"
     unlabelled.write_text('{"custom_id": "a", "query": "drill", "ad": {"title": "Drill"}}\n')
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(small.read_text().splitlines()[0] + "\n{not json\n")
     for bad, message in (
         (tmp_path / "missing.jsonl", "no such file"),
-        (unlabelled, "unlabelled.jsonl:1: no meta.label"),
+        (broken, "1 bad line(s), first line 2"),
+        (unlabelled, "unlabelled.jsonl: line 1: no meta.label"),
     ):
         result = runner.invoke(app, [*args, "--pairs-file", str(bad)])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
