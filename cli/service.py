@@ -198,7 +198,9 @@ def bench_service(
     )
     pool = [json.loads(x) for x in (work / "data" / "pool.jsonl").read_text().splitlines()]
     report: dict[str, object] = {}
-    if not (teacher / "config.json").exists():
+    from llm.bases import is_model_dir
+
+    if not is_model_dir(teacher):
         raise _fail(f"--teacher {teacher}: no model there (agpo teacher build)")
     idle = broker.rsplit("/", 1)[0] + "/14"  # a queue no worker reads
     if "pipeline" in parts:

@@ -45,12 +45,21 @@ def build(
     sft_out: Annotated[Path | None, typer.Option(help="also keep the SFT-only model here")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="intermediate files (default: <out>.work)")] = None,
     skip_eval: Annotated[bool, typer.Option(help="skip the quick gold-test check")] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(help="a pretrained base to train a LoRA adapter on: smollm2-135m-instruct, a model dir or hub id"),
+    ] = None,
 ) -> None:
-    """Build the teacher: benchmark, tokenizer, small Qwen2, SFT on reasoning traces, AGPO on the label reward."""
-    from teacher.build import build_teacher
+    """Build the teacher: a LoRA adapter on a pretrained base (``--base``, configs/teacher_smollm2.yaml), or a
+    small Qwen2 from nothing (configs/teacher.yaml): SFT on reasoning traces, then AGPO on the label reward."""
     from teacher.config import load_teacher_config
 
-    recipe = load_teacher_config(config, overrides)
+    recipe = load_teacher_config(config, [*(overrides or []), *([f"base={base}"] if base else [])])
+    if recipe.base:
+        _build_adapter(recipe, out, work_dir, skip_eval)
+        return
+    from teacher.build import build_teacher
+
     card = build_teacher(
         recipe,
         out,
@@ -73,6 +82,31 @@ def build(
         label = f"{quick['split']} ({quick['pairs']} pairs), majority of {quick['n']}"
         table.add_row(f"macro-F1, {label}", f"{head['macro_f1']:.3f}")
         table.add_row("unparseable rate", f"{head['unparseable_rate']:.2%}")
+    console.print(table)
+
+
+def _build_adapter(recipe: Any, out: Path, work_dir: Path | None, skip_eval: bool) -> None:
+    from llm.bases import BaseNotFoundError
+    from teacher.lora_build import build_lora_teacher
+
+    try:
+        card = build_lora_teacher(
+            recipe, out, work_dir=work_dir, command=_command_line(), log=console.print, skip_eval=skip_eval
+        )
+    except (BaseNotFoundError, FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"relevance teacher (LoRA on {recipe.base}) -> {out}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("adapter size", f"{card['adapter_size_bytes'] / 2**20:.1f} MiB")
+    table.add_row(
+        "SFT examples (real)", f"{card['metrics']['sft']['examples']} ({card['data'].get('real', {}).get('rows', 0)})"
+    )
+    table.add_row("build time", f"{card['build_seconds'] / 60:.1f} min")
+    for name, check in card["metrics"].get("quick", {}).items():
+        head = check["headline"]
+        table.add_row(f"{name}: macro-F1 / kappa", f"{head['macro_f1']:.3f} / {head.get('cohen_kappa', 0):.3f}")
+        table.add_row(f"{name}: unparseable", f"{head['unparseable_rate']:.2%}")
     console.print(table)
 
 
@@ -112,6 +146,11 @@ def print_report(report: dict[str, Any], title: str) -> None:
     console.print(f"unparseable samples: {report['unparseable_rate']:.2%}; {passk}")
 
 
+def _card_of(model: Path) -> dict[str, Any]:
+    path = model / "model_card.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[Path, typer.Option("--model", "-m", help="HF model directory")],
@@ -128,15 +167,26 @@ def eval_cmd(
     temperature: Annotated[float, typer.Option()] = 1.0,
     batch_size: Annotated[int, typer.Option(help="sequences per generate call")] = 128,
     seed: Annotated[int, typer.Option()] = 0,
+    template: Annotated[str | None, typer.Option(help="prompt template (default: the model card's)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="e.g. bfloat16 (default: the stored dtype)")] = None,
+    baselines_dev: Annotated[
+        Path | None,
+        typer.Option(help="labelled dev JSONL: also report the majority class and the zero-shot bi-encoder"),
+    ] = None,
 ) -> None:
-    """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k."""
+    """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k.
+
+    Temperature 0 is greedy decoding (one answer per pair, so use --n 1)."""
     from teacher.build import quiet_libraries
     from teacher.data import labelled_records, split_records
     from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
     quiet_libraries()
-    if not (model / "config.json").is_file():
-        raise _fail(f"--model {model}: not a model directory (no config.json)")
+    from llm.bases import is_model_dir
+
+    if not is_model_dir(model):
+        raise _fail(f"--model {model}: not a model directory (no config.json or adapter_config.json)")
+    card = _card_of(model)
     try:
         if pairs_file is not None:
             records = labelled_records(pairs_file, pairs=pairs, seed=seed)
@@ -151,6 +201,9 @@ def eval_cmd(
         temperature=temperature,
         batch_size=batch_size,
         seed=seed,
+        schema=card.get("label_schema", "esci"),
+        template=template or card.get("prompt_template", "compact"),
+        dtype=dtype,
     )
     bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs")
     if bar:
@@ -160,11 +213,21 @@ def eval_cmd(
         report, _ = evaluate_teacher(model, records, settings)
     report["split"] = split
     report["command"] = _command_line()
+    if baselines_dev is not None:
+        from experiments.real_baselines import real_baselines
+
+        report["baselines"] = real_baselines(records, baselines_dev, settings.schema)
     json_path = out or Path("runs/teacher-eval") / f"{model.name}-{split}.json"
     write_report(report, json_path)
     png = plot or json_path.with_suffix(".png")
     plot_confusion(report, png, f"{model.name} on {split}: majority of {n} ({len(records)} pairs)")
     print_report(report, f"{model} on {split} ({len(records)} pairs, n = {n})")
+    for name, row in report.get("baselines", {}).items():
+        if isinstance(row, dict):
+            console.print(
+                f"baseline {name}: macro-F1 {row['macro_f1']:.3f}, accuracy {row['accuracy']:.3f}, "
+                f"kappa {row['cohen_kappa']:.3f}"
+            )
     console.print(f"report: {json_path}; confusion matrix: {png}")
 
 
@@ -256,3 +319,48 @@ def compare(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("bench")
+def bench_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", help="teacher directory (full model or LoRA adapter)")],
+    pairs_file: Annotated[
+        Path, typer.Option(help="pairs JSONL to label (e.g. runs/relevance/real/homedepot_test.jsonl)")
+    ],
+    pairs: Annotated[int, typer.Option(min=4, help="a seeded subset of this many pairs")] = 128,
+    dtypes: Annotated[str, typer.Option(help="comma-separated torch dtypes")] = "bfloat16,float32",
+    samples: Annotated[str, typer.Option(help="comma-separated samples per pair (1 is greedy)")] = "1,4",
+    batch_size: Annotated[int, typer.Option(help="sequences per generate call")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="answer token limit")] = 48,
+    template: Annotated[str | None, typer.Option(help="prompt template (default: the model card's)")] = None,
+    out: Annotated[Path | None, typer.Option(help="markdown report; the JSON goes next to it")] = None,
+) -> None:
+    """Labelling throughput (pairs/s at each sample count and dtype) against this CPU's measured compute limit."""
+    from experiments.bench.teacher import bench_teacher, markdown
+    from teacher.build import quiet_libraries
+    from teacher.data import labelled_records
+
+    quiet_libraries()
+    try:
+        records = labelled_records(pairs_file, pairs=pairs, seed=0)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    card = _card_of(model)
+    with console.status(f"labelling {len(records)} pairs per setting..."):
+        report = bench_teacher(
+            model,
+            records,
+            template=template or card.get("prompt_template", "compact"),
+            schema=card.get("label_schema", "esci"),
+            dtypes=[d.strip() for d in dtypes.split(",") if d.strip()],
+            samples=[int(k) for k in samples.split(",")],
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+        )
+    text = markdown(report, _command_line())
+    console.print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        out.with_suffix(".json").write_text(json.dumps({**report, "command": _command_line()}, indent=1))
+        console.print(f"wrote {out} and {out.with_suffix('.json')}")

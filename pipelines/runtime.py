@@ -77,8 +77,10 @@ def check_teacher(settings: Settings) -> str:
         except httpx.HTTPError as exc:
             raise TeacherError(f"teacher server {settings.teacher_url} does not answer: {exc}") from exc
         return "openai server answers"
+    from llm.bases import is_model_dir
+
     path = Path(settings.teacher_model)
-    if not (path / "config.json").exists():
+    if not is_model_dir(path):
         raise TeacherError(
             f"teacher model dir {path} not found (AGPO_TEACHER_MODEL); build it with `agpo teacher build`"
         )

@@ -4,11 +4,14 @@ A template's version is a short hash of its text together with the label schema'
 word of either gives a new version. The version goes into every result line and into the label-cache key: a
 label produced under one prompt is never served as the answer to another.
 
-Two templates:
+Three templates:
 
 - ``compact`` (default): for the embedded tiny teacher with a short context; short label hints, short
   instructions, descriptions cut to 240 characters.
-- ``full``: for real LLMs; the schema's full guidelines and fuller instructions.
+- ``brief``: for a pretrained LLM fine-tuned on labelled pairs (the SmolLM2 teacher): the label names without
+  their definitions, which the model learnt from data. A prompt is about a third of ``compact``'s tokens, and
+  on a CPU prompt tokens are most of the cost of training and of labelling.
+- ``full``: for real LLMs used as they come; the schema's full guidelines and fuller instructions.
 
 Both show the query and the ad's fields, the labels, and ask for brief reasoning followed by a final line
 ``Label: <label>`` (see :mod:`relevance.parsing`).
@@ -33,7 +36,8 @@ DEFAULT_TEMPLATE = "compact"
 class PromptTemplate:
     """A system text and a user text with ``{query}``, ``{ad}``, ``{labels}``, ``{names}`` and ``{prefix}`` slots.
 
-    ``guidelines`` chooses each label's ``hint`` (``short``) or ``guideline`` (``full``); descriptions longer
+    ``guidelines`` chooses each label's ``hint`` (``short``), ``guideline`` (``full``) or nothing (``none``,
+    for a template without a ``{labels}`` slot); descriptions longer
     than ``max_description_chars`` are cut, and at most ``max_attributes`` attributes are shown.
     """
 
@@ -65,6 +69,15 @@ COMPACT = PromptTemplate(
     max_attributes=8,
 )
 
+BRIEF = PromptTemplate(
+    name="brief",
+    system="You judge how relevant a shopping ad is to a search query.",
+    user="Query: {query}\nAd:\n{ad}\nReason briefly, then end with the line '{prefix} <label>', one of {names}.",
+    guidelines="none",
+    max_description_chars=160,
+    max_attributes=6,
+)
+
 FULL = PromptTemplate(
     name="full",
     system=(
@@ -86,7 +99,7 @@ FULL = PromptTemplate(
     max_attributes=32,
 )
 
-_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (COMPACT, FULL)}
+_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (COMPACT, BRIEF, FULL)}
 
 
 def get_template(template: str | PromptTemplate = DEFAULT_TEMPLATE) -> PromptTemplate:

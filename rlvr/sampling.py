@@ -27,12 +27,15 @@ def sample_transformers(
     batch_size: int = 512,
     same_length_batches: bool = False,
     device: str | None = None,
+    dtype: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     """``params.n`` sampled completions for each prompt, with batched ``generate`` (KV cache, left padding).
 
     ``device`` defaults to the first CUDA GPU where torch sees one, else the CPU (``CUDA_VISIBLE_DEVICES=`` keeps
-    a GPU machine on the CPU). The model keeps its stored dtype on either.
+    a GPU machine on the CPU). The model keeps its stored dtype on either unless ``dtype`` names another. A LoRA
+    adapter directory is merged into its base (:func:`llm.bases.load_causal_lm`). Temperature 0 is greedy
+    decoding: one answer per prompt, copied n times.
 
     ``same_length_batches`` puts only prompts of one token length in a batch. Without padding there is no
     attention mask, and then SDPA attends grouped-query heads directly instead of copying the whole KV cache
@@ -40,33 +43,40 @@ def sample_transformers(
     changes which random draws each row gets, so it is an option: the relevance teacher's published
     evaluations were made without it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from llm.bases import load_causal_lm
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     target = torch_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(target)
+    model = load_causal_lm(model_dir, dtype=dtype).to(target)
     model.eval()
     texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
     torch.manual_seed(params.seed)
-    for chunk in _batches(tokenizer, prompts, params.n, batch_size, same_length_batches):
+    greedy = params.temperature == 0
+    sampling = (
+        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if greedy
+        else {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+    )
+    # Greedy rows draw no random numbers, so they can be length-sorted (less padding) without changing answers.
+    for chunk in _batches(tokenizer, prompts, 1 if greedy else params.n, batch_size, same_length_batches, greedy):
         rows = [prompts[i] for i in chunk]
         enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(target)
         with torch.inference_mode():
             out = model.generate(
                 **enc,
-                do_sample=True,
-                temperature=params.temperature,
-                top_p=params.top_p,
+                **sampling,
                 max_new_tokens=params.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
         decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for i, text in zip(chunk, decoded, strict=True):
-            texts[i].append(text)
+            texts[i].extend([text] * (params.n if greedy else 1))
         if progress:
-            progress(len(chunk))
+            progress(len(chunk) * (params.n if greedy else 1))
     return [texts[i] for i in range(len(prompts))]
 
 
@@ -83,10 +93,15 @@ def torch_device(requested: str | None = None) -> torch.device:
     return device
 
 
-def _batches(tokenizer: Any, prompts: Sequence[str], n: int, batch_size: int, same_length: bool) -> Iterator[list[int]]:
+def _batches(
+    tokenizer: Any, prompts: Sequence[str], n: int, batch_size: int, same_length: bool, by_length: bool = False
+) -> Iterator[list[int]]:
     """Rows (one per prompt and sample, as prompt indices) cut into batches of at most ``batch_size``; rows of
-    one prompt sit together so that batches share lengths."""
-    if same_length:
+    one prompt sit together so that batches share lengths. ``by_length`` sorts prompts by length first."""
+    if by_length and not same_length:
+        lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+        orders = [sorted(range(len(prompts)), key=lengths.__getitem__)]
+    elif same_length:
         lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
         groups: dict[int, list[int]] = {}
         for i, length in enumerate(lengths):

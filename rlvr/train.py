@@ -68,6 +68,12 @@ class TrainConfig:
     data_path: str | None = None  # task "math": a local MATH/GSM8K-style JSONL file
     use_vllm: bool = False  # TRL's vLLM rollouts (GPU); colocate or server
     vllm_mode: str = "colocate"
+    template: str | None = None  # the task's prompt template, for tasks that have several (relevance)
+    # LoRA: with lora_r > 0 a fresh adapter on base_model is trained; a base_model that is itself an adapter
+    # directory is trained further as it is, whatever lora_r says.
+    lora_r: int = 0
+    lora_alpha: int = 32
+    bf16: bool = False  # bf16 autocast on CPU too (always on a GPU)
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
@@ -145,28 +151,50 @@ def trl_config(config: TrainConfig) -> Any:
         use_vllm=config.use_vllm,
         vllm_mode=config.vllm_mode,
         use_cpu=not on_gpu,
-        bf16=on_gpu,
+        bf16=on_gpu or config.bf16,
         disable_tqdm=os.environ.get("AGPO_NO_PROGRESS") == "1",
     )
+
+
+def _policy(config: TrainConfig) -> tuple[Any, Any]:
+    """The model RL starts from and the peft config of a fresh adapter (None: train the model as given)."""
+    from transformers import AutoModelForCausalLM
+
+    from llm.bases import adapter_base, is_adapter, resolve_base
+
+    base = Path(config.base_model)
+    if is_adapter(base):
+        from peft import PeftModel
+
+        model = AutoModelForCausalLM.from_pretrained(resolve_base(adapter_base(base)))
+        return PeftModel.from_pretrained(model, str(base), is_trainable=True), None
+    is_hub_id = not base.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", config.base_model) is not None
+    if not is_hub_id and not (base / "config.json").exists():
+        raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
+    model = AutoModelForCausalLM.from_pretrained(config.base_model)
+    if config.lora_r <= 0:
+        return model, None
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+    return model, lora
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run RL from ``config.base_model`` and save the final policy (a standard HF model dir) to ``output_dir``."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from agpo.rewards import as_trl_reward
     from agpo.trainer import AGPOTrainer
 
-    base = Path(config.base_model)
-    is_hub_id = not base.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", config.base_model) is not None
-    if not is_hub_id and not (base / "config.json").exists():
-        raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
     prompts, references, reward = _task(config)
+    model, peft_config = _policy(config)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     tokenizer.padding_side = "left"
     trainer = AGPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(config.base_model),
+        model=model,
+        peft_config=peft_config,
         processing_class=tokenizer,
         reward_funcs=[as_trl_reward(reward)],
         args=trl_config(config),

@@ -127,7 +127,7 @@ def _prompt_tokens(tokenizer: Any, examples: list[dict[str, str]]) -> dict[str, 
     }
 
 
-def _plain_loss_sft_trainer() -> type:
+def plain_loss_sft_trainer() -> type:
     """TRL's ``SFTTrainer`` with the model's own token-mean loss instead of TRL's fused chunked-logprob head.
 
     On CPU with a tiny model the fused head's chunked backward costs more than the whole model's; the model's
@@ -175,7 +175,7 @@ def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]
         dataloader_num_workers=0,
         disable_tqdm=not progress_enabled(),
     )
-    trainer = _plain_loss_sft_trainer()(
+    trainer = plain_loss_sft_trainer()(
         model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer
     )
     result = trainer.train()

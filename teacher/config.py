@@ -19,6 +19,8 @@ class DataSettings:
 
     seed: int = 0
     dir: str | None = None
+    real: str | None = None  # human-labelled pairs JSONL (meta.label) mixed into SFT; listed in the model card
+    real_examples: int = 0  # how many of them, drawn as evenly over labels as the file allows
     teacher_train: int = 20_000
     dev: int = 2_000
     gold_test: int = 2_000
@@ -44,12 +46,23 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """The adapter trained on a pretrained ``base`` (peft LoRA on every linear layer by default)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = "all-linear"
+
+
+@dataclass(frozen=True)
 class SftSettings:
     examples: int = 16_000  # teacher-train pairs used for SFT (the rest feed RL)
     epochs: float = 1.0
     learning_rate: float = 2e-3
     batch_size: int = 64
     max_length: int = 256
+    bf16: bool = False  # bf16 autocast on CPU: about 2x faster on AMX cores (DESIGN.md section 7)
 
 
 @dataclass(frozen=True)
@@ -78,16 +91,24 @@ class EvalSettings:
     max_new_tokens: int = 112
     temperature: float = 1.0
     batch_size: int = 256
+    dtype: str | None = None  # e.g. bfloat16 for a pretrained base on CPU
+    real: str | None = None  # a human-labelled pairs JSONL checked too (never one the recipe trained on)
+    real_pairs: int = 400
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
+    """``base`` empty: a small Qwen2 built from nothing (``model``, ``tokenizer``). ``base`` set (a registered
+    name, a model directory or a hub id, see :mod:`llm.bases`): a LoRA adapter (``lora``) on that base."""
+
     seed: int = 0
+    base: str | None = None
     schema: str = "esci"
     template: str = "compact"
     data: DataSettings = field(default_factory=DataSettings)
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     sft: SftSettings = field(default_factory=SftSettings)
     rl: RlSettings = field(default_factory=RlSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)

@@ -40,6 +40,7 @@ class EvalSettings:
     seed: int = 0
     schema: str = "esci"
     template: str = "compact"
+    dtype: str | None = None  # None: the stored dtype; "bfloat16" is about 1.6x faster on AMX CPUs
 
 
 def progress_enabled() -> bool:
@@ -67,7 +68,9 @@ def sample_answers(
     params = SamplingParams(
         n=settings.n, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, seed=settings.seed
     )
-    return sample_transformers(model_dir, prompts, params, batch_size=settings.batch_size, progress=progress)
+    return sample_transformers(
+        model_dir, prompts, params, batch_size=settings.batch_size, dtype=settings.dtype, progress=progress
+    )
 
 
 def _vote_sizes(n: int) -> list[int]:

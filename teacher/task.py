@@ -31,7 +31,7 @@ def relevance_task(config: TrainConfig) -> tuple[list[Any], list[str], Relevance
         records = read_jsonl(config.data_path)
     else:
         records = load_benchmark(seed=config.data_seed, sizes={"teacher_train": 4000}).splits["teacher_train"]
-    prompts, labels = relevance_rows(records)
+    prompts, labels = relevance_rows(records, DEFAULT_SCHEMA, config.template or DEFAULT_TEMPLATE)
     return prompts, labels, RelevanceReward(DEFAULT_SCHEMA)
 
 

@@ -1,6 +1,7 @@
 """The packages depend on each other in one direction only, as README's layout and docs/architecture.md draw them.
 
-relevance (the domain) and agpo (the algorithm) import no other part of the project; rlvr runs RL on agpo;
+relevance (the domain), agpo (the algorithm) and llm (pretrained bases and model loading) import no other part
+of the project; rlvr runs RL on agpo;
 teacher training builds on rlvr; the annotation engine (pipelines) never imports teacher training or RL; the
 HTTP services sit on the engine and the student's scorer; experiments may use anything, and only the CLI
 imports them; nothing imports the CLI.
@@ -17,13 +18,14 @@ from project_imports import PROJECT, ROOT, module_imports, package_files, top_mo
 ALLOWED = {
     "relevance": set(),
     "agpo": set(),
-    "rlvr": {"agpo"},
-    "teacher": {"agpo", "rlvr", "relevance"},
-    "pipelines": {"relevance"},
+    "llm": set(),
+    "rlvr": {"agpo", "llm"},
+    "teacher": {"agpo", "llm", "rlvr", "relevance"},
+    "pipelines": {"relevance", "llm"},
     "student": {"relevance"},
     "services": {"pipelines", "student", "relevance"},
-    "experiments": {"agpo", "rlvr", "relevance", "teacher", "pipelines", "student", "services"},
-    "cli": {"agpo", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments"},
+    "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services"},
+    "cli": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments"},
 }
 RELEVANCE_THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow"}
 

@@ -23,15 +23,18 @@ def plain_prompt(messages: Messages) -> str:
     return "\n\n".join(m["content"] for m in messages) + ANSWER_CUE
 
 
+# A LoRA adapter's config names its base: a new base under the same adapter is another teacher.
+_CONFIGS = ("config.json", "adapter_config.json")
+
+
 def model_revision(model_dir: str | Path) -> str:
-    """12 hex characters of sha256 over a model directory's weight files and ``config.json``.
+    """12 hex characters of sha256 over a model directory's weight files and ``config.json`` (for a LoRA
+    adapter directory: the adapter's weights and ``adapter_config.json``, which names the base).
 
     Names enter the hash with the bytes, so renaming a shard or moving bytes between shards changes it too.
     """
     root = Path(model_dir)
-    files = sorted(
-        p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
-    )
+    files = sorted(p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _CONFIGS))
     if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
         raise FileNotFoundError(f"no weight files ({', '.join(_WEIGHT_SUFFIXES)}) in {root}")
     digest = hashlib.sha256()

@@ -1,5 +1,8 @@
 """The in-process teacher: a local Hugging Face model directory, batched ``generate`` on CPU or GPU.
 
+A LoRA adapter directory is loaded onto its base and merged (:func:`llm.bases.load_causal_lm`), so serving
+an adapter costs what serving its base costs.
+
 Prompts are sorted by length and padded on the left, so a batch wastes little compute on padding and every
 row's answer starts at the same column. One lock serialises ``generate``: the teacher server calls it from
 several requests at once, and a model (and the global torch RNG that seeding uses) is not safe to share.
@@ -64,11 +67,13 @@ class TransformersBackend:
         torch_threads: int | None = None,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from llm.bases import BaseNotFoundError, is_model_dir, load_causal_lm
 
         self.model_dir = Path(model_dir)
-        if not (self.model_dir / "config.json").is_file():
-            raise TeacherError(f"{self.model_dir} is not a model directory (no config.json)")
+        if not is_model_dir(self.model_dir):
+            raise TeacherError(f"{self.model_dir} is not a model directory (no config.json or adapter_config.json)")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if torch_threads:
@@ -81,8 +86,10 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"  # answers must start at the same column in a batch
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype).to(self.device)
+        try:
+            self.model = load_causal_lm(self.model_dir, dtype=dtype).to(self.device)
+        except BaseNotFoundError as e:
+            raise TeacherError(str(e)) from e
         self.model.eval()
         self._max_model_len: int | None = getattr(self.model.config, "max_position_embeddings", None)
         eos = self.model.generation_config.eos_token_id

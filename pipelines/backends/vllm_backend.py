@@ -1,5 +1,8 @@
 """The in-process GPU teacher: vLLM's offline engine (``LLM``) on a local model directory.
 
+A LoRA adapter directory runs as vLLM serves adapters: the engine loads the base (``enable_lora``) and every
+request carries a ``LoRARequest`` for the adapter, unmerged.
+
 vLLM is a CUDA package that the CPU install does not have, so it is imported when a backend is built, never at
 module import; without it the constructor raises :class:`TeacherError` saying how to get it.
 """
@@ -37,6 +40,14 @@ def sampling_kwargs(decoding: Decoding, structured_outputs: dict[str, Any] | Non
     return kwargs
 
 
+def adapter_rank(adapter_dir: Path) -> int:
+    """The LoRA rank vLLM must reserve for the adapter (its ``max_lora_rank`` rounds up to 8, 16, 32, ...)."""
+    import json
+
+    rank = int(json.loads((adapter_dir / "adapter_config.json").read_text())["r"])
+    return next(size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank)
+
+
 def _finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
@@ -62,15 +73,32 @@ class VLLMBackend:
         except ImportError as error:
             raise TeacherError(INSTALL_HINT) from error
         self.model_dir = Path(model_dir)
-        if not (self.model_dir / "config.json").is_file():
-            raise TeacherError(f"{self.model_dir} is not a model directory (no config.json)")
         self._vllm = vllm
         self._revision = model_revision(self.model_dir)
-        self._llm = vllm.LLM(model=str(self.model_dir), **engine_kwargs)
+        model, self._lora = self._model_and_adapter(engine_kwargs)
+        self._llm = vllm.LLM(model=model, **engine_kwargs)
         template = getattr(self._llm.get_tokenizer(), "chat_template", None)
         self.use_chat = bool(template) if use_chat is None else use_chat
         self.structured_outputs = structured_outputs
         self._lock = threading.Lock()  # LLM is not thread-safe
+
+    def _model_and_adapter(self, engine_kwargs: dict[str, Any]) -> tuple[str, Any]:
+        """The model vLLM loads, and the ``LoRARequest`` every call carries (None for a full model)."""
+        if (self.model_dir / "config.json").is_file():
+            return str(self.model_dir), None
+        from llm.bases import BaseNotFoundError, adapter_base, is_adapter, resolve_base
+
+        if not is_adapter(self.model_dir):
+            raise TeacherError(f"{self.model_dir} is not a model directory (no config.json or adapter_config.json)")
+        try:
+            base = resolve_base(adapter_base(self.model_dir))
+        except BaseNotFoundError as e:
+            raise TeacherError(str(e)) from e
+        from vllm.lora.request import LoRARequest
+
+        engine_kwargs.setdefault("enable_lora", True)
+        engine_kwargs.setdefault("max_lora_rank", adapter_rank(self.model_dir))
+        return base, LoRARequest(self.model_dir.resolve().name, 1, str(self.model_dir.resolve()))
 
     @property
     def teacher_id(self) -> str:
@@ -88,9 +116,10 @@ class VLLMBackend:
         params = self._sampling_params(decoding)
         with self._lock:
             if self.use_chat:
-                outputs = self._llm.chat([list(m) for m in prompts], params, use_tqdm=False)
+                outputs = self._llm.chat([list(m) for m in prompts], params, use_tqdm=False, lora_request=self._lora)
             else:
-                outputs = self._llm.generate([plain_prompt(m) for m in prompts], params, use_tqdm=False)
+                texts = [plain_prompt(m) for m in prompts]
+                outputs = self._llm.generate(texts, params, use_tqdm=False, lora_request=self._lora)
         return [self._generation(out, decoding.n) for out in outputs]
 
     def _generation(self, output: Any, n: int) -> Generation:

@@ -36,6 +36,18 @@ def test_services_profiles_and_health():
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_the_lora_gpu_teacher_serves_the_adapter_under_the_teachers_name():
+    lora = compose()["services"]["teacher-gpu-lora"]
+    assert lora["profiles"] == ["gpu-lora"] and "healthcheck" in lora
+    command = lora["command"]
+    assert "--enable-lora" in command
+    name, path = command[command.index("--lora-modules") + 1].split("=")
+    assert name == "relevance-teacher" and any(v.rsplit(":", 2)[1] == path for v in lora["volumes"])
+    assert int(command[command.index("--max-lora-rank") + 1]) >= 16  # the recipe's rank (configs/teacher_smollm2.yaml)
+    assert "teacher" in lora["networks"]["default"]["aliases"]
+    assert lora["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
 def test_every_agpo_command_in_the_file_exists_with_its_options():
     from cli.main import app
 

@@ -35,6 +35,7 @@ NOT_IMPORTED = {
     "schemathesis": "used by the tests",
     "ruff": "the linter",
     "packaging": "used by these tests",
+    "gguf": "transformers reads the SmolLM2 base's GGUF file with it (from_pretrained(..., gguf_file=...))",
 }
 # Files the core never loads: the in-process and the vLLM teacher backends.
 LOCAL_BACKENDS = {"pipelines/backends/transformers_backend.py", "pipelines/backends/vllm_backend.py"}

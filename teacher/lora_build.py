@@ -1,0 +1,373 @@
+"""``agpo teacher build --base NAME``: a LoRA adapter on a pretrained LLM as the relevance teacher.
+
+Stages: data (synthetic benchmark traces, plus human-labelled real pairs whose answers are overlap reasoning,
+:mod:`teacher.targets`) -> LoRA SFT with TRL's ``SFTTrainer`` (checkpointed: an interrupted build resumes) ->
+optionally AGPO on the label reward with the adapter still trainable -> the adapter directory (a few MB: the
+adapter, the base's tokenizer and chat template, the generation config, ``model_card.json`` and the ids of
+every real training row) -> a quick check on synthetic gold-test and on real dev pairs.
+
+The adapter's ``base_model_name_or_path`` is the base as the recipe names it (``smollm2-135m-instruct``), not
+a path of this machine; :func:`llm.bases.load_causal_lm` resolves it wherever the adapter is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llm.bases import ADAPTER_CONFIG, BASES, resolve_base
+from relevance.prompts import prompt_version
+from teacher.build import Log, quiet_libraries, stage
+from teacher.config import TeacherConfig
+from teacher.data import Record, label_of, labelled_records, load_benchmark, messages, subset
+from teacher.evaluate import EvalSettings, evaluate_teacher, progress_enabled
+from teacher.targets import answer_target
+
+TRAINING_IDS = "training_ids.txt"
+DONE = "DONE"
+
+
+def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Record]:
+    """``count`` records drawn as evenly over labels as the labels' counts allow (rare labels all taken)."""
+    by_label: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_label[label_of(r)].append(r)
+    rng = random.Random(f"balanced-draw:{seed}")
+    for rows in by_label.values():
+        rng.shuffle(rows)
+    quota = dict.fromkeys(by_label, 0)
+    left = min(count, len(records))
+    while left:
+        open_labels = [k for k in sorted(by_label) if quota[k] < len(by_label[k])]
+        share = max(1, left // len(open_labels))
+        for k in open_labels:
+            take = min(share, len(by_label[k]) - quota[k], left)
+            quota[k] += take
+            left -= take
+            if not left:
+                break
+    drawn = [r for k in sorted(by_label) for r in by_label[k][: quota[k]]]
+    rng.shuffle(drawn)
+    return drawn
+
+
+def training_records(config: TeacherConfig) -> tuple[list[Record], dict[str, Any]]:
+    """The SFT mix (synthetic traces and real rows, shuffled) and where each part came from."""
+    d = config.data
+    sizes = {"teacher_train": d.teacher_train, "dev": d.dev, "gold_test": d.gold_test}
+    bench = load_benchmark(d.seed, sizes, d.dir)
+    synthetic = subset(bench.splits["teacher_train"], config.sft.examples, seed=config.seed)
+    real: list[Record] = []
+    source: dict[str, Any] = {**bench.source, "sft_examples": len(synthetic)}
+    rl_real: list[Record] = []
+    if d.real and d.real_examples > 0:
+        pool = labelled_records(d.real)
+        real = balanced_draw(pool, d.real_examples, config.seed)
+        # RL prompts: real rows the SFT pass never saw, so the reward teaches rather than recalls.
+        seen = {r["custom_id"] for r in real}
+        rest = [r for r in pool if r["custom_id"] not in seen]
+        rl_real = balanced_draw(rest, config.rl.steps * config.rl.prompts_per_step, config.seed + 1)
+        counts: dict[str, int] = defaultdict(int)
+        for r in real:
+            counts[label_of(r)] += 1
+        source["real"] = {
+            "file": d.real,
+            "sha256": hashlib.sha256(Path(d.real).read_bytes()).hexdigest(),
+            "rows": len(real),
+            "rl_rows": len(rl_real),
+            "labels": dict(sorted(counts.items())),
+            "sources": sorted({(r.get("meta") or {}).get("source", "unknown") for r in real}),
+            "ids_file": TRAINING_IDS,
+        }
+    mix = synthetic + real
+    random.Random(f"sft-mix:{config.seed}").shuffle(mix)
+    return mix, {"benchmark": bench, "source": source, "real": real, "rl_real": rl_real}
+
+
+def sft_examples(records: Sequence[Record], tokenizer: Any, config: TeacherConfig) -> list[dict[str, str]]:
+    """Prompt (chat template, assistant turn opened) and completion (:func:`teacher.targets.answer_target`)."""
+    return [
+        {
+            "prompt": tokenizer.apply_chat_template(
+                messages(r, config.schema, config.template), add_generation_prompt=True, tokenize=False
+            ),
+            "completion": answer_target(r),
+        }
+        for r in records
+    ]
+
+
+def lora_config(config: TeacherConfig) -> Any:
+    from peft import LoraConfig
+
+    lo = config.lora
+    return LoraConfig(
+        r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout, target_modules=lo.target_modules, task_type="CAUSAL_LM"
+    )
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def run_lora_sft(
+    config: TeacherConfig, base: str, tokenizer: Any, examples: list[dict[str, str]], sft_dir: Path
+) -> dict[str, Any]:
+    """LoRA SFT from ``base``; the adapter lands in ``sft_dir``. Resumes from the last checkpoint there."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig
+
+    from teacher.build import plain_loss_sft_trainer
+
+    s = config.sft
+    checkpoints = sft_dir / "checkpoints"
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        per_device_train_batch_size=s.batch_size,
+        max_length=s.max_length,
+        train_sampling_strategy="group_by_length",
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=True,
+        bf16=s.bf16,
+        report_to="none",
+        save_strategy="steps",
+        save_steps=50,
+        save_total_limit=1,
+        logging_steps=10,
+        dataloader_num_workers=0,
+        disable_tqdm=not progress_enabled(),
+    )
+    trainer = plain_loss_sft_trainer()(
+        model=AutoModelForCausalLM.from_pretrained(base),
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+    )
+    result = trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
+    trainer.model.save_pretrained(sft_dir)
+    tokenizer.save_pretrained(sft_dir)  # RL reads the tokenizer from the adapter it starts from
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    return {
+        "train_loss": float(result.training_loss),
+        "final_logged_loss": float(losses[-1]) if losses else None,
+        "steps": int(result.global_step),
+        "examples": len(examples),
+        "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
+    }
+
+
+def run_lora_rl(config: TeacherConfig, sft_dir: Path, rl_records: list[Record], work: Path) -> dict[str, Any]:
+    """AGPO (``config.rl``) on the label reward, training the SFT adapter further; it lands in ``work / 'rl'``."""
+    from dataclasses import replace
+
+    from rlvr.train import train
+    from teacher.build import rl_train_config
+    from teacher.data import write_jsonl
+
+    rl_pairs = work / "rl_pairs.jsonl"
+    write_jsonl(rl_records, rl_pairs)
+    run = replace(
+        rl_train_config(config.rl, config.seed, sft_dir, rl_pairs, work / "rl"),
+        template=config.template,
+        bf16=config.sft.bf16,
+        logging_steps=1,
+    )
+    summary = train(run)
+    rewards = [row["reward"] for row in summary["log_history"] if "reward" in row]
+    quarter = max(1, len(rewards) // 4)
+    return {
+        "estimator": config.rl.estimator,
+        "steps": summary["steps"],
+        "prompts": len(rl_records),
+        "rollouts": summary["steps"] * config.rl.prompts_per_step * config.rl.group_size,
+        "reward_first_quarter": sum(rewards[:quarter]) / quarter if rewards else None,
+        "reward_last_quarter": sum(rewards[-quarter:]) / quarter if rewards else None,
+        "train_runtime_s": round(summary["train_runtime_s"], 1),
+    }
+
+
+def export_adapter(adapter_dir: Path, out: Path, config: TeacherConfig, tokenizer: Any) -> None:
+    """The adapter with its base named portably, the tokenizer, and the generation settings labelling uses."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import GenerationConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    # Stored in bf16: half the bytes to commit, and the adapter is merged into the base on load in any case.
+    weights = load_file(adapter_dir / "adapter_model.safetensors")
+    save_file({k: v.to(torch.bfloat16) for k, v in weights.items()}, out / "adapter_model.safetensors")
+    shutil.copy2(adapter_dir / ADAPTER_CONFIG, out / ADAPTER_CONFIG)
+    adapter = json.loads((out / ADAPTER_CONFIG).read_text())
+    adapter["base_model_name_or_path"] = config.base
+    (out / ADAPTER_CONFIG).write_text(json.dumps(adapter, indent=2, sort_keys=True))
+    tokenizer.save_pretrained(out, save_jinja_files=False)
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    GenerationConfig(
+        do_sample=False,
+        max_new_tokens=config.eval.max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(out)
+
+
+def quick_checks(out: Path, config: TeacherConfig, bench: Any) -> dict[str, Any]:
+    """The card's quick checks: synthetic gold-test and, when configured, real pairs (``eval.real``)."""
+    e = config.eval
+    settings = EvalSettings(
+        n=e.n,
+        max_new_tokens=e.max_new_tokens,
+        temperature=e.temperature,
+        batch_size=e.batch_size,
+        seed=config.seed,
+        schema=config.schema,
+        template=config.template,
+        dtype=e.dtype,
+    )
+    checks: dict[str, Any] = {}
+    sets = {e.split: subset(bench.splits[e.split], e.pairs, seed=config.seed)}
+    if e.real:
+        sets[f"real:{Path(e.real).name}"] = labelled_records(e.real, pairs=e.real_pairs, seed=config.seed)
+    for name, records in sets.items():
+        report, _ = evaluate_teacher(out, records, settings)
+        checks[name] = {k: report[k] for k in ("pairs", "n", "headline", "seconds")}
+    return checks
+
+
+def _card(config: TeacherConfig, out: Path, source: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    from teacher.build import _versions
+
+    base = BASES.get(config.base or "")
+    adapter_bytes = (out / "adapter_model.safetensors").stat().st_size
+    return {
+        "name": f"relevance-teacher-{config.base}",
+        "task": "query-ad relevance (ESCI labels): brief reasoning, then a final line 'Label: <label>'",
+        "kind": "lora-adapter",
+        "base": {
+            "name": config.base,
+            **(
+                {
+                    "hub_id": base.hub_id,
+                    "gguf_sha256": base.sha256,
+                    "wheel": f"{base.distribution}=={base.version}",
+                    "licence": base.licence,
+                }
+                if base
+                else {}
+            ),
+        },
+        "adapter_size_bytes": adapter_bytes,
+        "label_schema": config.schema,
+        "prompt_template": config.template,
+        "prompt_version": prompt_version(config.template, config.schema),
+        "data": source,
+        "recipe": config.to_dict(),
+        "seeds": {"recipe": config.seed, "data": config.data.seed},
+        **extra,
+        "versions": _versions(),
+    }
+
+
+def readme(card: dict[str, Any]) -> str:
+    real = card["data"].get("real")
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"{card['task']}. A LoRA adapter ({card['adapter_size_bytes'] / 2**20:.1f} MiB) on "
+        f"`{card['base']['name']}`, trained by the project's teacher recipe; it loads onto its base with "
+        "`llm.bases.load_causal_lm` (or peft's `PeftModel.from_pretrained`).",
+        "",
+        f"- Prompt: template `{card['prompt_template']}`, version `{card['prompt_version']}`.",
+        f"- Synthetic training traces: {card['data'].get('sft_examples', 0)} (generator seed "
+        f"{card['data'].get('seed')}).",
+    ]
+    if real:
+        lines.append(
+            f"- Real training rows: {real['rows']} from `{real['file']}` (sha256 {real['sha256'][:12]}, labels "
+            f"{real['labels']}); their ids are in `{TRAINING_IDS}`. Never evaluate on them."
+        )
+    for name, check in card.get("metrics", {}).get("quick", {}).items():
+        head = check["headline"]
+        lines.append(
+            f"- Quick check, {name} ({check['pairs']} pairs, n={check['n']}): macro-F1 {head['macro_f1']:.3f}, "
+            f"kappa {head.get('cohen_kappa', float('nan')):.3f}, unparseable {head['unparseable_rate']:.2%}."
+        )
+    lines.append(f"- Rebuild: `{card.get('command') or 'agpo teacher build --config configs/teacher_smollm2.yaml'}`.")
+    if "build_seconds" in card:
+        lines.append(f"- Build time: {card['build_seconds'] / 60:.1f} min on the machine in `versions`.")
+    return "\n".join(lines) + "\n"
+
+
+def _write_card(out: Path, card: dict[str, Any]) -> None:
+    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    (out / "README.md").write_text(readme(card))
+
+
+def build_lora_teacher(
+    config: TeacherConfig,
+    out_dir: str | Path,
+    *,
+    work_dir: str | Path | None = None,
+    command: str = "",
+    log: Log = print,
+    skip_eval: bool = False,
+) -> dict[str, Any]:
+    """Build the adapter teacher into ``out_dir``; a finished SFT stage in ``work_dir`` is reused."""
+    from transformers import AutoTokenizer
+
+    if not config.base:
+        raise ValueError("build_lora_teacher needs config.base (a registered base, a model directory or a hub id)")
+    start = time.time()
+    quiet_libraries()
+    out, work = Path(out_dir), Path(work_dir or f"{out_dir}.work")
+    sft_dir = work / "sft"
+    timings: dict[str, float] = {}
+    with stage("data", timings, log):
+        records, parts = training_records(config)
+        base = resolve_base(config.base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        examples = sft_examples(records, tokenizer, config)
+        log(f"{len(records)} SFT examples ({len(parts['real'])} real); base {config.base} at {base}")
+    with stage("sft", timings, log):
+        if (sft_dir / DONE).is_file():
+            sft_metrics = json.loads((sft_dir / DONE).read_text())
+            log(f"reusing the finished SFT stage in {sft_dir}")
+        else:
+            sft_metrics = run_lora_sft(config, base, tokenizer, examples, sft_dir)
+            (sft_dir / DONE).write_text(json.dumps(sft_metrics))
+    rl_metrics: dict[str, Any] = {"steps": 0}
+    if config.rl.steps > 0:
+        with stage("rl", timings, log):
+            if not parts["rl_real"]:
+                raise ValueError("rl.steps > 0 needs real rows for RL prompts (data.real and data.real_examples)")
+            rl_metrics = run_lora_rl(config, sft_dir, parts["rl_real"], work)
+    with stage("export", timings, log):
+        export_adapter(work / "rl" if config.rl.steps > 0 else sft_dir, out, config, tokenizer)
+        used = parts["real"] + (parts["rl_real"] if config.rl.steps > 0 else [])
+        ids = sorted(r["custom_id"] for r in used)
+        (out / TRAINING_IDS).write_text("".join(f"{i}\n" for i in ids))
+    metrics: dict[str, Any] = {"sft": sft_metrics, "rl": rl_metrics}
+    stage_name = "sft+rl" if config.rl.steps > 0 else "sft"
+    card = _card(config, out, parts["source"], stage=stage_name, metrics=metrics, command=command)
+    _write_card(out, card)
+    if not skip_eval:
+        with stage("eval", timings, log):
+            metrics["quick"] = quick_checks(out, config, parts["benchmark"])
+    card.update(metrics=metrics, timings_s=timings, build_seconds=round(time.time() - start, 1))
+    _write_card(out, card)
+    return card
