@@ -31,7 +31,8 @@ from teacher.evaluate import EvalSettings, evaluate_teacher, progress_enabled
 from teacher.targets import answer_target
 
 TRAINING_IDS = "training_ids.txt"
-DONE = "DONE"
+DONE = "DONE"  # in the SFT folder: the stage finished (its metrics)
+KEY = "KEY"  # in the SFT folder: the settings it was trained under (sft_key)
 
 
 def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Record]:
@@ -111,6 +112,31 @@ def lora_config(config: TeacherConfig) -> Any:
     return LoraConfig(
         r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout, target_modules=lo.target_modules, task_type="CAUSAL_LM"
     )
+
+
+def sft_key(config: TeacherConfig) -> str:
+    """A hash of every setting the SFT stage depends on: a finished stage is reused only under the same key."""
+    settings = config.to_dict()
+    relevant = {k: settings[k] for k in ("seed", "base", "schema", "template", "data", "lora", "sft")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_sft(config: TeacherConfig, sft_dir: Path, log: Log, train: Any) -> dict[str, Any]:
+    """The SFT stage's metrics: reused when ``sft_dir`` finished under the same settings, else ``train()`` (which
+    resumes from a checkpoint of an interrupted run under the same settings). Other settings start afresh."""
+    key = sft_key(config)
+    key_file = sft_dir / KEY
+    if sft_dir.exists() and (not key_file.is_file() or key_file.read_text() != key):
+        log(f"{sft_dir} holds SFT under other settings: training again")
+        shutil.rmtree(sft_dir)
+    if (sft_dir / DONE).is_file():
+        log(f"reusing the finished SFT stage in {sft_dir}")
+        return json.loads((sft_dir / DONE).read_text())
+    sft_dir.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key)
+    metrics = train()
+    (sft_dir / DONE).write_text(json.dumps(metrics))
+    return metrics
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -344,12 +370,7 @@ def build_lora_teacher(
         examples = sft_examples(records, tokenizer, config)
         log(f"{len(records)} SFT examples ({len(parts['real'])} real); base {config.base} at {base}")
     with stage("sft", timings, log):
-        if (sft_dir / DONE).is_file():
-            sft_metrics = json.loads((sft_dir / DONE).read_text())
-            log(f"reusing the finished SFT stage in {sft_dir}")
-        else:
-            sft_metrics = run_lora_sft(config, base, tokenizer, examples, sft_dir)
-            (sft_dir / DONE).write_text(json.dumps(sft_metrics))
+        sft_metrics = cached_sft(config, sft_dir, log, lambda: run_lora_sft(config, base, tokenizer, examples, sft_dir))
     rl_metrics: dict[str, Any] = {"steps": 0}
     if config.rl.steps > 0:
         with stage("rl", timings, log):

@@ -16,7 +16,7 @@ from pipelines.backends import model_revision
 from relevance.real import write_real_sets
 from teacher.config import load_teacher_config
 from teacher.data import read_jsonl
-from teacher.lora_build import TRAINING_IDS, balanced_draw, build_lora_teacher
+from teacher.lora_build import TRAINING_IDS, balanced_draw, build_lora_teacher, cached_sft
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_BASE = ROOT / "models/relevance-teacher"
@@ -102,6 +102,19 @@ def test_a_finished_sft_stage_is_reused(built: tuple[Path, dict], real_sets: Pat
     again = build_lora_teacher(config, tmp_path / "again", work_dir=work, log=logged.append, skip_eval=True)
     assert any("reusing the finished SFT stage" in line for line in logged)
     assert again["metrics"]["sft"] == card["metrics"]["sft"] and again["stage"] == "sft"
+
+
+def test_sft_under_other_settings_is_trained_again(tmp_path: Path) -> None:
+    logged: list[str] = []
+    first = load_teacher_config(None, ["base=x"])
+    assert cached_sft(first, tmp_path / "sft", logged.append, lambda: {"run": 1}) == {"run": 1}
+    assert cached_sft(first, tmp_path / "sft", logged.append, lambda: {"run": 2}) == {"run": 1}
+    assert cached_sft(load_teacher_config(None, ["base=x", "rl.steps=5"]), tmp_path / "sft", logged.append, dict) == {
+        "run": 1
+    }  # RL settings do not touch SFT
+    changed = load_teacher_config(None, ["base=x", "sft.learning_rate=1e-3"])
+    assert cached_sft(changed, tmp_path / "sft", logged.append, lambda: {"run": 3}) == {"run": 3}
+    assert any("other settings" in line for line in logged)
 
 
 def test_the_transformers_backend_serves_the_adapter_and_its_revision_follows_it(
