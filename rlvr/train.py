@@ -156,6 +156,15 @@ def trl_config(config: TrainConfig) -> Any:
     )
 
 
+def _tokenizer_dir(base_model: str) -> str:
+    """Where the tokenizer is: the model's directory, or an adapter's base when the adapter carries none."""
+    from llm.bases import adapter_base, is_adapter, resolve_base
+
+    if is_adapter(base_model) and not (Path(base_model) / "tokenizer_config.json").is_file():
+        return resolve_base(adapter_base(base_model))
+    return base_model
+
+
 def _policy(config: TrainConfig) -> tuple[Any, Any]:
     """The model RL starts from and the peft config of a fresh adapter (None: train the model as given)."""
     from transformers import AutoModelForCausalLM
@@ -190,7 +199,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     prompts, references, reward = _task(config)
     model, peft_config = _policy(config)
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_dir(config.base_model))
     tokenizer.padding_side = "left"
     trainer = AGPOTrainer(
         model=model,

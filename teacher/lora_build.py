@@ -335,7 +335,11 @@ def readme(card: dict[str, Any]) -> str:
         )
     lines.append(f"- Rebuild: `{card.get('command') or 'agpo teacher build --config configs/teacher_smollm2.yaml'}`.")
     if "build_seconds" in card:
-        lines.append(f"- Build time: {card['build_seconds'] / 60:.1f} min on the machine in `versions`.")
+        sft_minutes = card["metrics"]["sft"].get("train_runtime_s", 0) / 60
+        lines.append(
+            f"- Build time: {card['build_seconds'] / 60:.1f} min for the last run of the command; its SFT stage "
+            f"(cached, resumable) trained for {sft_minutes:.0f} min on 2 CPU cores."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,57 @@
+"""The committed SmolLM2 teacher (a LoRA adapter on the real SmolLM2-135M-Instruct base): it loads from the
+pinned GGUF wheel, answers the official ``openai`` client through ``agpo serve teacher``'s app, and labels real
+Home Depot test pairs (never among its training rows) in the answer format the parser reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llm.bases import adapter_base, is_adapter
+from relevance.parsing import parse_label
+from relevance.prompts import build_messages
+from relevance.real import homedepot
+
+ROOT = Path(__file__).resolve().parents[2]
+TEACHER = ROOT / "models/relevance-teacher-smollm2"
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads((TEACHER / "model_card.json").read_text())
+
+
+def test_the_committed_teacher_is_a_small_adapter_on_the_registered_base(card: dict) -> None:
+    assert is_adapter(TEACHER) and adapter_base(TEACHER) == "smollm2-135m-instruct"
+    assert (TEACHER / "adapter_model.safetensors").stat().st_size < 16 * 2**20
+    assert card["base"]["gguf_sha256"] and card["data"]["real"]["rows"] > 0
+    ids = set((TEACHER / "training_ids.txt").read_text().split())
+    assert len(ids) == card["data"]["real"]["rows"] + card["data"]["real"]["rl_rows"]
+    held_out = {p.custom_id for s in ("dev", "test") for p in homedepot(s).pairs}
+    assert not ids & held_out, "the teacher trained on rows its evaluations use"
+
+
+def test_it_labels_real_pairs_through_the_openai_client(card: dict, serve_app) -> None:
+    from openai import OpenAI
+
+    from pipelines.backends.transformers_backend import TransformersBackend
+    from services.teacher_server import create_app
+
+    pairs = [json.loads(p.to_json()) for p in homedepot("test").pairs[:4]]
+    backend = TransformersBackend(TEACHER, batch_size=8, dtype="bfloat16")
+    with serve_app(create_app(backend, served_name="relevance-teacher")) as url:
+        client = OpenAI(base_url=url + "/v1", api_key="unused")
+        assert [m.id for m in client.models.list().data] == ["relevance-teacher"]
+        labels = []
+        for pair in pairs:
+            answer = client.chat.completions.create(
+                model="relevance-teacher",
+                messages=build_messages(pair, card["label_schema"], card["prompt_template"]),
+                temperature=0,
+                max_tokens=48,
+            )
+            labels.append(parse_label(answer.choices[0].message.content))
+    backend.close()
+    assert all(label in ("Exact", "Substitute", "Complement", "Irrelevant") for label in labels), labels
