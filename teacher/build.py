@@ -145,18 +145,13 @@ def plain_loss_sft_trainer() -> type:
     return PlainLossSFTTrainer
 
 
-def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]], sft_dir: Path) -> dict[str, Any]:
-    """SFT of a fresh small Qwen2 on (chat prompt, gold trace) pairs, loss on the trace; saved to ``sft_dir``."""
-    from datasets import Dataset
+def sft_args(config: TeacherConfig, output_dir: Path, **settings: Any) -> Any:
+    """TRL ``SFTConfig`` for both teacher recipes: ``config.sft``'s schedule on the CPU; ``settings`` add to it."""
     from trl import SFTConfig
 
-    from rlvr.tiny_lm import TinySize, build_model
-
-    m, s = config.model, config.sft
-    size = TinySize(m.hidden, m.layers, m.heads, m.kv_heads, m.intermediate, m.max_positions)
-    model = build_model(tokenizer, size, seed=config.seed)
-    args = SFTConfig(
-        output_dir=str(sft_dir / "sft-checkpoints"),
+    s = config.sft
+    return SFTConfig(
+        output_dir=str(output_dir),
         num_train_epochs=s.epochs,
         learning_rate=s.learning_rate,
         lr_scheduler_type="cosine",
@@ -168,13 +163,23 @@ def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=True,
-        bf16=False,
         report_to="none",
-        save_strategy="no",
-        logging_steps=25,
         dataloader_num_workers=0,
         disable_tqdm=not progress_enabled(),
+        **settings,
     )
+
+
+def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]], sft_dir: Path) -> dict[str, Any]:
+    """SFT of a fresh small Qwen2 on (chat prompt, gold trace) pairs, loss on the trace; saved to ``sft_dir``."""
+    from datasets import Dataset
+
+    from rlvr.tiny_lm import TinySize, build_model
+
+    m = config.model
+    size = TinySize(m.hidden, m.layers, m.heads, m.kv_heads, m.intermediate, m.max_positions)
+    model = build_model(tokenizer, size, seed=config.seed)
+    args = sft_args(config, sft_dir / "sft-checkpoints", bf16=False, save_strategy="no", logging_steps=25)
     trainer = plain_loss_sft_trainer()(
         model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer
     )
@@ -182,12 +187,18 @@ def run_sft(config: TeacherConfig, tokenizer: Any, examples: list[dict[str, str]
     shutil.rmtree(sft_dir / "sft-checkpoints", ignore_errors=True)
     model.save_pretrained(sft_dir)
     export_model_dir(sft_dir, sft_dir, tokenizer, config.eval.max_new_tokens)
+    return sft_summary(trainer, result, len(examples))
+
+
+def sft_summary(trainer: Any, result: Any, examples: int) -> dict[str, Any]:
+    """What the model card records of an SFT run."""
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     return {
         "train_loss": float(result.training_loss),
         "final_logged_loss": float(losses[-1]) if losses else None,
         "steps": int(result.global_step),
-        "examples": len(examples),
+        "examples": examples,
+        "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
     }
 
 
@@ -237,9 +248,10 @@ def run_rl(config: TeacherConfig, base: Path, rl_records: list[dict[str, Any]], 
     }
 
 
-def quick_eval(model_dir: Path, records: list[dict[str, Any]], config: TeacherConfig) -> dict[str, Any]:
+def eval_settings(config: TeacherConfig) -> EvalSettings:
+    """The quick check's sampling settings, from the recipe's ``eval`` section."""
     e = config.eval
-    settings = EvalSettings(
+    return EvalSettings(
         n=e.n,
         max_new_tokens=e.max_new_tokens,
         temperature=e.temperature,
@@ -247,8 +259,13 @@ def quick_eval(model_dir: Path, records: list[dict[str, Any]], config: TeacherCo
         seed=config.seed,
         schema=config.schema,
         template=config.template,
+        dtype=e.dtype,
     )
-    report, _ = evaluate_teacher(model_dir, subset(records, e.pairs, seed=config.seed), settings)
+
+
+def quick_eval(model_dir: Path, records: list[dict[str, Any]], config: TeacherConfig) -> dict[str, Any]:
+    e = config.eval
+    report, _ = evaluate_teacher(model_dir, subset(records, e.pairs, seed=config.seed), eval_settings(config))
     return {"split": e.split, **{k: report[k] for k in ("pairs", "n", "headline", "seconds")}}
 
 
@@ -276,15 +293,22 @@ def _card(config: TeacherConfig, model_dir: Path, tokenizer: Any, source: dict[s
         "parameters": _parameters(model_dir),
         "size_bytes": _size_on_disk(model_dir),
         "vocab_size": len(tokenizer),
+        **recipe_fields(config, source),
+        **extra,
+        "python": platform.python_version(),
+        "versions": _versions(),
+    }
+
+
+def recipe_fields(config: TeacherConfig, source: dict[str, Any]) -> dict[str, Any]:
+    """The card fields that say how a teacher was made and how to prompt it, for either recipe."""
+    return {
         "label_schema": config.schema,
         "prompt_template": config.template,
         "prompt_version": prompt_version(config.template, config.schema),
         "data": source,
         "recipe": config.to_dict(),
         "seeds": {"recipe": config.seed, "data": config.data.seed},
-        **extra,
-        "python": platform.python_version(),
-        "versions": _versions(),
     }
 
 

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from llm.bases import ADAPTER_CONFIG, BASES, resolve_base
-from relevance.prompts import prompt_version
-from teacher.build import Log, quiet_libraries, stage
+from teacher.build import Log, eval_settings, quiet_libraries, recipe_fields, stage
 from teacher.config import TeacherConfig
 from teacher.data import Record, label_of, labelled_records, load_benchmark, messages, subset
-from teacher.evaluate import EvalSettings, evaluate_teacher, progress_enabled
+from teacher.evaluate import evaluate_teacher
 from teacher.targets import answer_target
 
 TRAINING_IDS = "training_ids.txt"
@@ -150,32 +149,18 @@ def run_lora_sft(
     """LoRA SFT from ``base``; the adapter lands in ``sft_dir``. Resumes from the last checkpoint there."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import SFTConfig
 
-    from teacher.build import plain_loss_sft_trainer
+    from teacher.build import plain_loss_sft_trainer, sft_args, sft_summary
 
-    s = config.sft
     checkpoints = sft_dir / "checkpoints"
-    args = SFTConfig(
-        output_dir=str(checkpoints),
-        num_train_epochs=s.epochs,
-        learning_rate=s.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        per_device_train_batch_size=s.batch_size,
-        max_length=s.max_length,
-        train_sampling_strategy="group_by_length",
-        seed=config.seed,
-        data_seed=config.seed,
-        use_cpu=True,
-        bf16=s.bf16,
-        report_to="none",
+    args = sft_args(
+        config,
+        checkpoints,
+        bf16=config.sft.bf16,
         save_strategy="steps",
         save_steps=50,
         save_total_limit=1,
         logging_steps=10,
-        dataloader_num_workers=0,
-        disable_tqdm=not progress_enabled(),
     )
     trainer = plain_loss_sft_trainer()(
         model=AutoModelForCausalLM.from_pretrained(base),
@@ -188,14 +173,7 @@ def run_lora_sft(
     trainer.model.save_pretrained(sft_dir)
     tokenizer.save_pretrained(sft_dir)  # RL reads the tokenizer from the adapter it starts from
     shutil.rmtree(checkpoints, ignore_errors=True)
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    return {
-        "train_loss": float(result.training_loss),
-        "final_logged_loss": float(losses[-1]) if losses else None,
-        "steps": int(result.global_step),
-        "examples": len(examples),
-        "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
-    }
+    return sft_summary(trainer, result, len(examples))
 
 
 def run_lora_rl(config: TeacherConfig, sft_dir: Path, rl_records: list[Record], work: Path) -> dict[str, Any]:
@@ -254,17 +232,7 @@ def export_adapter(adapter_dir: Path, out: Path, config: TeacherConfig, tokenize
 
 def quick_checks(out: Path, config: TeacherConfig, bench: Any) -> dict[str, Any]:
     """The card's quick checks: synthetic gold-test and, when configured, real pairs (``eval.real``)."""
-    e = config.eval
-    settings = EvalSettings(
-        n=e.n,
-        max_new_tokens=e.max_new_tokens,
-        temperature=e.temperature,
-        batch_size=e.batch_size,
-        seed=config.seed,
-        schema=config.schema,
-        template=config.template,
-        dtype=e.dtype,
-    )
+    e, settings = config.eval, eval_settings(config)
     checks: dict[str, Any] = {}
     sets = {e.split: subset(bench.splits[e.split], e.pairs, seed=config.seed)}
     if e.real:
@@ -298,12 +266,7 @@ def _card(config: TeacherConfig, out: Path, source: dict[str, Any], **extra: Any
             ),
         },
         "adapter_size_bytes": adapter_bytes,
-        "label_schema": config.schema,
-        "prompt_template": config.template,
-        "prompt_version": prompt_version(config.template, config.schema),
-        "data": source,
-        "recipe": config.to_dict(),
-        "seeds": {"recipe": config.seed, "data": config.data.seed},
+        **recipe_fields(config, source),
         **extra,
         "versions": _versions(),
     }
