@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,10 +68,6 @@ class TrainConfig:
     use_vllm: bool = False  # TRL's vLLM rollouts (GPU); colocate or server
     vllm_mode: str = "colocate"
     template: str | None = None  # the task's prompt template, for tasks that have several (relevance)
-    # LoRA: with lora_r > 0 a fresh adapter on base_model is trained; a base_model that is itself an adapter
-    # directory is trained further as it is, whatever lora_r says.
-    lora_r: int = 0
-    lora_alpha: int = 32
     bf16: bool = False  # bf16 autocast on CPU too (always on a GPU)
 
     def __post_init__(self) -> None:
@@ -162,31 +157,27 @@ def _tokenizer_dir(base_model: str) -> str:
 
     if is_adapter(base_model) and not (Path(base_model) / "tokenizer_config.json").is_file():
         return resolve_base(adapter_base(base_model))
-    return base_model
+    return resolve_base(base_model)
 
 
-def _policy(config: TrainConfig) -> tuple[Any, Any]:
-    """The model RL starts from and the peft config of a fresh adapter (None: train the model as given)."""
+def _policy(base_model: str) -> Any:
+    """The model RL starts from: a LoRA adapter directory stays an adapter and trains further (on its base);
+    anything else (a model directory, a registered base, a hub id) is trained whole."""
     from transformers import AutoModelForCausalLM
 
-    from llm.bases import adapter_base, is_adapter, resolve_base
+    from llm.bases import BaseNotFoundError, adapter_base, is_adapter, resolve_base
 
-    base = Path(config.base_model)
-    if is_adapter(base):
+    if is_adapter(base_model):
         from peft import PeftModel
 
-        model = AutoModelForCausalLM.from_pretrained(resolve_base(adapter_base(base)))
-        return PeftModel.from_pretrained(model, str(base), is_trainable=True), None
-    is_hub_id = not base.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", config.base_model) is not None
-    if not is_hub_id and not (base / "config.json").exists():
-        raise FileNotFoundError(f"base model {base} not found: build it first (agpo base build --out {base})")
-    model = AutoModelForCausalLM.from_pretrained(config.base_model)
-    if config.lora_r <= 0:
-        return model, None
-    from peft import LoraConfig
-
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
-    return model, lora
+        model = AutoModelForCausalLM.from_pretrained(resolve_base(adapter_base(base_model)))
+        return PeftModel.from_pretrained(model, base_model, is_trainable=True)
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve_base(base_model))
+    except BaseNotFoundError:
+        raise FileNotFoundError(
+            f"base model {base_model} not found: build it first (agpo base build --out {base_model})"
+        ) from None
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -198,12 +189,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     from agpo.trainer import AGPOTrainer
 
     prompts, references, reward = _task(config)
-    model, peft_config = _policy(config)
+    model = _policy(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_dir(config.base_model))
     tokenizer.padding_side = "left"
     trainer = AGPOTrainer(
         model=model,
-        peft_config=peft_config,
         processing_class=tokenizer,
         reward_funcs=[as_trl_reward(reward)],
         args=trl_config(config),

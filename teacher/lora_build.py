@@ -17,8 +17,9 @@ import json
 import random
 import shutil
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +36,16 @@ KEY = "KEY"  # in the SFT folder: the settings it was trained under (sft_key)
 
 
 def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Record]:
-    """``count`` records drawn as evenly over labels as the labels' counts allow (rare labels all taken)."""
+    """``count`` records drawn as evenly over labels as the labels' counts allow (rare labels all taken):
+    one of each label in turn, from each label's rows shuffled with ``seed``."""
     by_label: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_label[label_of(r)].append(r)
     rng = random.Random(f"balanced-draw:{seed}")
     for rows in by_label.values():
         rng.shuffle(rows)
-    quota = dict.fromkeys(by_label, 0)
-    left = min(count, len(records))
-    while left:
-        open_labels = [k for k in sorted(by_label) if quota[k] < len(by_label[k])]
-        share = max(1, left // len(open_labels))
-        for k in open_labels:
-            take = min(share, len(by_label[k]) - quota[k], left)
-            quota[k] += take
-            left -= take
-            if not left:
-                break
-    drawn = [r for k in sorted(by_label) for r in by_label[k][: quota[k]]]
+    turns = zip_longest(*(by_label[k] for k in sorted(by_label)))
+    drawn = [r for turn in turns for r in turn if r is not None][:count]
     rng.shuffle(drawn)
     return drawn
 
@@ -74,15 +66,12 @@ def training_records(config: TeacherConfig) -> tuple[list[Record], dict[str, Any
         seen = {r["custom_id"] for r in real}
         rest = [r for r in pool if r["custom_id"] not in seen]
         rl_real = balanced_draw(rest, config.rl.steps * config.rl.prompts_per_step, config.seed + 1)
-        counts: dict[str, int] = defaultdict(int)
-        for r in real:
-            counts[label_of(r)] += 1
         source["real"] = {
             "file": d.real,
             "sha256": hashlib.sha256(Path(d.real).read_bytes()).hexdigest(),
             "rows": len(real),
             "rl_rows": len(rl_real),
-            "labels": dict(sorted(counts.items())),
+            "labels": dict(sorted(Counter(label_of(r) for r in real).items())),
             "sources": sorted({(r.get("meta") or {}).get("source", "unknown") for r in real}),
             "ids_file": TRAINING_IDS,
         }
@@ -120,7 +109,7 @@ def sft_key(config: TeacherConfig) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_sft(config: TeacherConfig, sft_dir: Path, log: Log, train: Any) -> dict[str, Any]:
+def cached_sft(config: TeacherConfig, sft_dir: Path, log: Log, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The SFT stage's metrics: reused when ``sft_dir`` finished under the same settings, else ``train()`` (which
     resumes from a checkpoint of an interrupted run under the same settings). Other settings start afresh."""
     key = sft_key(config)
@@ -170,8 +159,7 @@ def run_lora_sft(
         peft_config=lora_config(config),
     )
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
-    trainer.model.save_pretrained(sft_dir)
-    tokenizer.save_pretrained(sft_dir)  # RL reads the tokenizer from the adapter it starts from
+    trainer.model.save_pretrained(sft_dir)  # the adapter alone: RL reads the tokenizer from its base
     shutil.rmtree(checkpoints, ignore_errors=True)
     return sft_summary(trainer, result, len(examples))
 

@@ -9,6 +9,7 @@ module import; without it the constructor raises :class:`TeacherError` saying ho
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,8 +43,6 @@ def sampling_kwargs(decoding: Decoding, structured_outputs: dict[str, Any] | Non
 
 def adapter_rank(adapter_dir: Path) -> int:
     """The LoRA rank vLLM must reserve for the adapter (its ``max_lora_rank`` rounds up to 8, 16, 32, ...)."""
-    import json
-
     rank = int(json.loads((adapter_dir / "adapter_config.json").read_text())["r"])
     return next(size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank)
 

@@ -415,3 +415,14 @@ def test_a_closed_transformers_backend_refuses_work(tiny_lm_dir: Path) -> None:
     backend.close()
     with pytest.raises(TeacherError, match="closed"):
         backend.generate([ASK_SHORT], Decoding())
+
+
+@pytest.mark.parametrize(("rank", "reserved"), [(4, 8), (16, 16), (20, 32)])
+def test_vllm_reserves_the_adapter_rank_rounded_up_to_a_size_it_supports(tmp_path: Path, rank: int, reserved: int):
+    """vLLM itself needs a GPU (never here); the rank it is asked to reserve for an adapter is computed without it."""
+    import json
+
+    from pipelines.backends.vllm_backend import adapter_rank
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": rank, "base_model_name_or_path": "x"}))
+    assert adapter_rank(tmp_path) == reserved
