@@ -57,13 +57,22 @@ def annotate(
     key: Key = None,
     samples: Annotated[int | None, typer.Option(help="samples per pair")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
+    label_method: Annotated[
+        str | None, typer.Option(help="sample, score or overlap (default: the server's AGPO_LABEL_METHOD)")
+    ] = None,
 ) -> None:
     """Submit FILE as a job, follow it with a progress bar, and write its results to --out."""
     from services.client import AnnotationAPIError, AnnotationClient
 
     with AnnotationClient(url, key) as client:
         try:
-            job = client.create_job_jsonl(file, idempotency_key=f"cli-{uuid.uuid4().hex}", samples=samples, seed=seed)
+            job = client.create_job_jsonl(
+                file,
+                idempotency_key=f"cli-{uuid.uuid4().hex}",
+                samples=samples,
+                seed=seed,
+                label_method=label_method,
+            )
         except AnnotationAPIError as exc:
             raise _fail(str(exc)) from None
         except OSError as exc:

@@ -128,6 +128,9 @@ def _progress_bar(total: int, what: str) -> tuple[Progress | None, Any]:
 
 
 def print_report(report: dict[str, Any], title: str) -> None:
+    if "scored" in report:
+        _print_scored(report, title)
+        return
     table = Table(title=title)
     table.add_column("view")
     for column in ("accuracy", "macro-F1", "kappa", "ECE"):
@@ -144,6 +147,20 @@ def print_report(report: dict[str, Any], title: str) -> None:
     passk = ", ".join(f"pass@{k} {v:.3f}" for k, v in report["pass@k"].items())
     console.print(f"accuracy by difficulty (majority of {report['n']}): {tiers}")
     console.print(f"unparseable samples: {report['unparseable_rate']:.2%}; {passk}")
+
+
+def _print_scored(report: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for column in ("accuracy", "macro-F1", "kappa", "ECE", "label mass"):
+        table.add_column(column, justify="right")
+    s = report["scored"]
+    table.add_row(*(f"{s[k]:.3f}" for k in ("accuracy", "macro_f1", "cohen_kappa", "ece", "mean_label_mass")))
+    console.print(table)
+    if "agrees_with_answer" in report:
+        console.print(
+            f"written answers: {report['answer_unparseable_rate']:.2%} without a label; the scored label is the "
+            f"written one for {report['agrees_with_answer']:.1%}"
+        )
 
 
 def _card_of(model: Path) -> dict[str, Any]:
@@ -169,6 +186,13 @@ def eval_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     template: Annotated[str | None, typer.Option(help="prompt template (default: the model card's)")] = None,
     dtype: Annotated[str | None, typer.Option(help="e.g. bfloat16 (default: the stored dtype)")] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="sample: --n answers, voted; score: one greedy answer, the labels' probabilities at its label line; "
+            "overlap: rule-written overlap reasoning, the labels' probabilities after it (no generation)"
+        ),
+    ] = "sample",
     baselines_dev: Annotated[
         Path | None,
         typer.Option(help="labelled dev JSONL: also report the majority class and the zero-shot bi-encoder"),
@@ -176,10 +200,11 @@ def eval_cmd(
 ) -> None:
     """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k.
 
-    Temperature 0 is greedy decoding (one answer per pair, so use --n 1)."""
+    Temperature 0 is greedy decoding (one answer per pair, so use --n 1). --method score or overlap reads the
+    label as probabilities (one answer per pair; --n and --temperature do not apply)."""
     from teacher.build import quiet_libraries
     from teacher.data import labelled_records, split_records
-    from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
+    from teacher.evaluate import METHODS, EvalSettings, evaluate_teacher, plot_confusion, write_report
 
     quiet_libraries()
     from llm.bases import is_model_dir
@@ -187,6 +212,10 @@ def eval_cmd(
     if not is_model_dir(model):
         raise _fail(f"--model {model}: not a model directory (no config.json or adapter_config.json)")
     card = _card_of(model)
+    if method not in METHODS:
+        raise _fail(f"--method {method}: not one of {', '.join(METHODS)}")
+    if method != "sample":
+        n, temperature = 1, 0.0
     try:
         if pairs_file is not None:
             records = labelled_records(pairs_file, pairs=pairs, seed=seed)
@@ -204,8 +233,10 @@ def eval_cmd(
         schema=card.get("label_schema", "esci"),
         template=template or card.get("prompt_template", "compact"),
         dtype=dtype,
+        method=method,
     )
-    bar, advance = _progress_bar(len(records) * n, f"sampling {n} answers x {len(records)} pairs")
+    what = f"sampling {n} answers x" if method == "sample" else f"{method}: labelling"
+    bar, advance = _progress_bar(len(records) * n, f"{what} {len(records)} pairs")
     if bar:
         with bar:
             report, _ = evaluate_teacher(model, records, settings, progress=advance)
@@ -220,8 +251,16 @@ def eval_cmd(
     json_path = out or Path("runs/teacher-eval") / f"{model.name}-{split}.json"
     write_report(report, json_path)
     png = plot or json_path.with_suffix(".png")
-    plot_confusion(report, png, f"{model.name} on {split}: majority of {n} ({len(records)} pairs)")
-    print_report(report, f"{model} on {split} ({len(records)} pairs, n = {n})")
+    view = f"majority of {n}" if method == "sample" else f"{method} method"
+    plot_confusion(
+        report,
+        png,
+        f"{model.name} on {split}: {view} ({len(records)} pairs)",
+        key="scored" if "scored" in report else None,
+    )
+    print_report(
+        report, f"{model} on {split} ({len(records)} pairs, {'n = ' + str(n) if method == 'sample' else method})"
+    )
     for name, row in report.get("baselines", {}).items():
         if isinstance(row, dict):
             console.print(
@@ -330,6 +369,9 @@ def bench_cmd(
     pairs: Annotated[int, typer.Option(min=4, help="a seeded subset of this many pairs")] = 128,
     dtypes: Annotated[str, typer.Option(help="comma-separated torch dtypes")] = "bfloat16,float32",
     samples: Annotated[str, typer.Option(help="comma-separated samples per pair (1 is greedy)")] = "1,4",
+    methods: Annotated[
+        str, typer.Option(help="comma-separated label methods that score labels: score, overlap (or empty)")
+    ] = "score,overlap",
     batch_size: Annotated[int, typer.Option(help="sequences per generate call")] = 64,
     max_tokens: Annotated[int, typer.Option(help="answer token limit")] = 48,
     template: Annotated[str | None, typer.Option(help="prompt template (default: the model card's)")] = None,
@@ -354,6 +396,7 @@ def bench_cmd(
             schema=card.get("label_schema", "esci"),
             dtypes=[d.strip() for d in dtypes.split(",") if d.strip()],
             samples=[int(k) for k in samples.split(",")],
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
             batch_size=batch_size,
             max_tokens=max_tokens,
         )

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pipelines.backends.base import Decoding, TeacherBackend
-from relevance.parsing import parse_label
+from pipelines.backends.base import Decoding, LabelScorer, Messages, TeacherBackend, TeacherError
+from relevance.label_scores import reasoning_of, scored_answer, scored_label, scoring_prefix
+from relevance.overlap import overlap_reasoning
+from relevance.parsing import LABEL_PREFIX, parse_label
 from relevance.prompts import build_messages, prompt_version
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
 from relevance.votes import vote
@@ -119,6 +121,8 @@ def label_pairs(
     n = request.decoding.n
     samples: list[list[dict[str, Any]]] = [[] for _ in pairs]
     messages = [build_messages(p, schema, request.prompt_template) for p in pairs]
+    if request.decoding.method != "sample":
+        return _scored_pairs(pairs, messages, backend, request, batch_size, stats, on_batch)
 
     def ask(indices: list[int], want: dict[int, int]) -> None:
         # Group by how many samples are still wanted, so one call asks for the same n for every prompt in it.
@@ -168,6 +172,58 @@ def label_pairs(
             continue
         reasoning = next(r["text"] for r in rows if r["label"] == v.label)
         outcomes.append(PairOutcome(v.label, v.confidence, v.distribution, reasoning, rows, teacher, version))
+    return outcomes
+
+
+def _scored_pairs(
+    pairs: Sequence[Mapping[str, Any]],
+    messages: list[Messages],
+    backend: TeacherBackend,
+    request: LabelRequest,
+    batch_size: int,
+    stats: BatchStats,
+    on_batch: Any,
+) -> list[PairOutcome]:
+    """Label methods ``score`` and ``overlap``: reasoning (greedy up to the label line, or written by rule), then
+    the labels' probabilities after it; the most probable label, with its probability as the confidence."""
+    if not isinstance(backend, LabelScorer):
+        raise TeacherError(
+            f"label_method {request.decoding.method!r} needs a teacher backend that scores labels (transformers); "
+            f"{type(backend).__name__} can only sample: use label_method 'sample'"
+        )
+    decoding = request.decoding
+    greedy = Decoding(n=1, temperature=0.0, max_tokens=decoding.max_tokens, stop=(*decoding.stop, LABEL_PREFIX))
+    outcomes: list[PairOutcome] = []
+    for start in range(0, len(pairs), batch_size):
+        part = range(start, min(start + batch_size, len(pairs)))
+        t0 = time.perf_counter()
+        if decoding.method == "score":
+            generations = backend.generate([messages[i] for i in part], greedy)
+            stats.teacher_calls += 1
+            answers = [g.completions[0] for g in generations]
+            reasonings = [reasoning_of(c.text).replace("\x00", "") for c in answers]
+            tokens = [c.completion_tokens for c in answers]
+        else:
+            reasonings = [overlap_reasoning(pairs[i]["query"], pairs[i]["ad"]["title"]) for i in part]
+            tokens = [0] * len(part)
+        logprobs = backend.score_next(
+            [messages[i] for i in part], [scoring_prefix(r) for r in reasonings], request.schema.names
+        )
+        stats.teacher_seconds += time.perf_counter() - t0
+        stats.teacher_calls += 1
+        stats.teacher_prompts += len(part)
+        stats.completion_tokens += sum(tokens)
+        for reasoning, row, used in zip(reasonings, logprobs, tokens, strict=True):
+            s = scored_label(row, request.schema)
+            answer = scored_answer(reasoning, s.label)
+            sample = {**_sample_record(answer, s.label, used, decoding.method), "label_mass": round(s.mass, 6)}
+            outcomes.append(
+                PairOutcome(
+                    s.label, s.confidence, s.distribution, answer, [sample], backend.teacher_id, request.prompt_version
+                )
+            )
+        if on_batch is not None:
+            on_batch()
     return outcomes
 
 

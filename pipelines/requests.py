@@ -18,7 +18,7 @@ def job_columns(request: LabelRequest) -> dict[str, Any]:
         "prompt_template": request.prompt_template,
         "prompt_version": request.prompt_version,
         "samples": request.decoding.n,
-        "decoding": {**request.decoding.cache_key(), "seed": request.decoding.seed},
+        "decoding": request.decoding.record(),
     }
 
 
@@ -32,5 +32,6 @@ def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
         max_tokens=d["max_tokens"],
         stop=tuple(d.get("stop") or ()),
         seed=d.get("seed"),
+        method=d.get("method", "sample"),  # jobs created before label methods existed sampled
     )
     return LabelRequest(get_schema(job.label_schema), job.prompt_template, decoding, unparseable_retries)

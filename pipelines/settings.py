@@ -10,9 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.backends.base import LabelMethod
 from relevance.pairs import PairLimits
 
 
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     student_variant: Literal["int8", "fp32"] = Field("int8", description="which ONNX model of the export to serve")
     max_score_pairs: int = Field(256, ge=1, description="pairs per POST /v1/score")
     # annotation defaults
+    label_method: LabelMethod = Field(
+        "sample",
+        description="sample: `samples` answers voted; score: one greedy answer, the labels' probabilities at its "
+        "label line; overlap: rule-written overlap reasoning, then the labels' probabilities (transformers only)",
+    )
     samples: int = Field(4, ge=1, le=32, description="samples per pair (self-consistency)")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="sampling temperature (0: greedy)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
@@ -71,6 +77,15 @@ class Settings(BaseSettings):
     max_description_chars: int = Field(4096, ge=1, description="ad description length limit (422 above)")
     page_size_limit: int = Field(1000, ge=1, description="largest page of GET /v1/jobs/{id}/results/page")
     auth: bool = Field(True, description="bearer API keys; false only on a laptop (every caller is tenant default)")
+
+    @model_validator(mode="after")
+    def _scoring_backend(self) -> Settings:
+        if self.label_method != "sample" and self.teacher_backend != "transformers":
+            raise ValueError(
+                f"AGPO_LABEL_METHOD={self.label_method} needs AGPO_TEACHER_BACKEND=transformers (the "
+                f"{self.teacher_backend} backend can only sample); set AGPO_LABEL_METHOD=sample"
+            )
+        return self
 
     def pair_limits(self) -> PairLimits:
         return PairLimits(

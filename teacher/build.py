@@ -260,6 +260,7 @@ def eval_settings(config: TeacherConfig) -> EvalSettings:
         schema=config.schema,
         template=config.template,
         dtype=e.dtype,
+        method=e.method,
     )
 
 

@@ -63,6 +63,9 @@ class SftSettings:
     batch_size: int = 64
     max_length: int = 256
     bf16: bool = False  # bf16 autocast on CPU: about 2x faster on AMX cores (DESIGN.md section 7)
+    # A LoRA adapter directory to train further instead of a fresh adapter (``lora`` is then the adapter's own).
+    # Its real training rows are never drawn again and are listed with the new ones in the new card.
+    init_adapter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class EvalSettings:
     temperature: float = 1.0
     batch_size: int = 256
     dtype: str | None = None  # e.g. bfloat16 for a pretrained base on CPU
+    method: str = "sample"  # sample, score or overlap (teacher.evaluate.METHODS)
     real: str | None = None  # a human-labelled pairs JSONL checked too (never one the recipe trained on)
     real_pairs: int = 400
 

@@ -50,8 +50,17 @@ def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Reco
     return drawn
 
 
+def earlier_training_ids(config: TeacherConfig) -> list[str]:
+    """The real rows the adapter that ``sft.init_adapter`` continues was trained on (none for a fresh adapter)."""
+    if not config.sft.init_adapter:
+        return []
+    ids_file = Path(config.sft.init_adapter) / TRAINING_IDS
+    return ids_file.read_text().split() if ids_file.is_file() else []
+
+
 def training_records(config: TeacherConfig) -> tuple[list[Record], dict[str, Any]]:
-    """The SFT mix (synthetic traces and real rows, shuffled) and where each part came from."""
+    """The SFT mix (synthetic traces and real rows, shuffled) and where each part came from. Real rows an
+    adapter being continued was trained on are left out, so every real row is trained on once."""
     d = config.data
     sizes = {"teacher_train": d.teacher_train, "dev": d.dev, "gold_test": d.gold_test}
     bench = load_benchmark(d.seed, sizes, d.dir)
@@ -60,7 +69,8 @@ def training_records(config: TeacherConfig) -> tuple[list[Record], dict[str, Any
     source: dict[str, Any] = {**bench.source, "sft_examples": len(synthetic)}
     rl_real: list[Record] = []
     if d.real and d.real_examples > 0:
-        pool = labelled_records(d.real)
+        earlier = set(earlier_training_ids(config))
+        pool = [r for r in labelled_records(d.real) if r["custom_id"] not in earlier]
         real = balanced_draw(pool, d.real_examples, config.seed)
         # RL prompts: real rows the SFT pass never saw, so the reward teaches rather than recalls.
         seen = {r["custom_id"] for r in real}
@@ -71,6 +81,7 @@ def training_records(config: TeacherConfig) -> tuple[list[Record], dict[str, Any
             "sha256": hashlib.sha256(Path(d.real).read_bytes()).hexdigest(),
             "rows": len(real),
             "rl_rows": len(rl_real),
+            "earlier_rows": len(earlier),
             "labels": dict(sorted(Counter(label_of(r) for r in real).items())),
             "sources": sorted({(r.get("meta") or {}).get("source", "unknown") for r in real}),
             "ids_file": TRAINING_IDS,
@@ -106,6 +117,9 @@ def sft_key(config: TeacherConfig) -> str:
     """A hash of every setting the SFT stage depends on: a finished stage is reused only under the same key."""
     settings = config.to_dict()
     relevant = {k: settings[k] for k in ("seed", "base", "schema", "template", "data", "lora", "sft")}
+    if config.sft.init_adapter:  # the adapter's bytes, not only its path
+        weights = Path(config.sft.init_adapter) / "adapter_model.safetensors"
+        relevant["init_adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -151,12 +165,17 @@ def run_lora_sft(
         save_total_limit=1,
         logging_steps=10,
     )
+    model = AutoModelForCausalLM.from_pretrained(base)
+    if config.sft.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.sft.init_adapter, is_trainable=True)
     trainer = plain_loss_sft_trainer()(
-        model=AutoModelForCausalLM.from_pretrained(base),
+        model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
-        peft_config=lora_config(config),
+        peft_config=None if config.sft.init_adapter else lora_config(config),
     )
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
     trainer.model.save_pretrained(sft_dir)  # the adapter alone: RL reads the tokenizer from its base
@@ -274,9 +293,13 @@ def readme(card: dict[str, Any]) -> str:
         f"{card['data'].get('seed')}).",
     ]
     if real:
+        earlier = real.get("earlier_rows", 0)
+        init = card["recipe"]["sft"].get("init_adapter")
+        continued = f", continuing `{init}` (trained on {earlier} more)" if earlier else ""
         lines.append(
             f"- Real training rows: {real['rows']} from `{real['file']}` (sha256 {real['sha256'][:12]}, labels "
-            f"{real['labels']}); their ids are in `{TRAINING_IDS}`. Never evaluate on them."
+            f"{real['labels']}){continued}; the ids of all {real['rows'] + earlier} are in `{TRAINING_IDS}`. "
+            "Never evaluate on them."
         )
     for name, check in card.get("metrics", {}).get("quick", {}).items():
         head = check["headline"]
@@ -335,7 +358,7 @@ def build_lora_teacher(
     with stage("export", timings, log):
         export_adapter(work / "rl" if config.rl.steps > 0 else sft_dir, out, config, tokenizer)
         used = parts["real"] + (parts["rl_real"] if config.rl.steps > 0 else [])
-        ids = sorted(r["custom_id"] for r in used)
+        ids = sorted({r["custom_id"] for r in used} | set(earlier_training_ids(config)))
         (out / TRAINING_IDS).write_text("".join(f"{i}\n" for i in ids))
     metrics: dict[str, Any] = {"sft": sft_metrics, "rl": rl_metrics}
     stage_name = "sft+rl" if config.rl.steps > 0 else "sft"

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 Messages = list[dict[str, str]]
+
+# How a label is read from the teacher. sample: n answers, their labels voted (relevance.votes). score: one
+# greedy answer up to its label line, then every label's probability there (relevance.label_scores). overlap:
+# the reasoning written by rule (relevance.overlap), then the labels' probabilities: one forward pass, no
+# generation. score and overlap need a backend that is also a LabelScorer.
+LabelMethod = Literal["sample", "score", "overlap"]
+LABEL_METHODS: tuple[str, ...] = get_args(LabelMethod)
 
 
 @dataclass(frozen=True)
 class Decoding:
-    """Sampling settings for one request; part of the label-cache key (see :meth:`cache_key`)."""
+    """Decoding settings for one request; part of the label-cache key (see :meth:`cache_key`)."""
 
     n: int = 1
     temperature: float = 1.0
@@ -25,8 +32,13 @@ class Decoding:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    method: LabelMethod = "sample"
 
     def __post_init__(self) -> None:
+        if self.method not in LABEL_METHODS:
+            raise ValueError(f"method must be one of {', '.join(LABEL_METHODS)}, got {self.method!r}")
+        if self.method != "sample" and self.n != 1:
+            raise ValueError(f"method {self.method!r} reads one answer per pair; n must be 1, got {self.n}")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.temperature < 0:
@@ -37,11 +49,26 @@ class Decoding:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
     def cache_key(self) -> dict[str, Any]:
-        """The settings that change what the teacher says (the seed does not enter: samples are a draw)."""
+        """The settings that change what the teacher says (the seed does not enter: samples are a draw).
+
+        Sampled labels keep the key they had before methods existed; a scored answer is greedy, so sampling
+        settings do not enter its key, and an overlap answer depends on no decoding setting at all.
+        """
+        if self.method == "overlap":
+            return {"method": self.method}
         out = asdict(self)
         out.pop("seed")
         out["stop"] = list(self.stop)
+        if self.method == "sample":
+            out.pop("method")
+        else:
+            for name in ("n", "temperature", "top_p"):
+                out.pop(name)
         return out
+
+    def record(self) -> dict[str, Any]:
+        """Every setting, as a job row stores it (:func:`pipelines.requests.job_request` reads it back)."""
+        return {**asdict(self), "stop": list(self.stop)}
 
 
 @dataclass(frozen=True)
@@ -80,3 +107,15 @@ class TeacherBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LabelScorer(Protocol):
+    """A backend that can also score labels (label methods ``score`` and ``overlap``)."""
+
+    def score_next(
+        self, prompts: Sequence[Messages], prefixes: Sequence[str], candidates: Sequence[str]
+    ) -> list[list[float]]:
+        """For each prompt whose answer begins with ``prefixes[i]``: the log-probability that each candidate
+        comes next (of its first token, after a space), in ``candidates`` order."""
+        ...

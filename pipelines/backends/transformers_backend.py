@@ -168,6 +168,29 @@ class TransformersBackend:
                     results[index] = group if rows_per_prompt == decoding.n else group * decoding.n
         return [Generation(completions=results[i], prompt_tokens=len(encoded[i])) for i in range(len(encoded))]
 
+    # -- label scores -----------------------------------------------------------------------------------------
+
+    def score_next(
+        self, prompts: Sequence[Messages], prefixes: Sequence[str], candidates: Sequence[str]
+    ) -> list[list[float]]:
+        """:class:`~pipelines.backends.base.LabelScorer`: one forward pass per prompt, its answer begun with
+        its prefix; the log-probability of each candidate's first token next."""
+        from llm.scoring import first_tokens, next_token_logprobs
+
+        with self._lock:
+            self.ping()
+            try:
+                ids = first_tokens(self.tokenizer, candidates)
+            except ValueError as e:
+                raise TeacherError(f"{self.name}: {e}") from e
+            templated = self.has_chat_template
+            encoded = [
+                self._encode(self.render(m) + prefix, templated) for m, prefix in zip(prompts, prefixes, strict=True)
+            ]
+            self._check_lengths(encoded, Decoding(max_tokens=1))
+            rows = next_token_logprobs(self.model, self.tokenizer, encoded, ids, batch_size=self.batch_size)
+            return rows.tolist()
+
     def _check_lengths(self, encoded: list[list[int]], decoding: Decoding) -> None:
         limit = self.max_model_len
         for i, ids in enumerate(encoded):

@@ -67,11 +67,25 @@ def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
             f"prompt_template: unknown template {template!r}; known: {', '.join(template_names())}",
             param="prompt_template",
         )
+    method = options.label_method or settings.label_method
+    if method != "sample" and settings.teacher_backend != "transformers":
+        raise APIError(
+            422,
+            f"label_method: {method!r} needs the transformers teacher backend; this server's "
+            f"{settings.teacher_backend} backend can only sample",
+            param="label_method",
+        )
+    if method != "sample" and (options.samples or 1) > 1:
+        raise APIError(
+            422, f"samples: label_method {method!r} reads one answer per pair; leave samples out", param="samples"
+        )
+    sampled = method == "sample"
     decoding = Decoding(
-        n=options.samples or settings.samples,
-        temperature=settings.temperature if options.temperature is None else options.temperature,
+        n=(options.samples or settings.samples) if sampled else 1,
+        temperature=(settings.temperature if options.temperature is None else options.temperature) if sampled else 0.0,
         top_p=options.top_p or settings.top_p,
         max_tokens=options.max_tokens or settings.max_tokens,
         seed=options.seed,
+        method=method,
     )
     return LabelRequest(get_schema(schema), template, decoding, settings.unparseable_retries)

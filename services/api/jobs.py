@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 
 from pipelines import jobs as job_store
 from pipelines.annotate import label_pairs, result_line
-from pipelines.backends.base import TeacherError
+from pipelines.backends.base import LabelMethod, TeacherError
 from pipelines.db.session import session_scope
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
@@ -189,6 +189,7 @@ async def create_job_jsonl(
     idempotency_key: IdemKey = None,
     label_schema: str | None = None,
     prompt_template: str | None = None,
+    label_method: LabelMethod | None = None,
     samples: Annotated[int | None, Query(ge=1, le=32)] = None,
     temperature: Annotated[float | None, Query(ge=0.0, le=2.0)] = None,
     top_p: Annotated[float | None, Query(gt=0.0, le=1.0)] = None,
@@ -219,6 +220,7 @@ async def create_job_jsonl(
     options = AnnotateOptions(
         label_schema=label_schema,
         prompt_template=prompt_template,
+        label_method=label_method,
         samples=samples,
         temperature=temperature,
         top_p=top_p,

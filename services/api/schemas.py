@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.backends.base import LabelMethod
+
 EXAMPLE_PAIR = {
     "custom_id": "q1-ad7",
     "query": "samsung galaxy s23 case black",
@@ -26,6 +28,12 @@ class AnnotateOptions(BaseModel):
 
     label_schema: str | None = Field(None, description="label schema: esci (default), graded, binary")
     prompt_template: str | None = Field(None, description="prompt template: compact (tiny teacher) or full")
+    label_method: LabelMethod | None = Field(
+        None,
+        description="sample: the label is the majority of `samples` answers; score: one greedy answer, the label "
+        "and confidence from the labels' probabilities at its label line; overlap: rule-written overlap "
+        "reasoning, then the labels' probabilities (no generation)",
+    )
     samples: int | None = Field(None, ge=1, le=32, description="samples per pair; the label is their majority")
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)

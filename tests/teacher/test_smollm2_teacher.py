@@ -53,5 +53,20 @@ def test_it_labels_real_pairs_through_the_openai_client(card: dict, serve_app) -
                 max_tokens=48,
             )
             labels.append(parse_label(answer.choices[0].message.content))
+        # The engine's label methods on the same backend: the scored label is the written one, and the
+        # adapter expects the rule-written overlap reasoning (it was trained on it), so nearly all of the
+        # probability at the label line goes to some label.
+        from pipelines.annotate import LabelRequest, label_pairs
+        from pipelines.backends.base import Decoding
+
+        def request(method: str) -> LabelRequest:
+            return LabelRequest(
+                prompt_template=card["prompt_template"], decoding=Decoding(max_tokens=48, method=method)
+            )
+
+        scored = label_pairs(pairs, backend, request("score"))
+        overlap = label_pairs(pairs, backend, request("overlap"))
     backend.close()
     assert all(label in ("Exact", "Substitute", "Complement", "Irrelevant") for label in labels), labels
+    assert [o.label for o in scored] == labels
+    assert all(o.samples[0]["label_mass"] > 0.9 for o in overlap), [o.samples[0]["label_mass"] for o in overlap]

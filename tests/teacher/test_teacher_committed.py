@@ -112,6 +112,16 @@ def test_eval_reads_a_gold_pairs_file_and_names_bad_input(tmp_path: Path) -> Non
     report = json.loads(out.read_text())
     assert report["split"] == "hd" and report["pairs"] == 6
 
+    for method in ("score", "overlap"):
+        result = runner.invoke(app, [*args, "--pairs-file", str(small), "--method", method])
+        assert result.exit_code == 0, result.output
+        scored = json.loads(out.read_text())
+        assert scored["n"] == 1 and scored["settings"]["method"] == method
+        assert 0 <= scored["headline"]["macro_f1"] <= 1 and 0 < scored["scored"]["mean_label_mass"] <= 1
+        assert scored["scored"]["confusion"]["matrix"] and "agrees_with_answer" in scored
+    result = runner.invoke(app, [*args, "--pairs-file", str(small), "--method", "vote"])
+    assert result.exit_code == 2 and "--method vote: not one of sample, score, overlap" in result.output
+
     unlabelled = tmp_path / "unlabelled.jsonl"
     unlabelled.write_text('{"custom_id": "a", "query": "drill", "ad": {"title": "Drill"}}\n')
     broken = tmp_path / "broken.jsonl"

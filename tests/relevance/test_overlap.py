@@ -1,9 +1,10 @@
-"""Answer targets for real rows: overlap reasoning that can be checked against the pair, then the label line."""
+"""Overlap reasoning, checkable against the pair, and the answer targets of real rows built on it."""
 
 from __future__ import annotations
 
+from relevance.overlap import overlap_reasoning, query_terms, term_overlap
 from relevance.parsing import parse_label
-from teacher.targets import answer_target, overlap_reasoning, query_terms, term_overlap
+from teacher.targets import answer_target
 
 
 def test_query_terms_drop_filler_words_unless_nothing_else_is_left() -> None:
