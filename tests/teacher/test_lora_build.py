@@ -104,6 +104,31 @@ def test_a_finished_sft_stage_is_reused(built: tuple[Path, dict], real_sets: Pat
     assert again["metrics"]["sft"] == card["metrics"]["sft"] and again["stage"] == "sft"
 
 
+def test_a_continued_adapter_trains_on_new_real_rows_and_lists_both_stages(
+    built: tuple[Path, dict], real_sets: Path, tmp_path: Path
+) -> None:
+    first, _ = built
+    config = load_teacher_config(
+        None,
+        [
+            *mini(real_sets / "homedepot_train.jsonl", real_sets / "homedepot_dev.jsonl"),
+            "rl.steps=0",
+            "sft.examples=4",
+            f"sft.init_adapter={first}",
+        ],
+    )
+    out = tmp_path / "more"
+    card = build_lora_teacher(config, out, skip_eval=True)
+    earlier = set((first / "training_ids.txt").read_text().split())
+    ids = set((out / "training_ids.txt").read_text().split())
+    real = card["data"]["real"]
+    assert real["rows"] == 24 and real["earlier_rows"] == len(earlier) == 26  # 24 SFT + 2 RL rows before
+    assert earlier < ids and len(ids) == 24 + 26  # the new rows are new, and every row is listed
+    assert "continuing" in (out / "README.md").read_text()
+    before = (first / "adapter_model.safetensors").read_bytes()
+    assert (out / "adapter_model.safetensors").read_bytes() != before
+
+
 def test_sft_under_other_settings_is_trained_again(tmp_path: Path) -> None:
     logged: list[str] = []
     first = load_teacher_config(None, ["base=x"])
