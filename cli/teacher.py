@@ -202,9 +202,10 @@ def eval_cmd(
 
     Temperature 0 is greedy decoding (one answer per pair, so use --n 1). --method score or overlap reads the
     label as probabilities (one answer per pair; --n and --temperature do not apply)."""
+    from relevance.label_scores import LABEL_METHODS
     from teacher.build import quiet_libraries
     from teacher.data import labelled_records, split_records
-    from teacher.evaluate import METHODS, EvalSettings, evaluate_teacher, plot_confusion, write_report
+    from teacher.evaluate import EvalSettings, evaluate_teacher, plot_confusion, write_report
 
     quiet_libraries()
     from llm.bases import is_model_dir
@@ -212,8 +213,8 @@ def eval_cmd(
     if not is_model_dir(model):
         raise _fail(f"--model {model}: not a model directory (no config.json or adapter_config.json)")
     card = _card_of(model)
-    if method not in METHODS:
-        raise _fail(f"--method {method}: not one of {', '.join(METHODS)}")
+    if method not in LABEL_METHODS:
+        raise _fail(f"--method {method}: not one of {', '.join(LABEL_METHODS)}")
     if method != "sample":
         n, temperature = 1, 0.0
     try:

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.backends.base import LabelMethod
+from relevance.label_scores import LabelMethod
 from relevance.pairs import PairLimits
 
 

@@ -14,9 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from relevance.parsing import LABEL_PREFIX, format_label_line
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
+
+# How a label is read from a teacher. sample: n answers, their labels voted (relevance.votes). score: one greedy
+# answer up to its label line, then every label's probability there. overlap: the reasoning written by rule
+# (relevance.overlap), then the labels' probabilities: one forward pass, no generation.
+LabelMethod = Literal["sample", "score", "overlap"]
+LABEL_METHODS: tuple[str, ...] = get_args(LabelMethod)
 
 
 @dataclass(frozen=True)

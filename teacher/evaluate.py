@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from agpo.passk import pass_at_k_curve
-from relevance.label_scores import ScoredLabel, reasoning_of, scored_answer, scored_label, scoring_prefix
+from relevance.label_scores import LABEL_METHODS, ScoredLabel, reasoning_of, scored_answer, scored_label, scoring_prefix
 from relevance.metrics import evaluate_labels
 from relevance.overlap import overlap_reasoning
 from relevance.parsing import parse_label
@@ -36,10 +36,6 @@ from relevance.schemas import get_schema
 from relevance.votes import vote
 from rlvr.sampling import SamplingParams, sample_transformers
 from teacher.data import difficulty_of, label_of, messages
-
-# sample: n answers, voted. score: one greedy answer, the labels' probabilities at its label line. overlap: the
-# overlap reasoning written by rule (relevance.overlap), the labels' probabilities after it: no generation.
-METHODS = ("sample", "score", "overlap")
 
 
 @dataclass(frozen=True)
@@ -52,11 +48,11 @@ class EvalSettings:
     schema: str = "esci"
     template: str = "compact"
     dtype: str | None = None  # None: the stored dtype; "bfloat16" is about 1.6x faster on AMX CPUs
-    method: str = "sample"  # see METHODS
+    method: str = "sample"  # relevance.label_scores.LABEL_METHODS
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method not in LABEL_METHODS:
+            raise ValueError(f"method must be one of {', '.join(LABEL_METHODS)}, got {self.method!r}")
 
 
 def progress_enabled() -> bool:
@@ -220,9 +216,10 @@ def evaluate_teacher(
         scored = score_labels(
             model_dir, records, reasonings, settings, progress if settings.method == "overlap" else None
         )
+        written = [a[0] for a in answers] if settings.method == "score" else None
+        report = scored_report(records, scored, settings.schema, written)
         if settings.method == "overlap":
             answers = [[scored_answer(text, s.label)] for text, s in zip(reasonings, scored, strict=True)]
-        report = scored_report(records, scored, settings.schema, [a[0] for a in answers])
     report["model"] = str(model_dir)
     report["settings"] = asdict(settings)
     report["seconds"] = round(time.time() - start, 1)

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from relevance.label_scores import LABEL_METHODS, LabelMethod
 
 Messages = list[dict[str, str]]
-
-# How a label is read from the teacher. sample: n answers, their labels voted (relevance.votes). score: one
-# greedy answer up to its label line, then every label's probability there (relevance.label_scores). overlap:
-# the reasoning written by rule (relevance.overlap), then the labels' probabilities: one forward pass, no
-# generation. score and overlap need a backend that is also a LabelScorer.
-LabelMethod = Literal["sample", "score", "overlap"]
-LABEL_METHODS: tuple[str, ...] = get_args(LabelMethod)
 
 
 @dataclass(frozen=True)
@@ -32,6 +27,7 @@ class Decoding:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # How the label is read (relevance.label_scores); score and overlap need a backend that is a LabelScorer.
     method: LabelMethod = "sample"
 
     def __post_init__(self) -> None:

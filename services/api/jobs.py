@@ -17,10 +17,11 @@ from starlette.background import BackgroundTask
 
 from pipelines import jobs as job_store
 from pipelines.annotate import label_pairs, result_line
-from pipelines.backends.base import LabelMethod, TeacherError
+from pipelines.backends.base import TeacherError
 from pipelines.db.session import session_scope
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
+from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, validate_jsonl, validate_records
 from services.api.deps import DB, SettingsDep, Tenant, label_request
 from services.api.errors import APIError, BodyTooLargeError

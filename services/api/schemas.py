@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.backends.base import LabelMethod
+from relevance.label_scores import LabelMethod
 
 EXAMPLE_PAIR = {
     "custom_id": "q1-ad7",
