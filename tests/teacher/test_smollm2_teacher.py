@@ -1,6 +1,7 @@
-"""The committed SmolLM2 teacher (a LoRA adapter on the real SmolLM2-135M-Instruct base): it loads from the
-pinned GGUF wheel, answers the official ``openai`` client through ``agpo serve teacher``'s app, and labels real
-Home Depot test pairs (never among its training rows) in the answer format the parser reads."""
+"""The committed SmolLM2 teachers (LoRA adapters on the real SmolLM2-135M-Instruct base; ``-more`` continues the
+first on more real rows): they list every real row they trained on, none of them held out; the recommended one
+loads from the pinned GGUF wheel, answers the official ``openai`` client through ``agpo serve teacher``'s app,
+and labels real Home Depot test pairs (never among its training rows) with every label method."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from relevance.prompts import build_messages
 from relevance.real import homedepot
 
 ROOT = Path(__file__).resolve().parents[2]
-TEACHER = ROOT / "models/relevance-teacher-smollm2"
+FIRST = ROOT / "models/relevance-teacher-smollm2"
+TEACHER = ROOT / "models/relevance-teacher-smollm2-more"
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +25,22 @@ def card() -> dict:
     return json.loads((TEACHER / "model_card.json").read_text())
 
 
-def test_the_committed_teacher_is_a_small_adapter_on_the_registered_base(card: dict) -> None:
-    assert is_adapter(TEACHER) and adapter_base(TEACHER) == "smollm2-135m-instruct"
-    assert (TEACHER / "adapter_model.safetensors").stat().st_size < 16 * 2**20
-    assert card["base"]["gguf_sha256"] and card["data"]["real"]["rows"] > 0
-    ids = set((TEACHER / "training_ids.txt").read_text().split())
-    assert len(ids) == card["data"]["real"]["rows"] + card["data"]["real"]["rl_rows"]
+@pytest.mark.parametrize("adapter", [FIRST, TEACHER], ids=lambda p: p.name)
+def test_each_committed_teacher_is_a_small_adapter_listing_its_real_rows(adapter: Path) -> None:
+    card = json.loads((adapter / "model_card.json").read_text())
+    assert is_adapter(adapter) and adapter_base(adapter) == "smollm2-135m-instruct"
+    assert (adapter / "adapter_model.safetensors").stat().st_size < 16 * 2**20
+    real = card["data"]["real"]
+    assert card["base"]["gguf_sha256"] and real["rows"] > 0
+    ids = set((adapter / "training_ids.txt").read_text().split())
+    assert len(ids) == real["rows"] + real["rl_rows"] + real.get("earlier_rows", 0)
     held_out = {p.custom_id for s in ("dev", "test") for p in homedepot(s).pairs}
     assert not ids & held_out, "the teacher trained on rows its evaluations use"
+
+
+def test_the_continued_teacher_keeps_every_row_of_the_first() -> None:
+    first = set((FIRST / "training_ids.txt").read_text().split())
+    assert first < set((TEACHER / "training_ids.txt").read_text().split())
 
 
 def test_it_labels_real_pairs_through_the_openai_client(card: dict, serve_app) -> None:
