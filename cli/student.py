@@ -287,9 +287,6 @@ def study(
     ),
 ) -> None:
     """Students from the SFT, GRPO and AGPO teachers' labels and from gold labels, several seeds, on gold-test."""
-    import shlex
-    import sys
-
     from experiments.student_study import load_study_config, run_study, write_report
     from student.data import DataError
 
@@ -298,14 +295,38 @@ def study(
         summary = run_study(settings, out, console.print)
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
-    args = sys.argv[1:]
-    if args[:1] != ["student"]:  # run as python -m cli.student
-        args = ["student", *args]
-    write_report(summary, report, shlex.join(["agpo", *args]))
+    write_report(summary, report, _command_line())
     for name, row in summary["table"].items():
         f1 = row["macro_f1"]
         console.print(f"{name}: macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} (labels {row['label_macro_f1']:.3f})")
     console.print(f"wrote {report}")
+
+
+@app.command("keep-labels")
+def keep_labels_cmd(
+    results: Annotated[Path, typer.Argument(help="teacher result lines (agpo annotate --out, agpo jobs results)")],
+    out: Annotated[Path, typer.Option("--out", help="label file to write")],
+    pairs: Annotated[Path | None, typer.Option(help="keep only the pairs of this pairs JSONL")] = None,
+) -> None:
+    """A label file from teacher results: labels, confidences and distributions, without the reasoning."""
+    from student.data import DataError, keep_labels
+
+    try:
+        n = keep_labels(results, out, pairs)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"wrote {n:,} label lines to {out}")
+
+
+def _command_line() -> str:
+    """This invocation as a shell command (``agpo student ...``), for the report it writes."""
+    import shlex
+    import sys
+
+    args = sys.argv[1:]
+    if args[:1] != ["student"]:  # run as python -m cli.student
+        args = ["student", *args]
+    return shlex.join(["agpo", *args])
 
 
 @app.command()
@@ -318,9 +339,6 @@ def curve(
     dataset: Annotated[list[str] | None, typer.Option(help="run only these datasets of the config")] = None,
 ) -> None:
     """Learning curves: student macro-F1 on a test set against training pairs, beside zero-shot and majority."""
-    import shlex
-    import sys
-
     from experiments.student_curve import check_files, load_curve_config, run_curve, select_datasets, write_report
     from student.data import DataError
 
@@ -330,8 +348,25 @@ def curve(
         summary = run_curve(settings, out, console.print)
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
-    args = sys.argv[1:]
-    if args[:1] != ["student"]:
-        args = ["student", *args]
-    write_report(summary, report, shlex.join(["agpo", *args]))
+    write_report(summary, report, _command_line())
+    console.print(f"wrote {report}")
+
+
+@app.command("value-chain")
+def value_chain(
+    config: Annotated[Path, typer.Option("--config", "-c", help="value-chain YAML")] = Path("configs/value_chain.yaml"),
+    out: Annotated[Path, typer.Option(help="work dir; finished runs are reused")] = Path("runs/value-chain"),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
+        "docs/results/value_chain.md"
+    ),
+) -> None:
+    """Students on scarce gold, on the teacher's labels of a pool, and on both, against zero-shot and the teacher."""
+    from experiments.value_chain import load_chain_config, run_chain, write_report
+    from student.data import DataError
+
+    try:
+        summary = run_chain(load_chain_config(config), out, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    write_report(summary, report, _command_line())
     console.print(f"wrote {report}")

@@ -27,10 +27,11 @@ def backend_options(settings: Settings) -> dict[str, object]:
             if settings.teacher_structured_outputs
             else None,
         }
+    dtype = {} if settings.teacher_dtype == "auto" else {"dtype": settings.teacher_dtype}
     if settings.teacher_backend == "transformers":
         # The backend counts sequences per generate call: every prompt brings `samples` of them.
-        return {"batch_size": settings.teacher_batch_size * settings.samples}
-    return {}
+        return {"batch_size": settings.teacher_batch_size * settings.samples, **dtype}
+    return dtype
 
 
 def get_backend(settings: Settings) -> TeacherBackend:

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         None, description='JSON sent as vLLM structured_outputs, e.g. {"regex": "..."}'
     )
     teacher_batch_size: int = Field(32, ge=1, description="prompts per teacher call (x samples = sequences)")
+    teacher_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="weights' dtype (transformers, vllm); auto: as stored; `agpo teacher bench` compares "
+        "float32 and bfloat16 on this CPU",
+    )
     teacher_concurrency: int = Field(8, ge=1, description="concurrent HTTP requests (backend openai)")
     # student scoring (POST /v1/score)
     student_model: str | None = Field(

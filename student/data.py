@@ -31,6 +31,8 @@ from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
 
 Source = Literal["auto", "teacher", "gold"]
 RESULT_STATUSES = ("completed", "failed")
+# What distillation reads from a result line; the reasoning and the bookkeeping are left out of label files.
+LABEL_FIELDS = ("custom_id", "status", "label", "confidence", "distribution", "teacher", "prompt_version", "error")
 MAX_DESCRIPTION_CHARS = 240
 
 
@@ -332,6 +334,27 @@ def split_by_query(
     train = [e for e in examples if e.group not in dev_groups]
     dev = [e for e in examples if e.group in dev_groups]
     return train, dev
+
+
+def keep_labels(results: str | Path, out: str | Path, pairs: str | Path | None = None) -> int:
+    """Write ``results``' lines with only :data:`LABEL_FIELDS` (shares rounded to 6 places) to ``out``, keeping
+    only the pairs in ``pairs`` when given; returns the number of lines written."""
+    results = Path(results)
+    wanted = {p.custom_id for p in read_pairs(pairs)} if pairs is not None else None
+    written = 0
+    with Path(out).open("w", encoding="utf-8") as fh:
+        for lineno, record in _read_json_lines(results):
+            cid = record.get("custom_id")
+            if not isinstance(cid, str):
+                raise DataError(results, "custom_id: field required (a non-empty string)", lineno)
+            if wanted is not None and cid not in wanted:
+                continue
+            kept = {k: record[k] for k in LABEL_FIELDS if record.get(k) is not None}
+            if isinstance(kept.get("distribution"), Mapping):
+                kept["distribution"] = {k: round(v, 6) for k, v in kept["distribution"].items()}
+            fh.write(json.dumps(kept, ensure_ascii=False) + "\n")
+            written += 1
+    return written
 
 
 def filter_confidence(examples: Sequence[Example], min_confidence: float) -> list[Example]:

@@ -145,18 +145,23 @@ def majority_report(
     return report
 
 
+def grade_order(sch: LabelSchema) -> list[str]:
+    """The schema's labels, most relevant first: the order cosine cut points split."""
+    return sorted(sch.names, key=lambda n: -sch.grade(n))
+
+
 def fit_cosine_thresholds(
     cos: np.ndarray, y_true: Sequence[str], schema: str | LabelSchema, n_quantiles: int = 19
 ) -> list[float]:
     """K-1 descending cut points on cosine (labels by grade, most relevant on top), best dev macro-F1."""
     sch = get_schema(schema)
-    order = sorted(sch.names, key=lambda n: -sch.grade(n))
+    order = grade_order(sch)
     candidates = np.unique(np.quantile(cos, np.linspace(0, 1, n_quantiles + 2)[1:-1]))
     y = np.array([order.index(t) for t in y_true])
     best, best_f1 = None, -1.0
     for cuts in itertools.combinations(candidates[::-1], len(order) - 1):
         pred = _apply_cuts(cos, cuts)
-        f1 = _macro_f1(y, pred, len(order))
+        f1 = macro_f1_indices(y, pred, len(order))
         if f1 > best_f1:
             best, best_f1 = cuts, f1
     if best is None:  # fewer distinct cosines than labels: everything on top
@@ -169,13 +174,14 @@ def _apply_cuts(cos: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
     return np.searchsorted(-np.asarray(cuts), -cos, side="left")
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
-    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
-    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+def macro_f1_indices(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Macro-F1 of label indices 0..k-1 over the labels present in ``y`` or ``pred``; ``pred == k`` is "no label"
+    (a miss for its gold label, a prediction of none)."""
+    cm = np.bincount(y * (k + 1) + pred, minlength=k * (k + 1)).reshape(k, k + 1)
+    tp = np.diag(cm[:, :k]).astype(float)
+    denom = cm[:, :k].sum(axis=0) + cm.sum(axis=1)
     f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float(f1[present].mean())
+    return float(f1[denom > 0].mean())
 
 
 def bi_encoder_cosines(
@@ -210,14 +216,21 @@ def bi_encoder_report(
         "label_mapping": None,
     }
     if dev:
-        dev_cos = bi_encoder_cosines(dev, base_model)
-        cuts = fit_cosine_thresholds(dev_cos, [e.label for e in dev], sch)
-        order = sorted(sch.names, key=lambda n: -sch.grade(n))
-        pred = [order[i] for i in _apply_cuts(cos, cuts)]
+        pred, cuts = cosine_labels(cos, bi_encoder_cosines(dev, base_model), [e.label for e in dev], sch)
         labels = evaluate_labels(y_true, pred, sch)
         report.update({k: labels[k] for k in ("accuracy", "macro_f1", "cohen_kappa", "per_class", "confusion")})
-        report["label_mapping"] = {"fitted_on": "dev", "labels_in_order": order, "cosine_cuts": cuts}
+        report["label_mapping"] = {"fitted_on": "dev", "labels_in_order": grade_order(sch), "cosine_cuts": cuts}
     return report
+
+
+def cosine_labels(
+    cos: np.ndarray, dev_cos: np.ndarray, dev_labels: Sequence[str], schema: str | LabelSchema
+) -> tuple[list[str], list[float]]:
+    """Labels for cosines by cut points fitted on labelled dev cosines, and the cuts."""
+    sch = get_schema(schema)
+    cuts = fit_cosine_thresholds(dev_cos, dev_labels, sch)
+    order = grade_order(sch)
+    return [order[i] for i in _apply_cuts(cos, cuts)], cuts
 
 
 def save_confusion_png(report: dict[str, Any], path: str | Path, title: str) -> Path:

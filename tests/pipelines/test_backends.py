@@ -177,6 +177,21 @@ def test_importing_the_package_and_its_remote_backends_loads_no_torch() -> None:
 # -- vllm ---------------------------------------------------------------------------------------------------------
 
 
+def test_the_teacher_dtype_setting_reaches_the_model(tiny_lm_dir: Path) -> None:
+    import torch
+
+    from pipelines.runtime import backend_options
+    from pipelines.settings import Settings
+
+    assert "dtype" not in backend_options(Settings(teacher_model=str(tiny_lm_dir)))  # auto: as stored
+    options = backend_options(Settings(teacher_model=str(tiny_lm_dir), teacher_dtype="bfloat16"))
+    backend = create_backend("transformers", str(tiny_lm_dir), **options)
+    assert next(backend.model.parameters()).dtype == torch.bfloat16
+    assert backend.generate([ASK], Decoding(n=1, max_tokens=4, temperature=0.0))[0].completions
+    with pytest.raises(ValueError, match="teacher_dtype"):
+        Settings(teacher_dtype="int4")
+
+
 def test_vllm_backend_without_vllm_says_how_to_install_it(tiny_lm_dir: Path) -> None:
     # A CPU machine can only check the lazy import: running vLLM needs a CUDA GPU. No mock stands in for it.
     try:

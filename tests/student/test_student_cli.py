@@ -35,6 +35,37 @@ def test_failed_only_results_and_bad_options(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_keep_labels_drops_reasoning_and_pairs_not_asked_for(tmp_path: Path) -> None:
+    results, pairs, out = tmp_path / "results.jsonl", tmp_path / "pairs.jsonl", tmp_path / "labels.jsonl"
+    line = {
+        "custom_id": "a",
+        "status": "completed",
+        "label": "Exact",
+        "confidence": 0.6,
+        "distribution": {"Exact": 0.6123456789, "Irrelevant": 0.3876543211},
+        "reasoning": "In the ad: drill.\nLabel: Exact",
+        "samples": 1,
+        "teacher": "t@1",
+        "prompt_version": "p",
+        "cached": False,
+        "error": None,
+    }
+    failed = {"custom_id": "b", "status": "failed", "label": None, "error": "no label"}
+    results.write_text("".join(json.dumps(x) + "\n" for x in (line, failed, {**line, "custom_id": "c"})))
+    pairs.write_text("".join(json.dumps({"custom_id": c, "query": "q", "ad": {"title": "t"}}) + "\n" for c in "ab"))
+    result = runner.invoke(app, ["keep-labels", str(results), "--out", str(out), "--pairs", str(pairs)])
+    assert result.exit_code == 0, result.output
+    kept = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [k["custom_id"] for k in kept] == ["a", "b"]  # c is not in the pairs file
+    assert set(kept[0]) == {"custom_id", "status", "label", "confidence", "distribution", "teacher", "prompt_version"}
+    assert kept[0]["distribution"] == {"Exact": 0.612346, "Irrelevant": 0.387654}
+    assert kept[1] == {"custom_id": "b", "status": "failed", "error": "no label"}
+
+    results.write_text(json.dumps(line) + "\n{not json\n")
+    result = runner.invoke(app, ["keep-labels", str(results), "--out", str(out)])
+    assert result.exit_code == 2 and f"{results}, line 2: not valid JSON" in " ".join(result.output.split())
+
+
 def test_score_writes_one_line_per_pair(exported_student: Path, student_bench: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.jsonl"
     result = runner.invoke(

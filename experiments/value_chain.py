@@ -1,0 +1,461 @@
+"""Is the teacher worth running? Students trained with scarce gold, with the teacher's labels of an unlabelled pool,
+and with both, scored on the same human-labelled test set beside the zero-shot bi-encoder and the teacher itself.
+
+Every arm names what it trains on: ``gold`` (a query-whole subset of the gold file, drawn afresh per seed, none of
+it in the pool) and/or ``teacher`` (the teacher's result lines for the pool, read from a committed file so the
+experiment never relabels), plus any :class:`student.train.TrainConfig` overrides (``min_confidence`` for
+confidence filtering, ``targets: soft`` for the teacher's label distributions). Seed ``s`` draws the same gold
+subset and trains with the same seed in every arm, so arms are compared seed by seed.
+
+Intervals resample both the test pairs and the seeds (a percentile bootstrap): a difference between two arms is
+"above 0" only when it holds for other test pairs and other training runs alike. Each run leaves ``eval.json``
+(metrics and its test predictions) in its folder and is skipped when it is there, so the experiment resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.kit import format_interval, format_mean_std, mean_std_cell
+from rlvr.config import from_mapping, read_mapping
+
+Log = Callable[[str], None]
+GOLD, TEACHER = "gold", "teacher"
+
+
+@dataclass(frozen=True)
+class ChainData:
+    """``gold``: gold pairs the scarce gold is drawn from; ``pool``: the pairs the teacher labelled (joined to its
+    results by ``custom_id``); ``pool_labels`` and ``test_labels``: the teacher's result lines for the pool and
+    for the test pairs; ``dev`` chooses checkpoints and fits the bi-encoder's cut points; ``test`` scores."""
+
+    gold: str
+    pool: str
+    pool_labels: str
+    dev: str
+    test: str
+    test_labels: str | None = None
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    uses: tuple[str, ...]  # "gold", "teacher" or both
+    recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for this arm
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    data: ChainData
+    arms: tuple[Arm, ...]
+    gold_pairs: int = 500
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for every arm
+    bootstrap: int = 2000
+    comparisons: tuple[tuple[str, str], ...] = ()  # (arm, reference): reference is an arm, bi_encoder or teacher
+
+    def validate(self) -> None:
+        names = [a.name for a in self.arms]
+        problems = [f"arm {n!r} appears twice" for n in sorted({n for n in names if names.count(n) > 1})]
+        for arm in self.arms:
+            unknown = sorted(set(arm.uses) - {GOLD, TEACHER})
+            if unknown or not arm.uses:
+                problems.append(f"arm {arm.name!r}: uses must be gold and/or teacher, got {list(arm.uses)}")
+        references = {*names, "bi_encoder", "majority", *(("teacher",) if self.data.test_labels else ())}
+        for arm, ref in self.comparisons:
+            if arm not in names:
+                problems.append(f"comparison ({arm}, {ref}): {arm!r} is not an arm")
+            if ref not in references:
+                others = sorted(references - set(names))
+                problems.append(f"comparison ({arm}, {ref}): {ref!r} is neither an arm nor one of {others}")
+        if self.gold_pairs < 1:
+            problems.append("gold_pairs must be at least 1")
+        if not self.seeds:
+            problems.append("seeds: give at least one")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def load_chain_config(path: str | Path) -> ChainConfig:
+    cfg = from_mapping(ChainConfig, read_mapping(path), source=str(path))
+    cfg.validate()
+    return cfg
+
+
+def check_files(cfg: ChainConfig) -> None:
+    """FileNotFoundError for the first missing data file, before anything trains."""
+    for role, path in asdict(cfg.data).items():
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(
+                f"data.{role}: no file {path} (`agpo relevance real --out runs/relevance/real` writes the real sets)"
+            )
+
+
+# -- training sets -------------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def gold_subset(gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` gold pairs made of whole queries (shuffled by ``seed``), none of them in ``exclude``."""
+    from relevance.pairs import Pair
+    from student.data import query_group
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in gold:
+        if row["custom_id"] not in exclude:
+            groups.setdefault(query_group(Pair.model_validate(row)), []).append(row)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    picked = [row for group in order for row in groups[group]]
+    if n > len(picked):
+        raise ValueError(f"asked for {n:,} gold pairs, {len(picked):,} are outside the pool")
+    return picked[:n]
+
+
+def gold_as_result(row: dict[str, Any]) -> dict[str, Any]:
+    """A gold pair as a result line with its pair inline: the human label, certain."""
+    return {
+        "custom_id": row["custom_id"],
+        "status": "completed",
+        "label": row["meta"]["label"],
+        "confidence": 1.0,
+        "query": row["query"],
+        "ad": row["ad"],
+    }
+
+
+def teacher_rows(labels: Sequence[dict[str, Any]], pool: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The teacher's completed result lines with their pairs inline (failed lines carry no label to learn)."""
+    rows = []
+    for line in labels:
+        if line.get("status") != "completed":
+            continue
+        pair = pool.get(line["custom_id"])
+        if pair is None:
+            raise ValueError(f"teacher label {line['custom_id']!r} has no pair in the pool file")
+        rows.append({**line, "query": pair["query"], "ad": pair["ad"]})
+    return rows
+
+
+# -- runs ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """What every run reads, loaded once."""
+
+    gold: list[dict[str, Any]]
+    teacher: list[dict[str, Any]]
+    test_pairs: list[tuple[str, str]]
+    test_labels: np.ndarray  # schema indices
+    schema: str
+
+
+def load_inputs(cfg: ChainConfig, schema: str = "esci") -> Inputs:
+    from relevance.schemas import get_schema
+    from student.data import load_gold
+
+    pool = {row["custom_id"]: row for row in _read_jsonl(cfg.data.pool)}
+    test = load_gold(cfg.data.test, schema).examples
+    sch = get_schema(schema)
+    return Inputs(
+        gold=_read_jsonl(cfg.data.gold),
+        teacher=teacher_rows(_read_jsonl(cfg.data.pool_labels), pool),
+        test_pairs=[(e.query, e.ad_text) for e in test],
+        test_labels=np.array([sch.index(e.label) for e in test]),
+        schema=schema,
+    )
+
+
+def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if GOLD in arm.uses:
+        pool_ids = {row["custom_id"] for row in inputs.teacher}
+        rows += [gold_as_result(r) for r in gold_subset(inputs.gold, pool_ids, cfg.gold_pairs, seed)]
+    if TEACHER in arm.uses:
+        rows += inputs.teacher
+    return rows
+
+
+def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, log: Log) -> dict[str, Any]:
+    """Train one student for ``arm`` and ``seed`` and score it on test; ``eval.json`` caches the outcome."""
+    from relevance.metrics import evaluate_labels
+    from relevance.schemas import get_schema
+    from student.evaluate import predict_logits
+    from student.train import TrainConfig, train
+
+    report_path = out / "eval.json"
+    if report_path.exists():
+        return json.loads(report_path.read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    train_file = out / "train.jsonl"
+    rows = training_rows(arm, inputs, cfg, seed)
+    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    config = TrainConfig(**{**cfg.recipe, **arm.recipe, "seed": seed, "progress": False})
+    started = time.perf_counter()
+    trained = train(train_file, out / "model", config, source="teacher", dev_path=cfg.data.dev, schema=inputs.schema)
+    train_s = time.perf_counter() - started
+    pred = predict_logits(out / "model", inputs.test_pairs).argmax(axis=1)
+    sch = get_schema(inputs.schema)
+    metrics = evaluate_labels([sch.names[i] for i in inputs.test_labels], [sch.names[i] for i in pred], sch)
+    training = trained.meta["training"]
+    summary = {
+        "arm": arm.name,
+        "seed": seed,
+        "train_pairs": trained.meta["data"]["train"]["n"],
+        "skipped": trained.meta["data"]["skipped"],
+        "train_seconds": round(train_s, 1),
+        "steps": training["steps"],
+        "selected_step": (training.get("selection") or {}).get("best_step"),
+        **{k: metrics[k] for k in ("accuracy", "macro_f1", "cohen_kappa")},
+        "predictions": pred.tolist(),
+    }
+    report_path.write_text(json.dumps(summary))
+    # Metrics and predictions stay; 90 MB of weights per run do not.
+    shutil.rmtree(out / "model", ignore_errors=True)
+    train_file.unlink()
+    f1, kappa = summary["macro_f1"], summary["cohen_kappa"]
+    log(f"  {arm.name} seed {seed}: macro-F1 {f1:.3f}, kappa {kappa:.3f} ({train_s:.0f}s)")
+    return summary
+
+
+# -- references: what a team has without the experiment's students --------------------------------------------
+
+
+def reference_predictions(cfg: ChainConfig, inputs: Inputs) -> dict[str, np.ndarray]:
+    """Test predictions (schema indices; ``k`` = no label) of the zero-shot bi-encoder (cut points fitted on dev),
+    the majority class of the gold file, and, when its test labels are given, the teacher."""
+    from collections import Counter
+
+    from relevance.schemas import get_schema
+    from student.data import load_gold
+    from student.evaluate import bi_encoder_cosines, cosine_labels
+
+    sch = get_schema(inputs.schema)
+    test = load_gold(cfg.data.test, sch.name).examples
+    dev = load_gold(cfg.data.dev, sch.name).examples
+    labels, _ = cosine_labels(bi_encoder_cosines(test), bi_encoder_cosines(dev), [e.label for e in dev], sch)
+    majority = Counter(row["meta"]["label"] for row in inputs.gold).most_common(1)[0][0]
+    out = {
+        "bi_encoder": np.array([sch.index(x) for x in labels]),
+        "majority": np.full(len(test), sch.index(sch.normalize(majority) or majority)),
+    }
+    if cfg.data.test_labels:
+        by_id = {line["custom_id"]: line for line in _read_jsonl(cfg.data.test_labels)}
+        missing = [e.custom_id for e in test if e.custom_id not in by_id]
+        if missing:
+            raise ValueError(f"data.test_labels has no teacher label for {len(missing)} test pairs, e.g. {missing[0]}")
+        k = len(sch.names)
+        out["teacher"] = np.array(
+            [sch.index(by_id[e.custom_id]["label"]) if by_id[e.custom_id].get("label") else k for e in test]
+        )
+    return out
+
+
+# -- statistics ----------------------------------------------------------------------------------------------
+
+
+def bootstrap_f1(
+    y: np.ndarray,
+    runs: np.ndarray,
+    reference: np.ndarray | None,
+    k: int,
+    reps: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean macro-F1 over ``runs`` (seeds x pairs of predictions), minus ``reference``'s when given (one run per
+    seed, paired, or one run for all), with a 95% percentile interval resampling test pairs and seeds together."""
+    from student.evaluate import macro_f1_indices
+
+    runs = np.atleast_2d(runs)
+    ref = None if reference is None else np.atleast_2d(reference)
+    if ref is not None and ref.shape[0] not in (1, runs.shape[0]):
+        raise ValueError(f"{ref.shape[0]} reference runs for {runs.shape[0]} runs: give one, or one per seed")
+
+    def statistic(pairs: np.ndarray, seeds: np.ndarray) -> float:
+        values = []
+        for s in seeds:
+            value = macro_f1_indices(y[pairs], runs[s][pairs], k)
+            if ref is not None:
+                value -= macro_f1_indices(y[pairs], ref[s if ref.shape[0] > 1 else 0][pairs], k)
+            values.append(value)
+        return float(np.mean(values))
+
+    every_pair, every_seed = np.arange(y.size), np.arange(runs.shape[0])
+    rng = np.random.default_rng(seed)
+    draws = [
+        statistic(rng.integers(0, y.size, y.size), rng.integers(0, runs.shape[0], runs.shape[0])) for _ in range(reps)
+    ]
+    low, high = np.quantile(draws, [0.025, 0.975])
+    point = statistic(every_pair, every_seed)
+    return {"mean": round(point, 4), "low": round(float(low), 4), "high": round(float(high), 4)}
+
+
+# -- the experiment ------------------------------------------------------------------------------------------
+
+
+def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
+    """Every arm at every seed (runs in ``out``, resuming), the references, and the summary."""
+    from relevance.metrics import cohen_kappa
+    from relevance.schemas import get_schema
+
+    check_files(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = load_inputs(cfg)
+    sch = get_schema(inputs.schema)
+    k = len(sch.names)
+    log(
+        f"gold {cfg.gold_pairs:,} pairs per seed; teacher-labelled pool {len(inputs.teacher):,} pairs; "
+        f"test {inputs.test_labels.size:,} pairs; seeds {list(cfg.seeds)}"
+    )
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for arm in cfg.arms:
+        log(f"{arm.name}: trains on {' + '.join(arm.uses)}")
+        runs[arm.name] = [run_arm(cfg, arm, seed, inputs, out / arm.name / f"seed{seed}", log) for seed in cfg.seeds]
+    references = reference_predictions(cfg, inputs)
+    y = inputs.test_labels
+    names = [*sch.names, "(none)"]
+
+    def kappa(pred: np.ndarray) -> float:
+        return cohen_kappa([names[i] for i in y], [names[i] if i < k else None for i in pred], sch)
+
+    preds = {name: np.array([r["predictions"] for r in rs]) for name, rs in runs.items()}
+    table: dict[str, Any] = {}
+    for arm in cfg.arms:
+        rs = runs[arm.name]
+        table[arm.name] = {
+            "uses": list(arm.uses),
+            "recipe": arm.recipe,
+            "train_pairs": mean_std_cell([r["train_pairs"] for r in rs], "seeds", 1),
+            "macro_f1": mean_std_cell([r["macro_f1"] for r in rs], "seeds", 4),
+            "macro_f1_95": bootstrap_f1(y, preds[arm.name], None, k, cfg.bootstrap),
+            "cohen_kappa": mean_std_cell([r["cohen_kappa"] for r in rs], "seeds", 4),
+            "train_seconds": mean_std_cell([r["train_seconds"] for r in rs], "seeds", 1),
+        }
+    for name, pred in references.items():
+        table[name] = {
+            "macro_f1": bootstrap_f1(y, pred, None, k, cfg.bootstrap)["mean"],
+            "macro_f1_95": bootstrap_f1(y, pred, None, k, cfg.bootstrap),
+            "cohen_kappa": round(kappa(pred), 4),
+        }
+    comparisons = []
+    for arm_name, ref in cfg.comparisons:
+        ref_pred = preds.get(ref, references.get(ref))
+        diff = bootstrap_f1(y, preds[arm_name], ref_pred, k, cfg.bootstrap)
+        comparisons.append({"arm": arm_name, "reference": ref, "macro_f1_difference": diff, "above_0": diff["low"] > 0})
+    summary = {
+        "config": _jsonable(cfg),
+        "test": {"path": cfg.data.test, "pairs": int(y.size)},
+        "table": table,
+        "comparisons": comparisons,
+        "runs": {name: [_without_predictions(r) for r in rs] for name, rs in runs.items()},
+    }
+    return summary
+
+
+def _without_predictions(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in run.items() if key != "predictions"}
+
+
+def _jsonable(cfg: ChainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def write_report(summary: dict[str, Any], md_path: Path, command: str) -> Path:
+    """The Markdown report, with the plot (.png) and the summary (.json) beside it."""
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.with_suffix(".json").write_text(json.dumps({**summary, "command": command}, indent=2))
+    png = plot(summary, md_path.with_suffix(".png"))
+    md_path.write_text(render_markdown(summary, command, png.name))
+    return md_path
+
+
+def _f1_cell(row: dict[str, Any]) -> str:
+    f1 = row["macro_f1"]
+    ci = row["macro_f1_95"]
+    point = format_mean_std(f1["mean"], f1["std"]) if isinstance(f1, dict) else f"{f1:.3f}"
+    return f"{point} [{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
+def _kappa_cell(row: dict[str, Any]) -> str:
+    kappa = row["cohen_kappa"]
+    return format_mean_std(kappa["mean"], kappa["std"]) if isinstance(kappa, dict) else f"{kappa:.3f}"
+
+
+def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
+    cfg = summary["config"]
+    test = summary["test"]
+    lines = [
+        "# The value chain: scarce gold, the teacher's labels, or both",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Test: `{test['path']}`, {test['pairs']:,} pairs. Seeds {cfg['seeds']} (seed s draws the same "
+        f"{cfg['gold_pairs']:,} gold pairs and trains with the same seed in every arm). Students: macro-F1 mean ± "
+        "std over seeds, then the 95% interval when test pairs and seeds are resampled together "
+        f"({cfg['bootstrap']:,} draws).",
+        "",
+        "| trains on | pairs | macro-F1 | kappa | train s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in summary["table"].items():
+        if "uses" in row:
+            lines.append(
+                f"| {name} | {row['train_pairs']['mean']:,.0f} | {_f1_cell(row)} | {_kappa_cell(row)} "
+                f"| {row['train_seconds']['mean']:.0f} |"
+            )
+        else:
+            lines.append(f"| *{name}* (reference) | | {_f1_cell(row)} | {_kappa_cell(row)} | |")
+    if summary["comparisons"]:
+        lines += ["", "| difference in macro-F1 | mean [95% interval] | above 0 |", "| --- | --- | --- |"]
+        for c in summary["comparisons"]:
+            d = c["macro_f1_difference"]
+            lines.append(
+                f"| {c['arm']} - {c['reference']} | {format_interval(d['mean'], d['low'], d['high'])} "
+                f"| {'yes' if c['above_0'] else 'no'} |"
+            )
+    lines += ["", f"![macro-F1 by arm]({png})", "", "Arms:", ""]
+    for arm in cfg["arms"]:
+        extra = f", {arm['recipe']}" if arm["recipe"] else ""
+        lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{extra}")
+    lines += ["", f"Recipe for every arm: `{cfg['recipe'] or 'student.train.TrainConfig defaults'}`.", ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["table"]
+    names = list(rows)
+    means = [r["macro_f1"]["mean"] if isinstance(r["macro_f1"], dict) else r["macro_f1"] for r in rows.values()]
+    lows = [m - r["macro_f1_95"]["low"] for m, r in zip(means, rows.values(), strict=True)]
+    highs = [r["macro_f1_95"]["high"] - m for m, r in zip(means, rows.values(), strict=True)]
+    colors = ["tab:blue" if "uses" in r else "tab:gray" for r in rows.values()]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 4.2), dpi=120)
+    ax.bar(range(len(names)), means, yerr=[lows, highs], color=colors, capsize=4)
+    for i, m in enumerate(means):
+        ax.text(i, m + highs[i] + 0.005, f"{m:.3f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
+    ax.set_ylabel("macro-F1 on test (95% interval: pairs and seeds)")
+    ax.set_title(f"Students (blue) and references (gray), {summary['test']['pairs']:,} test pairs", fontsize=10)
+    ax.set_ylim(0, max(m + h for m, h in zip(means, highs, strict=True)) + 0.05)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

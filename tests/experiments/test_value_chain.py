@@ -1,0 +1,156 @@
+"""The value chain: its statistics, how arms draw their data, its config checks, and a tiny run end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.value_chain import (
+    Arm,
+    ChainConfig,
+    ChainData,
+    bootstrap_f1,
+    gold_subset,
+    load_chain_config,
+    run_chain,
+    write_report,
+)
+from relevance.metrics import macro_f1
+from relevance.pairs import Pair
+from relevance.schemas import get_schema
+from student.data import query_group
+from student.evaluate import macro_f1_indices
+
+ESCI = get_schema("esci")
+
+
+def test_macro_f1_of_indices_matches_the_metrics_module_with_missing_labels() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    pred = rng.integers(0, 5, 300)  # 4 = no label
+    names = [*ESCI.names, None]
+    expected = macro_f1([ESCI.names[i] for i in y], [names[i] for i in pred], ESCI)
+    assert macro_f1_indices(y, pred, 4) == pytest.approx(expected)
+
+
+def test_bootstrap_intervals_pair_the_arms_and_resample_seeds() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 400)
+    noisy = np.array([np.where(rng.random(400) < 0.5, y, rng.integers(0, 4, 400)) for _ in range(3)])
+    chance = rng.integers(0, 4, (3, 400))
+
+    same = bootstrap_f1(y, noisy, noisy, 4, reps=200)
+    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
+
+    better = bootstrap_f1(y, noisy, chance, 4, reps=200)
+    assert better["low"] > 0.2 and better["low"] <= better["mean"] <= better["high"]
+
+    # One reference run (a deterministic baseline) is compared with every seed.
+    against_one = bootstrap_f1(y, noisy, chance[0], 4, reps=200)
+    assert against_one["low"] > 0.2
+
+    level = bootstrap_f1(y, noisy, None, 4, reps=200)
+    assert level["low"] < level["mean"] < level["high"] < 1
+
+    with pytest.raises(ValueError, match="2 reference runs for 3 runs"):
+        bootstrap_f1(y, noisy, chance[:2], 4, reps=10)
+
+
+def test_gold_subsets_take_whole_queries_outside_the_pool(student_bench: Path) -> None:
+    rows = [json.loads(line) for line in (student_bench / "teacher_train.jsonl").read_text().splitlines()]
+    pool = {r["custom_id"] for r in rows[: len(rows) // 2]}
+    picked = gold_subset(rows, pool, 60, seed=0)
+    assert len(picked) == 60 and not pool & {r["custom_id"] for r in picked}
+    groups = [query_group(Pair.model_validate(r)) for r in picked]
+    finished = [g for i, g in enumerate(groups) if i + 1 < len(groups) and groups[i + 1] != g]
+    assert len(finished) == len(set(finished))  # a query's pairs come together
+    assert gold_subset(rows, pool, 60, seed=1) != picked
+    with pytest.raises(ValueError, match="outside the pool"):
+        gold_subset(rows, pool, len(rows), seed=0)
+
+
+def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
+    data = ChainData(gold="g", pool="p", pool_labels="l", dev="d", test="t")
+    arms = (Arm("gold", ("gold",)), Arm("gold", ("teachers",)))
+    cfg = ChainConfig(data=data, arms=arms, comparisons=(("gold", "teacher"), ("nope", "gold")))
+    with pytest.raises(ValueError, match="appears twice") as err:
+        cfg.validate()
+    message = str(err.value)
+    assert "arm 'gold' appears twice" in message
+    assert "uses must be gold and/or teacher, got ['teachers']" in message
+    assert "'teacher' is neither an arm" in message  # no test_labels: the teacher is no reference
+    assert "'nope' is not an arm" in message
+
+    path = tmp_path / "chain.yaml"
+    path.write_text("data: {gold: g, pool: p, pool_labels: l, dev: d, test: t}\narms: []\nseeds: []\n")
+    with pytest.raises(ValueError, match="seeds: give at least one"):
+        load_chain_config(path)
+
+
+def _teacher_labels(rows: list[dict], path: Path, flip: float, seed: int) -> None:
+    """Result lines that agree with gold except for a ``flip`` share of random labels."""
+    rng = random.Random(seed)
+    lines = []
+    for r in rows:
+        label = r["meta"]["label"] if rng.random() > flip else rng.choice(ESCI.names)
+        dist = {name: (0.7 if name == label else 0.1) for name in ESCI.names}
+        lines.append({"custom_id": r["custom_id"], "status": "completed", "label": label, "distribution": dist})
+    lines[0] = {"custom_id": rows[0]["custom_id"], "status": "failed", "label": None, "error": "no label"}
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_path: Path) -> None:
+    train = student_bench / "teacher_train.jsonl"
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    pool = rows[: len(rows) // 2]
+    _teacher_labels(pool, tmp_path / "pool_labels.jsonl", flip=0.3, seed=0)
+    test = student_bench / "gold_test.jsonl"
+    _teacher_labels([json.loads(x) for x in test.read_text().splitlines()], tmp_path / "test_labels.jsonl", 0.3, 1)
+    cfg = ChainConfig(
+        data=ChainData(
+            gold=str(train),
+            pool=str(train),
+            pool_labels=str(tmp_path / "pool_labels.jsonl"),
+            dev=str(student_bench / "dev.jsonl"),
+            test=str(test),
+            test_labels=str(tmp_path / "test_labels.jsonl"),
+        ),
+        arms=(
+            Arm("gold-40", ("gold",)),
+            Arm("pool", ("teacher",), {"min_confidence": 0.5}),
+            Arm("gold+pool", ("gold", "teacher")),
+        ),
+        gold_pairs=40,
+        seeds=(0, 1),
+        recipe={"max_steps": 2, "batch_size": 8, "max_length": 32, "select_best": False},
+        bootstrap=50,
+        comparisons=(("pool", "gold-40"), ("gold+pool", "teacher"), ("gold-40", "bi_encoder")),
+    )
+    cfg.validate()
+    summary = run_chain(cfg, tmp_path / "work", lambda _: None)
+
+    table = summary["table"]
+    assert list(table) == ["gold-40", "pool", "gold+pool", "bi_encoder", "majority", "teacher"]
+    assert table["gold-40"]["train_pairs"]["mean"] <= 40  # dev queries are dropped from training
+    assert table["pool"]["train_pairs"]["mean"] == len(pool) - 1  # the failed line carries no label
+    assert table["gold+pool"]["train_pairs"]["mean"] > table["pool"]["train_pairs"]["mean"]
+    assert table["teacher"]["macro_f1"] > table["majority"]["macro_f1"]  # 70% of its labels are gold
+    assert [c["reference"] for c in summary["comparisons"]] == ["gold-40", "teacher", "bi_encoder"]
+    assert all(len(runs) == 2 and runs[0]["steps"] == 2 for runs in summary["runs"].values())
+    assert not list((tmp_path / "work").rglob("*.safetensors"))  # metrics kept, weights not
+
+    md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
+    text = md.read_text()
+    assert "| pool - gold-40 |" in text and "*teacher* (reference)" in text
+    assert (tmp_path / "chain.png").stat().st_size > 0
+    assert json.loads((tmp_path / "chain.json").read_text())["command"] == "agpo student value-chain"
+
+    # A second run reads the finished runs instead of training again.
+    eval_json = tmp_path / "work" / "pool" / "seed1" / "eval.json"
+    eval_json.write_text(json.dumps({**json.loads(eval_json.read_text()), "macro_f1": 0.123}))
+    again = run_chain(cfg, tmp_path / "work", lambda _: None)
+    assert again["runs"]["pool"][1]["macro_f1"] == 0.123
