@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console
+from cli.common import console, fail
 
 app = typer.Typer(help="The relevance domain: synthetic benchmark and data.", no_args_is_help=True)
 
@@ -38,11 +38,20 @@ def relevance_generate(
 @app.command("real")
 def relevance_real(
     out: Annotated[Path, typer.Option(help="folder for the real sets as pairs JSONL")] = Path("runs/relevance/real"),
+    unseen_by: Annotated[
+        list[Path] | None,
+        typer.Option(help="model dir: also write homedepot_train_unseen.jsonl, the train rows none of them saw"),
+    ] = None,
 ) -> None:
     """Write the shipped real, human-labelled samples as pairs JSONL: Home Depot train/dev/test, an ESCI sample."""
-    from relevance.real import DATA_DIR, write_real_sets
+    from relevance.real import DATA_DIR, write_real_sets, write_unseen_train
 
     counts = write_real_sets(out)
+    if unseen_by:
+        try:
+            counts["homedepot_train_unseen"] = write_unseen_train(out, list(unseen_by))
+        except FileNotFoundError as exc:
+            raise fail(str(exc)) from None
     for name, n in counts.items():
         console.print(f"{name}: {n:,} pairs -> {out / (name + '.jsonl')}")
     console.print(f"provenance and licences: {DATA_DIR / 'SOURCES.md'}")

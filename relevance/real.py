@@ -60,6 +60,23 @@ def write_real_sets(out: str | Path) -> dict[str, int]:
     return counts
 
 
+TRAINING_IDS = "training_ids.txt"
+
+
+def write_unseen_train(out: str | Path, models: list[str | Path]) -> int:
+    """Write ``homedepot_train_unseen.jsonl``: the Home Depot train rows none of ``models`` trained on (each
+    model dir lists its rows in ``training_ids.txt``), e.g. a pool for a teacher to label; returns its size."""
+    seen: set[str] = set()
+    for model in models:
+        ids = Path(model) / TRAINING_IDS
+        if not ids.is_file():
+            raise FileNotFoundError(f"{model}: no {TRAINING_IDS} (a model card lists the rows it trained on there)")
+        seen.update(ids.read_text(encoding="utf-8").split())
+    result = homedepot("train")
+    result.pairs = [p for p in result.pairs if p.custom_id not in seen]
+    return _write(result, Path(out) / "homedepot_train_unseen.jsonl")
+
+
 def _write(result: ImportResult, path: Path) -> int:
     if result.errors:
         first = result.errors[0]

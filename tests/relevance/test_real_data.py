@@ -72,3 +72,19 @@ def test_real_command_writes_the_sets(tmp_path: Path) -> None:
     assert len(lines) == 1_334
     assert json.loads(lines[0])["meta"]["source"] == "homedepot"
     assert (tmp_path / "esci_sample.jsonl").exists()
+
+
+def test_unseen_train_rows_leave_out_every_row_a_model_trained_on(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for model, ids in ((first, ["homedepot-2", "homedepot-17"]), (second, ["homedepot-18", "not-a-row"])):
+        model.mkdir()
+        (model / "training_ids.txt").write_text("\n".join(ids) + "\n")
+    args = ["relevance", "real", "--out", str(tmp_path / "out"), "--unseen-by", str(first), "--unseen-by", str(second)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    unseen = {json.loads(x)["custom_id"] for x in (tmp_path / "out" / "homedepot_train_unseen.jsonl").open()}
+    train = {json.loads(x)["custom_id"] for x in (tmp_path / "out" / "homedepot_train.jsonl").open()}
+    assert unseen == train - {"homedepot-2", "homedepot-17", "homedepot-18"} and len(unseen) == len(train) - 3
+
+    result = CliRunner().invoke(app, ["relevance", "real", "--out", str(tmp_path / "o2"), "--unseen-by", str(tmp_path)])
+    assert result.exit_code == 2 and "no training_ids.txt" in result.output
