@@ -15,6 +15,7 @@ Intervals resample both the test pairs and the seeds (a percentile bootstrap): a
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import time
@@ -51,6 +52,7 @@ class Arm:
     name: str
     uses: tuple[str, ...]  # "gold", "teacher" or both
     recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for this arm
+    gold_pairs: int | None = None  # this arm's gold pairs per seed (default: the config's gold_pairs)
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     rows: list[dict[str, Any]] = []
     if GOLD in arm.uses:
         pool_ids = {row["custom_id"] for row in inputs.teacher}
-        rows += [gold_as_result(r) for r in gold_subset(inputs.gold, pool_ids, cfg.gold_pairs, seed)]
+        n = arm.gold_pairs or cfg.gold_pairs
+        rows += [gold_as_result(r) for r in gold_subset(inputs.gold, pool_ids, n, seed)]
     if TEACHER in arm.uses:
         rows += inputs.teacher
     return rows
@@ -304,6 +307,26 @@ def bootstrap_f1(
     return {"mean": round(point, 4), "low": round(float(low), 4), "high": round(float(high), 4)}
 
 
+def seed_differences(y: np.ndarray, runs: np.ndarray, reference: np.ndarray, k: int) -> list[float]:
+    """Each seed's macro-F1 minus the reference's (its run of the same seed, or its only run) on the whole test."""
+    from student.evaluate import macro_f1_indices
+
+    ref = np.atleast_2d(reference)
+    return [
+        macro_f1_indices(y, run, k) - macro_f1_indices(y, ref[s if ref.shape[0] > 1 else 0], k)
+        for s, run in enumerate(np.atleast_2d(runs))
+    ]
+
+
+def seeds_to_resolve(differences: Sequence[float], margin: float) -> int | None:
+    """Seeds for a 95% half-width of ``margin`` on the mean difference, from the spread of ``differences`` over
+    seeds (normal approximation); None from fewer than two seeds."""
+    if len(differences) < 2:
+        return None
+    sd = float(np.std(differences, ddof=1))
+    return max(2, math.ceil((1.96 * sd / margin) ** 2))
+
+
 # -- the experiment ------------------------------------------------------------------------------------------
 
 
@@ -355,7 +378,15 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     for arm_name, ref in cfg.comparisons:
         ref_pred = preds.get(ref, references.get(ref))
         diff = bootstrap_f1(y, preds[arm_name], ref_pred, k, cfg.bootstrap)
-        comparisons.append({"arm": arm_name, "reference": ref, "macro_f1_difference": diff, "above_0": diff["low"] > 0})
+        comparisons.append(
+            {
+                "arm": arm_name,
+                "reference": ref,
+                "macro_f1_difference": diff,
+                "above_0": diff["low"] > 0,
+                "seeds_to_resolve_0.01": seeds_to_resolve(seed_differences(y, preds[arm_name], ref_pred, k), 0.01),
+            }
+        )
     summary = {
         "config": _jsonable(cfg),
         "test": {"path": cfg.data.test, "pairs": int(y.size)},
@@ -420,17 +451,28 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
         else:
             lines.append(f"| *{name}* (reference) | | {_f1_cell(row)} | {_kappa_cell(row)} | |")
     if summary["comparisons"]:
-        lines += ["", "| difference in macro-F1 | mean [95% interval] | above 0 |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            "| difference in macro-F1 | mean [95% interval] | above 0 | seeds for ± 0.01 |",
+            "| --- | --- | --- | --- |",
+        ]
         for c in summary["comparisons"]:
             d = c["macro_f1_difference"]
+            needed = c["seeds_to_resolve_0.01"]
             lines.append(
                 f"| {c['arm']} - {c['reference']} | {format_interval(d['mean'], d['low'], d['high'])} "
-                f"| {'yes' if c['above_0'] else 'no'} |"
+                f"| {'yes' if c['above_0'] else 'no'} | {'n/a' if needed is None else f'{needed:,}'} |"
             )
+        lines += [
+            "",
+            "Seeds for ± 0.01: how many paired seeds would put the 95% half-width of the mean difference at 0.01 "
+            "on this test set, from the spread of the per-seed differences above (seed variance only).",
+        ]
     lines += ["", f"![macro-F1 by arm]({png})", "", "Arms:", ""]
     for arm in cfg["arms"]:
+        gold = f" ({arm['gold_pairs'] or cfg['gold_pairs']:,} per seed)" if "gold" in arm["uses"] else ""
         extra = f", {arm['recipe']}" if arm["recipe"] else ""
-        lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{extra}")
+        lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     lines += ["", f"Recipe for every arm: `{cfg['recipe'] or 'student.train.TrainConfig defaults'}`.", ""]
     return "\n".join(lines)
 

@@ -17,6 +17,8 @@ from experiments.value_chain import (
     gold_subset,
     load_chain_config,
     run_chain,
+    seed_differences,
+    seeds_to_resolve,
     write_report,
 )
 from relevance.metrics import macro_f1
@@ -58,6 +60,15 @@ def test_bootstrap_intervals_pair_the_arms_and_resample_seeds() -> None:
 
     with pytest.raises(ValueError, match="2 reference runs for 3 runs"):
         bootstrap_f1(y, noisy, chance[:2], 4, reps=10)
+
+
+def test_seeds_needed_to_resolve_a_difference_follow_its_spread_over_seeds() -> None:
+    assert seeds_to_resolve([0.01, 0.03], 0.01) == 8  # sd 0.0141: (1.96 * 0.0141 / 0.01) ** 2 = 7.7
+    assert seeds_to_resolve([0.02, 0.02, 0.02], 0.01) == 2
+    assert seeds_to_resolve([0.02], 0.01) is None
+    y = np.array([0, 1, 2, 3] * 10)
+    runs = np.array([y, np.where(np.arange(40) < 20, y, 3 - y)])
+    assert seed_differences(y, runs, runs[0], 4) == [0.0, pytest.approx(macro_f1_indices(y, runs[1], 4) - 1.0)]
 
 
 def test_gold_subsets_take_whole_queries_outside_the_pool(student_bench: Path) -> None:
@@ -140,12 +151,13 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     assert table["gold+pool"]["train_pairs"]["mean"] > table["pool"]["train_pairs"]["mean"]
     assert table["teacher"]["macro_f1"] > table["majority"]["macro_f1"]  # 70% of its labels are gold
     assert [c["reference"] for c in summary["comparisons"]] == ["gold-40", "teacher", "bi_encoder"]
+    assert all(c["seeds_to_resolve_0.01"] is None or c["seeds_to_resolve_0.01"] >= 2 for c in summary["comparisons"])
     assert all(len(runs) == 2 and runs[0]["steps"] == 2 for runs in summary["runs"].values())
     assert not list((tmp_path / "work").rglob("*.safetensors"))  # metrics kept, weights not
 
     md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
     text = md.read_text()
-    assert "| pool - gold-40 |" in text and "*teacher* (reference)" in text
+    assert "| pool - gold-40 |" in text and "*teacher* (reference)" in text and "seeds for ± 0.01" in text
     assert (tmp_path / "chain.png").stat().st_size > 0
     assert json.loads((tmp_path / "chain.json").read_text())["command"] == "agpo student value-chain"
 
