@@ -39,9 +39,12 @@ class EvalVariant(StrEnum):
     torch = "torch"
     fp32 = "fp32"
     int8 = "int8"
+    bf16 = "bf16"
 
 
 class ScoreVariant(StrEnum):
+    auto = "auto"
+    bf16 = "bf16"
     int8 = "int8"
     fp32 = "fp32"
 
@@ -131,7 +134,7 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="student model dir, or an export dir with --variant fp32/int8")],
+    model: Annotated[Path, typer.Argument(help="student model dir, or an export dir with --variant fp32/int8/bf16")],
     gold: Annotated[Path, typer.Option(help="gold pairs JSONL (meta.label), e.g. gold_test.jsonl")],
     dev: Annotated[Path | None, typer.Option(help="labelled dev file: fits the bi-encoder's label cut points")] = None,
     variant: Annotated[EvalVariant, typer.Option()] = EvalVariant.torch,
@@ -211,18 +214,20 @@ def score(
     file: Annotated[Path, typer.Argument(help="pairs JSONL")],
     model: Annotated[Path, typer.Option(help="export dir (from student export)")],
     out: Annotated[Path, typer.Option(help="scores JSONL to write")],
-    variant: Annotated[ScoreVariant, typer.Option()] = ScoreVariant.int8,
+    variant: Annotated[
+        ScoreVariant, typer.Option(help="auto: the fastest variant that passed its parity gate (what the API serves)")
+    ] = ScoreVariant.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="pairs per forward pass")] = BATCH_SIZE_DEFAULT,
 ) -> None:
     """Score pairs with an exported student: per-class probabilities, label, expected gain, model version."""
     import time
 
     from student.data import DataError, read_pairs
-    from student.scorer import Scorer
+    from student.scorer import Scorer, pick_variant
 
     try:
         pairs = read_pairs(file)
-        scorer = Scorer(model, variant.value, batch_size=batch_size)
+        scorer = Scorer(model, pick_variant(model, variant.value), batch_size=batch_size)
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
     start = time.perf_counter()

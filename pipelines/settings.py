@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     student_model: str | None = Field(
         None, description="an export dir of `agpo student export`; unset: /v1/score is 503"
     )
-    student_variant: Literal["int8", "fp32"] = Field("int8", description="which ONNX model of the export to serve")
+    student_variant: Literal["auto", "bf16", "int8", "fp32"] = Field(
+        "auto", description="auto: the fastest variant that passed its parity gate at export; or bf16, int8, fp32"
+    )
     max_score_pairs: int = Field(256, ge=1, description="pairs per POST /v1/score")
     # annotation defaults
     label_method: LabelMethod = Field(

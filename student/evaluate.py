@@ -31,7 +31,7 @@ from student.calibration import fit_temperature, nll
 from student.data import Example, load_gold, load_labelled
 from student.modelio import BATCH_SIZE_DEFAULT, MAX_LENGTH_DEFAULT, read_meta, softmax
 
-Variant = Literal["torch", "fp32", "int8"]
+Variant = Literal["torch", "fp32", "int8", "bf16"]
 K = 10
 
 

@@ -6,7 +6,9 @@ scratch dir next to the target and checked on held-out pairs:
 
 - fp32: every probability (temperature applied, as served) within ``fp32_atol`` of PyTorch;
 - int8: argmax agreement with PyTorch at least ``int8_min_agreement``, and NDCG@10 (ads ranked by expected
-  gain) within ``int8_max_ndcg_delta`` of PyTorch's.
+  gain) within ``int8_max_ndcg_delta`` of PyTorch's;
+- bf16 (the fp32 file computed in bfloat16 by OpenVINO, when it is installed): the same gate as int8. It writes
+  no file, so failing it does not refuse the export; ``bf16_ok`` tells the server whether it may serve it.
 
 Only an export that passes is moved into place; one that fails is deleted and :class:`ExportError` carries
 the measured numbers. NDCG needs relevance: gold labels (``meta.label``) when the parity pairs have them,
@@ -31,7 +33,7 @@ from relevance.metrics import ndcg_at_k
 from relevance.schemas import get_schema
 from student.data import MAX_DESCRIPTION_CHARS, query_group, read_pairs, render_ad
 from student.modelio import STUDENT_JSON, TOKENIZER_FILES, read_meta, softmax, write_meta
-from student.scorer import ONNX_FILES, Scorer
+from student.scorer import ONNX_FILES, Scorer, openvino_available
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 18
@@ -215,6 +217,7 @@ def parity_report(
     fp32_logits: np.ndarray,
     int8_logits: np.ndarray | None,
     *,
+    bf16_logits: np.ndarray | None = None,
     temperature: float,
     schema: str,
     query_ids: list[str],
@@ -237,24 +240,34 @@ def parity_report(
     report["fp32_ok"] = report["fp32_max_abs_prob_diff"] <= tolerances.fp32_atol
     ndcg_torch = ndcg_at_k(query_ids, relevance, (p_torch @ gains).tolist(), sch)
     report["ndcg@10_torch"] = ndcg_torch
-    if int8_logits is not None:
-        p_int8 = softmax(int8_logits, temperature)
-        ndcg_int8 = ndcg_at_k(query_ids, relevance, (p_int8 @ gains).tolist(), sch)
-        delta = abs(ndcg_int8 - ndcg_torch) if np.isfinite(ndcg_int8) and np.isfinite(ndcg_torch) else 0.0
+    for variant, logits in (("int8", int8_logits), ("bf16", bf16_logits)):
+        if logits is None:
+            continue
+        p_fast = softmax(logits, temperature)
+        ndcg_fast = ndcg_at_k(query_ids, relevance, (p_fast @ gains).tolist(), sch)
+        delta = abs(ndcg_fast - ndcg_torch) if np.isfinite(ndcg_fast) and np.isfinite(ndcg_torch) else 0.0
         report.update(
             {
-                "int8_max_abs_prob_diff": float(np.abs(p_int8 - p_torch).max()),
-                "int8_argmax_agreement": float((p_int8.argmax(1) == p_torch.argmax(1)).mean()),
-                "ndcg@10_int8": ndcg_int8,
-                "int8_ndcg_delta": float(delta),
+                f"{variant}_max_abs_prob_diff": float(np.abs(p_fast - p_torch).max()),
+                f"{variant}_argmax_agreement": float((p_fast.argmax(1) == p_torch.argmax(1)).mean()),
+                f"ndcg@10_{variant}": ndcg_fast,
+                f"{variant}_ndcg_delta": float(delta),
             }
         )
-        report["int8_ok"] = (
-            report["int8_argmax_agreement"] >= tolerances.int8_min_agreement
-            and report["int8_ndcg_delta"] <= tolerances.int8_max_ndcg_delta
+        # One gate for every reduced-precision variant: the int8 tolerances.
+        report[f"{variant}_ok"] = (
+            report[f"{variant}_argmax_agreement"] >= tolerances.int8_min_agreement
+            and report[f"{variant}_ndcg_delta"] <= tolerances.int8_max_ndcg_delta
         )
+    # bf16 has no file of its own (it computes the fp32 file in bfloat16): failing its gate only stops it being
+    # served, while a failed int8 file is not shipped at all.
     report["ok"] = report["fp32_ok"] and report.get("int8_ok", True)
     return report
+
+
+def servable_variants(report: dict[str, Any], files: dict[str, Any]) -> list[str]:
+    """The variants that passed their parity gate: fp32, int8 when its file was written, bf16 when checked."""
+    return ["fp32", *(v for v in ("int8", "bf16") if report.get(f"{v}_ok") and (v in files or v == "bf16"))]
 
 
 def _failure_message(report: dict[str, Any]) -> str:
@@ -311,10 +324,12 @@ def export(
         torch_logits = TorchStudent(model_dir).logits(texts)
         fp32_logits = Scorer(scratch, "fp32").logits(texts)
         int8_logits = Scorer(scratch, "int8").logits(texts) if int8 else None
+        bf16_logits = Scorer(scratch, "bf16").logits(texts) if openvino_available() else None
         report = parity_report(
             torch_logits,
             fp32_logits,
             int8_logits,
+            bf16_logits=bf16_logits,
             temperature=float(meta.get("temperature", 1.0)),
             schema=meta["schema"],
             query_ids=groups,
@@ -337,6 +352,7 @@ def export(
             "graph": graph,
             "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel" if int8 else None,
             "files": files,
+            "servable": servable_variants(report, files),
             "parity": report,
         }
         write_meta(scratch, meta)

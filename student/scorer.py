@@ -1,9 +1,14 @@
-"""Score query-ad pairs with an exported student: the fast tokenizer plus onnxruntime on CPU, no torch.
+"""Score query-ad pairs with an exported student: the fast tokenizer plus an ONNX engine on CPU, no torch.
+
+Variants of one export: ``fp32`` and ``int8`` (dynamic quantisation) run the export's ONNX files on onnxruntime;
+``bf16`` runs the fp32 file on OpenVINO with bfloat16 inference precision, which uses the AMX and AVX-512 BF16
+units of recent Intel CPUs (on a CPU without them OpenVINO computes in fp32, and ``precision`` says so).
 
 Made for a web process: loaded once, one intra-op thread with spinning off (busy-waiting threads steal CPU
 from every other process on the box; scale with processes instead), pairs batched by length so little work goes
-to padding, and safe to call from many threads: onnxruntime's ``InferenceSession.run`` is thread-safe, and the
-tokenizer, whose Python object is shared Rust state, is only used under a lock.
+to padding, and safe to call from many threads: onnxruntime's ``InferenceSession.run`` is thread-safe, OpenVINO
+gets one infer request per concurrent call, and the tokenizer, whose Python object is shared Rust state, is only
+used under a lock.
 
 Dynamic int8 quantisation picks its activation scales from each batch, so an int8 score moves slightly (about
 1e-3 in probability) with the other pairs in its batch; fp32 scores do not depend on the batch.
@@ -11,6 +16,7 @@ Dynamic int8 quantisation picks its activation scales from each batch, so an int
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +29,14 @@ from relevance.pairs import Ad, Pair
 from student.data import MAX_DESCRIPTION_CHARS, render_ad
 from student.modelio import BATCH_SIZE_DEFAULT, MAX_LENGTH_DEFAULT, length_sorted_batches, read_meta, softmax
 
-ScorerVariant = Literal["int8", "fp32"]
+ScorerVariant = Literal["int8", "fp32", "bf16"]
 ONNX_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# The ONNX file each variant runs: bf16 is the fp32 graph computed in bfloat16.
+VARIANT_FILES: dict[str, str] = {**ONNX_FILES, "bf16": ONNX_FILES["fp32"]}
+OPENVINO_HINT = "pip install openvino (the bf16 student variant runs on OpenVINO)"
+# What ``auto`` serves: the first of these that passed its parity gate at export (``student.json`` ->
+# ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them on this machine.
+SERVE_ORDER: tuple[str, ...] = ("bf16", "int8", "fp32")
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,68 @@ def session_options(threads: int = 1) -> Any:
     return opts
 
 
+def pick_variant(export_dir: str | Path, wanted: str = "auto") -> str:
+    """The variant to serve from ``export_dir``: ``wanted`` itself, or for ``auto`` the first of
+    :data:`SERVE_ORDER` that passed its gate and can run here (fp32 always can)."""
+    if wanted != "auto":
+        return wanted
+    export = read_meta(export_dir).get("export") or {}
+    # Exports made before bf16 existed list no servable variants: their files passed their gates.
+    servable = export.get("servable") or [v for v in ONNX_FILES if (Path(export_dir) / ONNX_FILES[v]).is_file()]
+    for variant in SERVE_ORDER:
+        if variant in servable and (variant != "bf16" or openvino_available()):
+            return variant
+    return "fp32"
+
+
+def openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+class _OrtEngine:
+    def __init__(self, model_path: Path, threads: int, precision: str) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(
+            str(model_path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.precision = precision
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {k: feeds[k] for k in self.inputs})[0]
+
+
+class _OpenVinoEngine:
+    def __init__(self, model_path: Path, threads: int) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ValueError(f"the bf16 variant needs OpenVINO: {OPENVINO_HINT}") from exc
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16",
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.model = ov.Core().compile_model(str(model_path), "CPU", config)
+        self.inputs = [port.get_any_name() for port in self.model.inputs]
+        # What the CPU actually computes in: bf16 where it has the units, else fp32.
+        self.precision = self.model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.model.create_infer_request()
+        try:
+            return request.infer({k: feeds[k] for k in self.inputs})[0].copy()
+        finally:
+            self._requests.put(request)
+
+
 class Scorer:
     """An export dir (``student export``) loaded for scoring."""
 
@@ -70,11 +144,10 @@ class Scorer:
         batch_size: int = BATCH_SIZE_DEFAULT,
         threads: int = 1,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        if variant not in ONNX_FILES:
-            raise ValueError(f"variant must be one of {sorted(ONNX_FILES)}, got {variant!r}")
+        if variant not in VARIANT_FILES:
+            raise ValueError(f"variant must be one of {sorted(VARIANT_FILES)}, got {variant!r}")
         self.export_dir = Path(export_dir)
         self.meta = read_meta(self.export_dir)
         self.variant = variant
@@ -85,7 +158,7 @@ class Scorer:
         self.model_version = f"{self.meta.get('model_version', 'student')}/{variant}"
         self.max_length = int(self.meta.get("max_length", MAX_LENGTH_DEFAULT))
         self.description_chars = int(self.meta.get("ad_rendering", {}).get("description_chars", MAX_DESCRIPTION_CHARS))
-        model_path = self.export_dir / ONNX_FILES[variant]
+        model_path = self.export_dir / VARIANT_FILES[variant]
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path} is missing: not an export dir, or exported without {variant}")
         tokenizer = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
@@ -96,10 +169,11 @@ class Scorer:
         tokenizer.enable_truncation(self.max_length, strategy="longest_first")
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
-        self.session = ort.InferenceSession(
-            str(model_path), session_options(threads), providers=["CPUExecutionProvider"]
+        self.engine = (
+            _OpenVinoEngine(model_path, threads)
+            if variant == "bf16"
+            else _OrtEngine(model_path, threads, "i8" if variant == "int8" else "f32")
         )
-        self._inputs = [i.name for i in self.session.get_inputs()]
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[Any]:
         with self._lock:
@@ -126,8 +200,7 @@ class Scorer:
                 ids[row, :n] = enc.ids
                 types[row, :n] = enc.type_ids
                 mask[row, :n] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            out[idx] = self.session.run(None, {k: feeds[k] for k in self._inputs})[0]
+            out[idx] = self.engine.run({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         return out
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

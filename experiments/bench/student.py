@@ -1,8 +1,14 @@
-"""Scoring throughput of one student four ways, on the same pairs, side by side; and training throughput.
+"""Scoring throughput of one student several ways, on the same pairs, side by side; and training throughput.
 
-- ONNX int8 and ONNX fp32 through :class:`student.scorer.Scorer` (tokenization included);
-- PyTorch fp32 eager through :class:`student.modelio.TorchStudent` (HF tokenizer + model, length-sorted);
+- ONNX int8 and ONNX fp32 (onnxruntime) and bf16 (OpenVINO, when installed) through
+  :class:`student.scorer.Scorer`, the variants `/v1/score` can serve (tokenization included);
+- PyTorch eager through :class:`student.modelio.TorchStudent` (HF tokenizer + model, length-sorted), in fp32 and
+  under bf16 autocast;
 - sentence-transformers ``CrossEncoder.predict`` on the model dir, the baseline the ratios are against.
+
+Each engine's argmax agreement with PyTorch fp32 on the benched pairs is reported beside its rate, and the rates
+are set against the bf16 compute limit: the best bf16 matrix-product rate on the same threads divided by the
+FLOPs of a pair (2 x the encoder's weights, embeddings left out, x the pair's tokens).
 
 Every engine runs with the same thread count (one by default: on a shared box that is what a serving process
 gets), after a warm-up batch; each is timed ``repeats`` times and the best run counts. Both wall-clock and
@@ -106,25 +112,48 @@ def bench(
     texts = [(p.query, render_ad(p.ad, description_chars=chars)) for p in pairs]
     warm = texts[:batch_size]
 
+    import torch
+
+    from experiments.bench.teacher import gemm_flops_per_s
+    from student.scorer import openvino_available
+
     int8 = Scorer(export_dir, "int8", batch_size=batch_size, threads=threads)
     fp32 = Scorer(export_dir, "fp32", batch_size=batch_size, threads=threads)
     eager = TorchStudent(model_dir)
     cross = CrossEncoder(str(model_dir), device="cpu", max_length=int(meta.get("max_length", 128)))
+
+    def autocast_bf16(t: Sequence[tuple[str, str]]) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return eager.logits(t, batch_size=batch_size)
+
     engines: dict[str, Callable[[Sequence[tuple[str, str]]], Any]] = {
         "onnx_int8": int8.logits,
         "onnx_fp32": fp32.logits,
+    }
+    if openvino_available():
+        engines["openvino_bf16"] = Scorer(export_dir, "bf16", batch_size=batch_size, threads=threads).logits
+    engines |= {
         "torch_fp32_eager": lambda t: eager.logits(t, batch_size=batch_size),
+        "torch_bf16_autocast": autocast_bf16,
         "cross_encoder_predict": lambda t: cross.predict(list(t), batch_size=batch_size, show_progress_bar=False),
     }
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    agreement: dict[str, float | None] = {}
+    reference = eager.logits(texts, batch_size=batch_size).argmax(axis=1)
     for name, fn in engines.items():
         fn(warm)
         wall[name], cpu[name] = _best_seconds(lambda fn=fn: fn(texts), repeats)
+        out = np.asarray(fn(texts))
+        agreement[name] = float((out.argmax(axis=1) == reference).mean()) if out.ndim == 2 else None
     rates = {name: len(texts) / s for name, s in cpu.items()}
     wall_rates = {name: len(texts) / s for name, s in wall.items()}
     baseline = rates["cross_encoder_predict"]
     lengths = int8.token_lengths(texts)
+    encoder = sum(p.numel() for n, p in eager.model.named_parameters() if "embeddings" not in n)
+    flops_per_pair = 2 * encoder * float(np.mean(lengths))
+    bf16_gemm = gemm_flops_per_s("bfloat16")
+    limit = bf16_gemm / flops_per_pair
     result: dict[str, Any] = {
         "pairs": str(pairs_path),
         "n": len(texts),
@@ -135,7 +164,15 @@ def bench(
         "scoring_pairs_per_cpu_s": {k: round(v, 1) for k, v in rates.items()},
         "scoring_pairs_per_wall_s": {k: round(v, 1) for k, v in wall_rates.items()},
         "ratio_vs_cross_encoder_predict": {k: round(v / baseline, 2) for k, v in rates.items()},
+        "ratio_vs_onnx_fp32": {k: round(v / rates["onnx_fp32"], 2) for k, v in rates.items()},
         "ratio_basis": "pairs per CPU-second",
+        "argmax_agreement_with_torch_fp32": agreement,
+        "bf16_limit": {
+            "gemm_gflop_per_s": round(bf16_gemm / 1e9, 1),
+            "gflop_per_pair": round(flops_per_pair / 1e9, 4),
+            "pairs_per_s": round(limit, 1),
+            "utilisation_wall": {k: round(v / limit, 3) for k, v in wall_rates.items()},
+        },
         "target_int8_vs_cross_encoder": TARGET_INT8_VS_CROSS_ENCODER,
         "target_met": rates["onnx_int8"] / baseline >= TARGET_INT8_VS_CROSS_ENCODER,
         "training_pairs_per_s": {
@@ -161,9 +198,22 @@ def render_table(result: dict[str, Any]) -> Any:
     table.add_column("pairs/CPU-s", justify="right")
     table.add_column("pairs/wall-s", justify="right")
     table.add_column("x CrossEncoder.predict", justify="right")
+    table.add_column("x ONNX fp32", justify="right")
+    table.add_column("of bf16 limit", justify="right")
+    table.add_column("agrees with torch fp32", justify="right")
+    limit = result["bf16_limit"]
     for name, rate in result["scoring_pairs_per_cpu_s"].items():
         wall = result["scoring_pairs_per_wall_s"][name]
-        table.add_row(name, f"{rate:,.1f}", f"{wall:,.1f}", f"{result['ratio_vs_cross_encoder_predict'][name]:.2f}")
+        agree = result["argmax_agreement_with_torch_fp32"].get(name)
+        table.add_row(
+            name,
+            f"{rate:,.1f}",
+            f"{wall:,.1f}",
+            f"{result['ratio_vs_cross_encoder_predict'][name]:.2f}",
+            f"{result['ratio_vs_onnx_fp32'][name]:.2f}",
+            f"{limit['utilisation_wall'][name]:.1%}",
+            "-" if agree is None else f"{agree:.4f}",
+        )
     train = result["training_pairs_per_s"]
     measured = "-" if train["measured"] is None else f"{train['measured']:,.1f}"
     table.add_row("training (measured, wall)", "", measured, "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -50,13 +49,10 @@ def get_scorer(request: Request, settings: Settings) -> Any:
         )
     with _lock:
         if getattr(request.app.state, "scorer", None) is None:
-            from student.scorer import Scorer
+            from student.scorer import Scorer, pick_variant
 
-            variant = settings.student_variant
-            if variant == "int8" and not (Path(settings.student_model) / "model.int8.onnx").is_file():
-                # An export whose int8 model failed its parity gate ships fp32 only: serve that.
-                variant = "fp32"
             try:
+                variant = pick_variant(settings.student_model, settings.student_variant)
                 request.app.state.scorer = Scorer(settings.student_model, variant)
             except (FileNotFoundError, ValueError) as exc:
                 raise APIError(503, f"student model cannot be loaded: {exc}", type="service_unavailable") from None

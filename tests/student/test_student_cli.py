@@ -109,9 +109,14 @@ def test_bench_reports_every_engine(exported_student: Path, student_bench: Path,
     result = runner.invoke(app, [*args, "--n", "48", "--batch-size", "16", "--repeats", "1", "--train-steps", "1"])
     assert result.exit_code == 0, result.output
     bench = json.loads(out.read_text())
-    engines = {"onnx_int8", "onnx_fp32", "torch_fp32_eager", "cross_encoder_predict"}
+    engines = {"onnx_int8", "onnx_fp32", "openvino_bf16", "torch_fp32_eager", "torch_bf16_autocast"}
+    engines.add("cross_encoder_predict")
     assert set(bench["scoring_pairs_per_cpu_s"]) == engines and min(bench["scoring_pairs_per_cpu_s"].values()) > 0
     assert bench["ratio_vs_cross_encoder_predict"]["cross_encoder_predict"] == 1.0
+    assert bench["ratio_vs_onnx_fp32"]["onnx_fp32"] == 1.0
+    assert bench["argmax_agreement_with_torch_fp32"]["torch_fp32_eager"] == 1.0
+    assert bench["argmax_agreement_with_torch_fp32"]["openvino_bf16"] >= 0.9
+    assert bench["bf16_limit"]["pairs_per_s"] > max(bench["scoring_pairs_per_wall_s"].values())
     assert bench["training_pairs_per_s"]["measured"] > 0
     # int8 beats fp32 eager on the same pairs, even on a busy machine (CPU-time rates).
     assert bench["scoring_pairs_per_cpu_s"]["onnx_int8"] > bench["scoring_pairs_per_cpu_s"]["torch_fp32_eager"]

@@ -13,7 +13,7 @@ from relevance.pairs import read_pairs_jsonl
 from student.data import render_ad
 from student.export import export
 from student.modelio import TorchStudent, read_meta, softmax
-from student.scorer import Scorer
+from student.scorer import Scorer, pick_variant
 
 
 def _gold_pairs(bench: Path, n: int | None = None) -> list:
@@ -34,6 +34,35 @@ def test_export_passes_parity_and_writes_everything(exported_student: Path) -> N
     graph = meta["export"]["graph"]
     assert graph["fused"] and graph["attention_mask_index"] and graph["fusions"]["attention"] == 6
     assert not [p for p in exported_student.parent.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+def test_bf16_is_checked_at_export_and_served_by_auto(exported_student: Path, student_bench: Path) -> None:
+    # OpenVINO computes the fp32 graph in bfloat16 (in fp32 on a CPU without bf16 units: precision says which).
+    parity = read_meta(exported_student)["export"]["parity"]
+    assert parity["bf16_argmax_agreement"] >= 0.99 and parity["bf16_ok"]
+    assert read_meta(exported_student)["export"]["servable"] == ["fp32", "int8", "bf16"]
+    assert pick_variant(exported_student) == "bf16" and pick_variant(exported_student, "int8") == "int8"
+    scorer = Scorer(exported_student, "bf16", batch_size=8)
+    assert scorer.engine.precision in ("bf16", "f32") and scorer.model_version.endswith("/bf16")
+    texts = [(p.query, render_ad(p.ad)) for p in _gold_pairs(student_bench, 40)]
+    bf16, fp32 = softmax(scorer.logits(texts)), softmax(Scorer(exported_student, "fp32").logits(texts))
+    assert np.abs(bf16 - fp32).max() < 0.05 and (bf16.argmax(1) == fp32.argmax(1)).mean() >= 0.95
+    chunks = [texts[i::4] for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one infer request per concurrent call
+        for a, b in zip(pool.map(scorer.logits, chunks), [scorer.logits(c) for c in chunks], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_auto_serves_the_fastest_variant_that_passed(exported_student: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("tokenizer.json", "model.onnx", "model.int8.onnx"):
+        (partial / name).symlink_to(exported_student / name)
+    meta = read_meta(exported_student)
+    for servable, expected in ((["fp32", "int8"], "int8"), (["fp32"], "fp32"), (None, "int8")):
+        export_meta = {**meta["export"], "servable": servable}
+        (partial / "student.json").write_text(json.dumps({**meta, "export": export_meta}))
+        assert pick_variant(partial) == expected, servable
 
 
 def test_int8_quantisation_takes_relative_paths(
@@ -115,3 +144,26 @@ def test_scorer_refuses_a_missing_variant(exported_student: Path, tmp_path: Path
 def test_parity_json_matches_student_json(exported_student: Path) -> None:
     parity = json.loads((exported_student / "parity.json").read_text())
     assert parity == read_meta(exported_student)["export"]["parity"]
+
+
+@pytest.mark.parametrize(("wanted", "served"), [("auto", "bf16"), ("int8", "int8"), ("fp32", "fp32")])
+def test_the_api_serves_the_variant_it_is_told(
+    exported_student: Path, tmp_path: Path, wanted: str, served: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipelines.settings import Settings
+    from services.api import create_app
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        queue="local",
+        auth=False,
+        student_model=str(exported_student),
+        student_variant=wanted,
+    )
+    pair = {"custom_id": "p1", "query": "red running shoes", "ad": {"title": "Red running shoes, size 42"}}
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/score", json={"pairs": [pair]})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["model_version"].endswith(f"/{served}")
