@@ -171,6 +171,7 @@ def score_through_api(url: str, key: str, pairs: list[dict[str, Any]]) -> dict[s
         "p50_ms_1_pair": round(1000 * sorted(single)[len(single) // 2], 2),
         "p50_ms_batch": round(1000 * sorted(batch)[len(batch) // 2], 2),
         "pairs_per_s_batch": round(len(pairs) / sorted(batch)[len(batch) // 2], 1),
+        "variant": r.json()["data"][0]["model_version"].rsplit("/", 1)[-1],
         "sample": r.json()["data"][:3],
     }
 
@@ -330,7 +331,11 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
             name: {k: b.get(k) for k in ("macro_f1", "ndcg@10")} for name, b in student.get("baselines", {}).items()
         },
         "student_training": {"seconds": cfg.timings.get("student training"), "result": str(trained)[:300]},
-        "export": {"files": exported.get("files"), "parity_ok": exported.get("parity", {}).get("ok")},
+        "export": {
+            "files": exported.get("files"),
+            "parity_ok": exported.get("parity", {}).get("ok"),
+            "servable": exported.get("servable"),
+        },
         "scoring": scoring,
         "throughput": {
             "teacher_pairs_per_s": round(teacher_rate, 2),
@@ -404,8 +409,9 @@ cache, {summary["job"]["samples"]} samples each, teacher `{summary["job"]["teach
 | teacher through API + queue + DB | {_fmt(summary["throughput"]["teacher_pairs_per_s"], 2)} |
 | student through `/v1/score` ({sc["pairs_per_request"]} pairs per request) | {_fmt(sc["pairs_per_s_batch"], 1)} |
 
-`/v1/score` p50 latency: {sc["p50_ms_1_pair"]} ms for 1 pair, {sc["p50_ms_batch"]} ms for
-{summary["scoring"]["pairs_per_request"]} pairs.
+`/v1/score` serves the {sc["variant"]} variant (the fastest of those that passed their parity gate:
+{", ".join(summary["export"]["servable"] or ["fp32"])}); p50 latency {sc["p50_ms_1_pair"]} ms for 1 pair,
+{sc["p50_ms_batch"]} ms for {summary["scoring"]["pairs_per_request"]} pairs.
 
 ![throughput](plots/throughput.png)
 

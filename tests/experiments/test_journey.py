@@ -39,6 +39,8 @@ def test_quick_journey_writes_a_report_of_real_numbers(tmp_path: Path):
     assert summary["teacher"]["unparseable_rate"] < 0.1
     assert summary["export"]["parity_ok"] is True
     assert summary["scoring"]["pairs_per_s_batch"] > 0 and summary["scoring"]["sample"][0]["label"]
+    # The API serves the first variant of its preference order that passed its gate at export.
+    assert summary["scoring"]["variant"] in summary["export"]["servable"]
 
     report = (out / "report.md").read_text()
     assert not re.search(r"\bnan\b|\bNone\b|\{[a-z_]+\}|TODO|TBD", report), "placeholder in the report"
