@@ -352,7 +352,7 @@ def keep_labels(results: str | Path, out: str | Path, pairs: str | Path | None =
             kept = {k: record[k] for k in LABEL_FIELDS if record.get(k) is not None}
             if isinstance(kept.get("distribution"), Mapping):
                 kept["distribution"] = {k: round(v, 6) for k, v in kept["distribution"].items()}
-            fh.write(json.dumps(kept, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(kept, ensure_ascii=False, separators=(",", ":")) + "\n")
             written += 1
     return written
 
