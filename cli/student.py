@@ -172,6 +172,9 @@ def export(
     int8_min_agreement: Annotated[float, typer.Option(help="min argmax agreement of int8 with torch")] = 0.99,
     int8_max_ndcg_delta: Annotated[float, typer.Option(help="max NDCG@10 change of int8 vs torch")] = 0.005,
     int8: Annotated[bool, typer.Option(help="also write the dynamic int8 model")] = True,
+    drop_failed_int8: Annotated[
+        bool, typer.Option(help="leave out an int8 model that fails its gate instead of refusing the export")
+    ] = False,
     optimize: Annotated[bool, typer.Option(help="fuse attention, LayerNorm and GELU for onnxruntime")] = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing export dir")] = False,
     max_parity_pairs: Annotated[int | None, typer.Option(min=1)] = None,
@@ -192,6 +195,7 @@ def export(
             parity,
             tolerances=tolerances,
             int8=int8,
+            drop_failed_int8=drop_failed_int8,
             optimize=optimize,
             overwrite=overwrite,
             max_parity_pairs=max_parity_pairs,
@@ -274,10 +278,10 @@ def bench(
     write_result(result, out)
     console.print(render_table(result))
     verdict = "met" if result["target_met"] else "NOT met"
-    ratio = result["ratio_vs_cross_encoder_predict"]["onnx_int8"]
-    console.print(
-        f"int8 is {ratio:.2f}x CrossEncoder.predict (target {result['target_int8_vs_cross_encoder']}x: {verdict})"
-    )
+    ratio = result["ratio_vs_cross_encoder_predict"].get("onnx_int8")
+    if ratio is not None:
+        target = result["target_int8_vs_cross_encoder"]
+        console.print(f"int8 is {ratio:.2f}x CrossEncoder.predict (target {target}x: {verdict})")
     console.print(f"wrote {out}")
 
 

@@ -43,8 +43,9 @@ class JourneyConfig:
     dev: int = 300
     samples: int = 4
     max_tokens: int = 160
-    # A fresh head needs hundreds of steps (student.train.epochs_for); 300 at batch 32 fit the demo's 10 minutes.
-    student_steps: int = 300
+    # A fresh head needs hundreds of steps (student.train.epochs_for); 200 at batch 32 under bf16 autocast fit the
+    # demo's 10 minutes on 2 cores.
+    student_steps: int = 200
     student_batch_size: int = 32
     score_pairs: int = 32
     seed: int = 0
@@ -227,7 +228,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int, int, str], None]) -> dict[str, Any]:
     """The journey (see the module docstring); returns the summary that the report renders."""
     from student.evaluate import evaluate
-    from student.export import ExportError, export
+    from student.export import export
     from student.train import TrainConfig, train
 
     if not (cfg.teacher / "config.json").exists():
@@ -262,6 +263,7 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
             max_length=96,
             seed=cfg.seed,
             threads=os.cpu_count() or 1,  # the service is idle while the student trains
+            bf16=True,
             progress=os.environ.get("AGPO_NO_PROGRESS") != "1",
         )
         log("training the student on the teacher's labels (soft targets; checkpoint chosen on gold dev)...")
@@ -270,14 +272,12 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         student = evaluate(student_dir, data / "gold_test.jsonl", dev_path=data / "dev.jsonl")
         lap("student evaluation")
         log("exporting to ONNX (fp32 + int8, parity-checked on gold-test)...")
-        try:
-            exported = export(student_dir, cfg.out / "student-onnx", data / "gold_test.jsonl", overwrite=True)
-        except ExportError as exc:
-            # The int8 model disagreed with PyTorch beyond the gate: ship (and serve) the fp32 export only.
-            log(f"[yellow]{exc}; exporting fp32 only[/yellow]")
-            exported = export(
-                student_dir, cfg.out / "student-onnx", data / "gold_test.jsonl", overwrite=True, int8=False
-            )
+        # An int8 model that disagrees with PyTorch beyond the gate is left out; fp32 (and bf16) still ship.
+        exported = export(
+            student_dir, cfg.out / "student-onnx", data / "gold_test.jsonl", overwrite=True, drop_failed_int8=True
+        )
+        if exported["parity"].get("int8_dropped"):
+            log("[yellow]the int8 model failed its parity gate and was left out[/yellow]")
         lap("export")
         pairs = [json.loads(x) for x in (data / "gold_test.jsonl").read_text().splitlines()[: cfg.score_pairs]]
         scoring = score_through_api(url, key, pairs)

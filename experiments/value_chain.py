@@ -334,6 +334,7 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     """Every arm at every seed (runs in ``out``, resuming), the references, and the summary."""
     from relevance.metrics import cohen_kappa
     from relevance.schemas import get_schema
+    from student.train import TrainConfig
 
     check_files(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -359,10 +360,13 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for arm in cfg.arms:
         rs = runs[arm.name]
+        batch = {**cfg.recipe, **arm.recipe}.get("batch_size", TrainConfig.batch_size)
         table[arm.name] = {
             "uses": list(arm.uses),
             "recipe": arm.recipe,
             "train_pairs": mean_std_cell([r["train_pairs"] for r in rs], "seeds", 1),
+            # Optimizer steps x batch: what a capped run saw of a large pool.
+            "pairs_seen": mean_std_cell([r["steps"] * batch for r in rs], "seeds", 1),
             "macro_f1": mean_std_cell([r["macro_f1"] for r in rs], "seeds", 4),
             "macro_f1_95": bootstrap_f1(y, preds[arm.name], None, k, cfg.bootstrap),
             "cohen_kappa": mean_std_cell([r["cohen_kappa"] for r in rs], "seeds", 4),
@@ -421,6 +425,14 @@ def _f1_cell(row: dict[str, Any]) -> str:
     return f"{point} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
+def _verdict(difference: dict[str, float]) -> str:
+    if difference["low"] > 0:
+        return "above 0"
+    if difference["high"] < 0:
+        return "below 0"
+    return "interval holds 0"
+
+
 def _kappa_cell(row: dict[str, Any]) -> str:
     kappa = row["cohen_kappa"]
     return format_mean_std(kappa["mean"], kappa["std"]) if isinstance(kappa, dict) else f"{kappa:.3f}"
@@ -439,21 +451,22 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
         "std over seeds, then the 95% interval when test pairs and seeds are resampled together "
         f"({cfg['bootstrap']:,} draws).",
         "",
-        "| trains on | pairs | macro-F1 | kappa | train s |",
-        "| --- | --- | --- | --- | --- |",
+        "| trains on | pairs | pairs seen | macro-F1 | kappa | train s |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in summary["table"].items():
         if "uses" in row:
+            seen = row.get("pairs_seen", {}).get("mean")
             lines.append(
-                f"| {name} | {row['train_pairs']['mean']:,.0f} | {_f1_cell(row)} | {_kappa_cell(row)} "
-                f"| {row['train_seconds']['mean']:.0f} |"
+                f"| {name} | {row['train_pairs']['mean']:,.0f} | {'' if seen is None else f'{seen:,.0f}'} "
+                f"| {_f1_cell(row)} | {_kappa_cell(row)} | {row['train_seconds']['mean']:.0f} |"
             )
         else:
-            lines.append(f"| *{name}* (reference) | | {_f1_cell(row)} | {_kappa_cell(row)} | |")
+            lines.append(f"| *{name}* (reference) | | | {_f1_cell(row)} | {_kappa_cell(row)} | |")
     if summary["comparisons"]:
         lines += [
             "",
-            "| difference in macro-F1 | mean [95% interval] | above 0 | seeds for ± 0.01 |",
+            "| difference in macro-F1 | mean [95% interval] | verdict | seeds for ± 0.01 |",
             "| --- | --- | --- | --- |",
         ]
         for c in summary["comparisons"]:
@@ -461,7 +474,7 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
             needed = c["seeds_to_resolve_0.01"]
             lines.append(
                 f"| {c['arm']} - {c['reference']} | {format_interval(d['mean'], d['low'], d['high'])} "
-                f"| {'yes' if c['above_0'] else 'no'} | {'n/a' if needed is None else f'{needed:,}'} |"
+                f"| {_verdict(d)} | {'n/a' if needed is None else f'{needed:,}'} |"
             )
         lines += [
             "",
@@ -471,9 +484,10 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
     lines += ["", f"![macro-F1 by arm]({png})", "", "Arms:", ""]
     for arm in cfg["arms"]:
         gold = f" ({arm['gold_pairs'] or cfg['gold_pairs']:,} per seed)" if "gold" in arm["uses"] else ""
-        extra = f", {arm['recipe']}" if arm["recipe"] else ""
+        extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
-    lines += ["", f"Recipe for every arm: `{cfg['recipe'] or 'student.train.TrainConfig defaults'}`.", ""]
+    recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"
+    lines += ["", f"Recipe for every arm (student.train.TrainConfig fields): {recipe}.", ""]
     return "\n".join(lines)
 
 

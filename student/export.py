@@ -290,12 +290,16 @@ def export(
     *,
     tolerances: ExportTolerances | None = None,
     int8: bool = True,
+    drop_failed_int8: bool = False,
     overwrite: bool = False,
     max_parity_pairs: int | None = None,
     opset: int = OPSET,
     optimize: bool = True,
 ) -> dict[str, Any]:
-    """Export ``model_dir`` to ``out_dir`` (ONNX files, tokenizer, student.json) if it passes parity."""
+    """Export ``model_dir`` to ``out_dir`` (ONNX files, tokenizer, student.json) if it passes parity.
+
+    ``drop_failed_int8``: an int8 model that fails its gate is left out instead of refusing the whole export.
+    """
     from student.modelio import TorchStudent
 
     tolerances = tolerances or ExportTolerances()
@@ -337,6 +341,11 @@ def export(
             tolerances=tolerances,
         )
         report["parity_pairs"] = str(parity_pairs)
+        if not report["ok"] and report["fp32_ok"] and drop_failed_int8:
+            # Ship fp32 (and bf16, gated on its own) rather than nothing: the int8 file alone failed.
+            (scratch / ONNX_FILES["int8"]).unlink()
+            report["int8_dropped"] = True
+            report["ok"] = True
         if not report["ok"]:
             raise ExportError(_failure_message(report), report)
 
@@ -350,7 +359,7 @@ def export(
             "exporter": "torch.onnx.export (dynamo)",
             "opset": opset,
             "graph": graph,
-            "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel" if int8 else None,
+            "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel" if "int8" in files else None,
             "files": files,
             "servable": servable_variants(report, files),
             "parity": report,

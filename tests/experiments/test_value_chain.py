@@ -158,6 +158,8 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
     text = md.read_text()
     assert "| pool - gold-40 |" in text and "*teacher* (reference)" in text and "seeds for ± 0.01" in text
+    assert "`pool`: teacher, min_confidence: 0.5" in text and "max_steps: 2" in text
+    assert table["pool"]["pairs_seen"]["mean"] == 2 * 8  # steps x batch
     assert (tmp_path / "chain.png").stat().st_size > 0
     assert json.loads((tmp_path / "chain.json").read_text())["command"] == "agpo student value-chain"
 

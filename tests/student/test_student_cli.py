@@ -102,6 +102,18 @@ def test_export_refusal_exits_1_with_numbers(trained_student: Path, student_benc
     assert list(tmp_path.iterdir()) == []  # neither the export nor its scratch dir is left
 
 
+def test_a_failed_int8_is_left_out_when_asked(trained_student: Path, student_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "onnx"
+    args = ["export", str(trained_student), "--out", str(out), "--parity", str(student_bench / "gold_test.jsonl")]
+    strict = ["--int8-min-agreement", "1.01", "--max-parity-pairs", "24", "--drop-failed-int8"]
+    result = runner.invoke(app, [*args, *strict])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.onnx").is_file() and not (out / "model.int8.onnx").exists()
+    export = json.loads((out / "student.json").read_text())["export"]
+    assert export["parity"]["int8_ok"] is False and export["parity"]["int8_dropped"] is True
+    assert "int8" not in export["servable"] and export["quantization"] is None
+
+
 @pytest.mark.slow
 def test_bench_reports_every_engine(exported_student: Path, student_bench: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
