@@ -43,9 +43,9 @@ class JourneyConfig:
     dev: int = 300
     samples: int = 4
     max_tokens: int = 160
-    # A fresh head needs hundreds of steps (student.train.epochs_for); 200 at batch 32 under bf16 autocast fit the
+    # A fresh head needs hundreds of steps (student.train.epochs_for); 300 at batch 32 under bf16 autocast fit the
     # demo's 10 minutes on 2 cores.
-    student_steps: int = 200
+    student_steps: int = 300
     student_batch_size: int = 32
     score_pairs: int = 32
     seed: int = 0

@@ -35,8 +35,10 @@ ONNX_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 VARIANT_FILES: dict[str, str] = {**ONNX_FILES, "bf16": ONNX_FILES["fp32"]}
 OPENVINO_HINT = "pip install openvino (the bf16 student variant runs on OpenVINO)"
 # What ``auto`` serves: the first of these that passed its parity gate at export (``student.json`` ->
-# ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them on this machine.
-SERVE_ORDER: tuple[str, ...] = ("bf16", "int8", "fp32")
+# ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them at batch 64
+# (docs/results/student_bench_threads{1,2}.json, an AMD EPYC without AMX): int8 2.25x and bf16 2.14x ONNX fp32 on
+# one thread. On a CPU with AMX bf16 may overtake int8: bench it there.
+SERVE_ORDER: tuple[str, ...] = ("int8", "bf16", "fp32")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def test_bf16_is_checked_at_export_and_served_by_auto(exported_student: Path, st
     parity = read_meta(exported_student)["export"]["parity"]
     assert parity["bf16_argmax_agreement"] >= 0.99 and parity["bf16_ok"]
     assert read_meta(exported_student)["export"]["servable"] == ["fp32", "int8", "bf16"]
-    assert pick_variant(exported_student) == "bf16" and pick_variant(exported_student, "int8") == "int8"
+    assert pick_variant(exported_student) == "int8" and pick_variant(exported_student, "bf16") == "bf16"
     scorer = Scorer(exported_student, "bf16", batch_size=8)
     assert scorer.engine.precision in ("bf16", "f32") and scorer.model_version.endswith("/bf16")
     texts = [(p.query, render_ad(p.ad)) for p in _gold_pairs(student_bench, 40)]
@@ -59,7 +59,8 @@ def test_auto_serves_the_fastest_variant_that_passed(exported_student: Path, tmp
     for name in ("tokenizer.json", "model.onnx", "model.int8.onnx"):
         (partial / name).symlink_to(exported_student / name)
     meta = read_meta(exported_student)
-    for servable, expected in ((["fp32", "int8"], "int8"), (["fp32"], "fp32"), (None, "int8")):
+    cases = ((["fp32", "int8", "bf16"], "int8"), (["fp32", "bf16"], "bf16"), (["fp32"], "fp32"), (None, "int8"))
+    for servable, expected in cases:
         export_meta = {**meta["export"], "servable": servable}
         (partial / "student.json").write_text(json.dumps({**meta, "export": export_meta}))
         assert pick_variant(partial) == expected, servable
@@ -146,7 +147,7 @@ def test_parity_json_matches_student_json(exported_student: Path) -> None:
     assert parity == read_meta(exported_student)["export"]["parity"]
 
 
-@pytest.mark.parametrize(("wanted", "served"), [("auto", "bf16"), ("int8", "int8"), ("fp32", "fp32")])
+@pytest.mark.parametrize(("wanted", "served"), [("auto", "int8"), ("bf16", "bf16"), ("fp32", "fp32")])
 def test_the_api_serves_the_variant_it_is_told(
     exported_student: Path, tmp_path: Path, wanted: str, served: str
 ) -> None:
