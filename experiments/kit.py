@@ -7,7 +7,9 @@ forms below are the cells its JSON and Markdown hold. The confusion-matrix plot 
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,3 +58,13 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     from student.evaluate import save_confusion_png
 
     return save_confusion_png({"confusion": {"rows": list(labels), "matrix": [list(r) for r in matrix]}}, path, title)
+
+
+def finished_run(out: Path) -> dict[str, Any] | None:
+    """The summary a finished run left in ``out/eval.json``; else None, with ``out`` emptied for a fresh run."""
+    report = out / "eval.json"
+    if report.exists():
+        return json.loads(report.read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return None

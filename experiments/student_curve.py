@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from experiments.kit import format_mean_std, mean_std_cell
+from experiments.kit import finished_run, format_mean_std, mean_std_cell
 from rlvr.config import from_mapping, read_mapping
 
 Log = Callable[[str], None]
@@ -86,11 +86,9 @@ def run_point(cfg: CurveConfig, data: CurveData, n: int, seed: int, out: Path, l
     from student.evaluate import evaluate
     from student.train import TrainConfig, train
 
+    if (done := finished_run(out)) is not None:
+        return done
     report_path = out / "eval.json"
-    if report_path.exists():
-        return json.loads(report_path.read_text())
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     subset = out / "train.jsonl"
     subset.write_text("\n".join(query_subset(Path(data.train).read_text().splitlines(), n, seed)) + "\n")
     config = TrainConfig(**{**cfg.recipe, "seed": seed, "progress": False})

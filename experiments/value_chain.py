@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.kit import format_interval, format_mean_std, mean_std_cell
+from experiments.kit import finished_run, format_interval, format_mean_std, mean_std_cell
 from rlvr.config import from_mapping, read_mapping
 
 Log = Callable[[str], None]
@@ -111,19 +110,10 @@ def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def gold_subset(gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` gold pairs made of whole queries (shuffled by ``seed``), none of them in ``exclude``."""
-    from relevance.pairs import Pair
-    from student.data import query_group
+    from experiments.student_curve import query_subset
 
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in gold:
-        if row["custom_id"] not in exclude:
-            groups.setdefault(query_group(Pair.model_validate(row)), []).append(row)
-    order = sorted(groups)
-    random.Random(seed).shuffle(order)
-    picked = [row for group in order for row in groups[group]]
-    if n > len(picked):
-        raise ValueError(f"asked for {n:,} gold pairs, {len(picked):,} are outside the pool")
-    return picked[:n]
+    lines = [json.dumps(row, ensure_ascii=False) for row in gold if row["custom_id"] not in exclude]
+    return [json.loads(line) for line in query_subset(lines, n, seed)]
 
 
 def gold_as_result(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,11 +189,8 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
     from student.evaluate import predict_logits
     from student.train import TrainConfig, train
 
-    report_path = out / "eval.json"
-    if report_path.exists():
-        return json.loads(report_path.read_text())
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    if (done := finished_run(out)) is not None:
+        return done
     train_file = out / "train.jsonl"
     rows = training_rows(arm, inputs, cfg, seed)
     train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -226,7 +213,7 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
         **{k: metrics[k] for k in ("accuracy", "macro_f1", "cohen_kappa")},
         "predictions": pred.tolist(),
     }
-    report_path.write_text(json.dumps(summary))
+    (out / "eval.json").write_text(json.dumps(summary))
     # Metrics and predictions stay; 90 MB of weights per run do not.
     shutil.rmtree(out / "model", ignore_errors=True)
     train_file.unlink()
