@@ -360,11 +360,8 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
             "train_seconds": mean_std_cell([r["train_seconds"] for r in rs], "seeds", 1),
         }
     for name, pred in references.items():
-        table[name] = {
-            "macro_f1": bootstrap_f1(y, pred, None, k, cfg.bootstrap)["mean"],
-            "macro_f1_95": bootstrap_f1(y, pred, None, k, cfg.bootstrap),
-            "cohen_kappa": round(kappa(pred), 4),
-        }
+        level = bootstrap_f1(y, pred, None, k, cfg.bootstrap)
+        table[name] = {"macro_f1": level["mean"], "macro_f1_95": level, "cohen_kappa": round(kappa(pred), 4)}
     comparisons = []
     for arm_name, ref in cfg.comparisons:
         ref_pred = preds.get(ref, references.get(ref))

@@ -265,9 +265,9 @@ def parity_report(
     return report
 
 
-def servable_variants(report: dict[str, Any], files: dict[str, Any]) -> list[str]:
-    """The variants that passed their parity gate: fp32, int8 when its file was written, bf16 when checked."""
-    return ["fp32", *(v for v in ("int8", "bf16") if report.get(f"{v}_ok") and (v in files or v == "bf16"))]
+def servable_variants(report: dict[str, Any]) -> list[str]:
+    """The variants that passed their parity gate (an int8 model that failed is never written)."""
+    return ["fp32", *(v for v in ("int8", "bf16") if report.get(f"{v}_ok"))]
 
 
 def _failure_message(report: dict[str, Any]) -> str:
@@ -361,7 +361,7 @@ def export(
             "graph": graph,
             "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel" if "int8" in files else None,
             "files": files,
-            "servable": servable_variants(report, files),
+            "servable": servable_variants(report),
             "parity": report,
         }
         write_meta(scratch, meta)
