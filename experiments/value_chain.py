@@ -36,13 +36,14 @@ GOLD, TEACHER = "gold", "teacher"
 class ChainData:
     """``gold``: gold pairs the scarce gold is drawn from; ``pool``: the pairs the teacher labelled (joined to its
     results by ``custom_id``); ``pool_labels`` and ``test_labels``: the teacher's result lines for the pool and
-    for the test pairs; ``dev`` chooses checkpoints and fits the bi-encoder's cut points; ``test`` scores."""
+    for the test pairs; ``dev`` chooses checkpoints and fits the bi-encoder's cut points; ``test`` scores.
+    ``gold`` is needed only by arms that use gold, ``pool`` and ``pool_labels`` only by arms that use the teacher."""
 
-    gold: str
-    pool: str
-    pool_labels: str
     dev: str
     test: str
+    gold: str | None = None
+    pool: str | None = None
+    pool_labels: str | None = None
     test_labels: str | None = None
 
 
@@ -52,6 +53,7 @@ class Arm:
     uses: tuple[str, ...]  # "gold", "teacher" or both
     recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for this arm
     gold_pairs: int | None = None  # this arm's gold pairs per seed (default: the config's gold_pairs)
+    flip: float = 0.0  # the share of its gold Exact/Substitute labels swapped (label noise, seeded by the seed)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ChainConfig:
     recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for every arm
     bootstrap: int = 2000
     comparisons: tuple[tuple[str, str], ...] = ()  # (arm, reference): reference is an arm, bi_encoder or teacher
+    title: str = "The value chain: scarce gold, the teacher's labels, or both"
 
     def validate(self) -> None:
         names = [a.name for a in self.arms]
@@ -71,6 +74,14 @@ class ChainConfig:
             unknown = sorted(set(arm.uses) - {GOLD, TEACHER})
             if unknown or not arm.uses:
                 problems.append(f"arm {arm.name!r}: uses must be gold and/or teacher, got {list(arm.uses)}")
+            if GOLD in arm.uses and not self.data.gold:
+                problems.append(f"arm {arm.name!r} uses gold: give data.gold")
+            if TEACHER in arm.uses and not (self.data.pool and self.data.pool_labels):
+                problems.append(f"arm {arm.name!r} uses the teacher: give data.pool and data.pool_labels")
+            if not 0 <= arm.flip <= 1:
+                problems.append(f"arm {arm.name!r}: flip must lie in [0, 1], got {arm.flip}")
+            elif arm.flip and GOLD not in arm.uses:
+                problems.append(f"arm {arm.name!r}: flip swaps gold labels, but the arm does not use gold")
         references = {*names, "bi_encoder", "majority", *(("teacher",) if self.data.test_labels else ())}
         for arm, ref in self.comparisons:
             if arm not in names:
@@ -116,6 +127,24 @@ def gold_subset(gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed:
     return [json.loads(line) for line in query_subset(lines, n, seed)]
 
 
+FLIP_PAIR = ("Exact", "Substitute")
+
+
+def flip_labels(rows: Sequence[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """``rows`` with ``share`` of their Exact and Substitute gold labels swapped, for label-noise calibration.
+
+    The swapped pairs come first in one seeded order of the candidates, so at a given seed the pairs swapped at 5%
+    are among those swapped at 10%: noise levels differ only in how much is swapped, not in which pairs."""
+    candidates = [i for i, row in enumerate(rows) if row["meta"]["label"] in FLIP_PAIR]
+    order = np.random.default_rng([seed, 2027]).permutation(len(candidates))
+    swapped = {candidates[j] for j in order[: round(share * len(candidates))]}
+    other = {FLIP_PAIR[0]: FLIP_PAIR[1], FLIP_PAIR[1]: FLIP_PAIR[0]}
+    return [
+        {**row, "meta": {**row["meta"], "label": other[row["meta"]["label"]]}} if i in swapped else row
+        for i, row in enumerate(rows)
+    ]
+
+
 def gold_as_result(row: dict[str, Any]) -> dict[str, Any]:
     """A gold pair as a result line with its pair inline: the human label, certain."""
     return {
@@ -159,12 +188,15 @@ def load_inputs(cfg: ChainConfig, schema: str = "esci") -> Inputs:
     from relevance.schemas import get_schema
     from student.data import load_gold
 
-    pool = {row["custom_id"]: row for row in _read_jsonl(cfg.data.pool)}
+    teacher: list[dict[str, Any]] = []
+    if cfg.data.pool and cfg.data.pool_labels:
+        pool = {row["custom_id"]: row for row in _read_jsonl(cfg.data.pool)}
+        teacher = teacher_rows(_read_jsonl(cfg.data.pool_labels), pool)
     test = load_gold(cfg.data.test, schema).examples
     sch = get_schema(schema)
     return Inputs(
-        gold=_read_jsonl(cfg.data.gold),
-        teacher=teacher_rows(_read_jsonl(cfg.data.pool_labels), pool),
+        gold=_read_jsonl(cfg.data.gold) if cfg.data.gold else [],
+        teacher=teacher,
         test_pairs=[(e.query, e.ad_text) for e in test],
         test_labels=np.array([sch.index(e.label) for e in test]),
         schema=schema,
@@ -176,7 +208,8 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     if GOLD in arm.uses:
         pool_ids = {row["custom_id"] for row in inputs.teacher}
         n = arm.gold_pairs or cfg.gold_pairs
-        rows += [gold_as_result(r) for r in gold_subset(inputs.gold, pool_ids, n, seed)]
+        gold = gold_subset(inputs.gold, pool_ids, n, seed)
+        rows += [gold_as_result(r) for r in (flip_labels(gold, arm.flip, seed) if arm.flip else gold)]
     if TEACHER in arm.uses:
         rows += inputs.teacher
     return rows
@@ -227,7 +260,7 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
 
 def reference_predictions(cfg: ChainConfig, inputs: Inputs) -> dict[str, np.ndarray]:
     """Test predictions (schema indices; ``k`` = no label) of the zero-shot bi-encoder (cut points fitted on dev),
-    the majority class of the gold file, and, when its test labels are given, the teacher."""
+    the majority class of the gold file (of dev without one), and, when its test labels are given, the teacher."""
     from collections import Counter
 
     from relevance.schemas import get_schema
@@ -238,7 +271,8 @@ def reference_predictions(cfg: ChainConfig, inputs: Inputs) -> dict[str, np.ndar
     test = load_gold(cfg.data.test, sch.name).examples
     dev = load_gold(cfg.data.dev, sch.name).examples
     labels, _ = cosine_labels(bi_encoder_cosines(test), bi_encoder_cosines(dev), [e.label for e in dev], sch)
-    majority = Counter(row["meta"]["label"] for row in inputs.gold).most_common(1)[0][0]
+    # The majority class of the gold file, or of dev where the experiment has no gold.
+    majority = Counter([row["meta"]["label"] for row in inputs.gold] or [e.label for e in dev]).most_common(1)[0][0]
     out = {
         "bi_encoder": np.array([sch.index(x) for x in labels]),
         "majority": np.full(len(test), sch.index(sch.normalize(majority) or majority)),
@@ -329,7 +363,8 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     sch = get_schema(inputs.schema)
     k = len(sch.names)
     log(
-        f"gold {cfg.gold_pairs:,} pairs per seed; teacher-labelled pool {len(inputs.teacher):,} pairs; "
+        f"gold {cfg.gold_pairs if inputs.gold else 0:,} pairs per seed; "
+        f"teacher-labelled pool {len(inputs.teacher):,} pairs; "
         f"test {inputs.test_labels.size:,} pairs; seeds {list(cfg.seeds)}"
     )
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -425,14 +460,16 @@ def _kappa_cell(row: dict[str, Any]) -> str:
 def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
     cfg = summary["config"]
     test = summary["test"]
+    paired = "seed s trains with the same seed in every arm"
+    if any("gold" in arm["uses"] for arm in cfg["arms"]):
+        paired = "seed s draws the same gold pairs and trains with the same seed in every arm"
     lines = [
-        "# The value chain: scarce gold, the teacher's labels, or both",
+        f"# {cfg.get('title') or ChainConfig.title}",
         "",
         f"Command: `{command}`",
         "",
-        f"Test: `{test['path']}`, {test['pairs']:,} pairs. Seeds {cfg['seeds']} (seed s draws the same "
-        f"{cfg['gold_pairs']:,} gold pairs and trains with the same seed in every arm). Students: macro-F1 mean ± "
-        "std over seeds, then the 95% interval when test pairs and seeds are resampled together "
+        f"Test: `{test['path']}`, {test['pairs']:,} pairs. Seeds {cfg['seeds']} ({paired}). Students: macro-F1 "
+        "mean ± std over seeds, then the 95% interval when test pairs and seeds are resampled together "
         f"({cfg['bootstrap']:,} draws).",
         "",
         "| trains on | pairs | pairs seen | macro-F1 | kappa | train s |",
@@ -468,6 +505,8 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
     lines += ["", f"![macro-F1 by arm]({png})", "", "Arms:", ""]
     for arm in cfg["arms"]:
         gold = f" ({arm['gold_pairs'] or cfg['gold_pairs']:,} per seed)" if "gold" in arm["uses"] else ""
+        if arm.get("flip"):
+            gold += f", {arm['flip']:.0%} of its Exact/Substitute labels swapped"
         extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"

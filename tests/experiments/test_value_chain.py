@@ -14,6 +14,7 @@ from experiments.value_chain import (
     ChainConfig,
     ChainData,
     bootstrap_f1,
+    flip_labels,
     gold_subset,
     load_chain_config,
     run_chain,
@@ -84,6 +85,27 @@ def test_gold_subsets_take_whole_queries_outside_the_pool(student_bench: Path) -
         gold_subset(rows, pool, len(rows), seed=0)
 
 
+def test_label_noise_swaps_a_share_of_exact_and_substitute_nested_across_levels() -> None:
+    labels = ["Exact"] * 60 + ["Substitute"] * 40 + ["Complement"] * 30 + ["Irrelevant"] * 20
+    rows = [{"custom_id": f"p{i}", "meta": {"label": label}} for i, label in enumerate(labels)]
+
+    def swapped(share: float, seed: int = 0) -> set[str]:
+        noisy = flip_labels(rows, share, seed)
+        assert [r["custom_id"] for r in noisy] == [r["custom_id"] for r in rows]
+        changed = {a["custom_id"] for a, b in zip(rows, noisy, strict=True) if a["meta"] != b["meta"]}
+        for a, b in zip(rows, noisy, strict=True):
+            if a["custom_id"] in changed:
+                assert {a["meta"]["label"], b["meta"]["label"]} == {"Exact", "Substitute"}
+        return changed
+
+    five, ten, twenty = swapped(0.05), swapped(0.10), swapped(0.20)
+    assert (len(five), len(ten), len(twenty)) == (5, 10, 20)  # of the 100 Exact or Substitute pairs
+    assert five < ten < twenty  # a level swaps what the lower ones swapped, and more
+    assert swapped(0.10, seed=1) != ten
+    assert not swapped(0.0)
+    assert rows[0]["meta"]["label"] == "Exact"  # the input is left as it was
+
+
 def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     data = ChainData(gold="g", pool="p", pool_labels="l", dev="d", test="t")
     arms = (Arm("gold", ("gold",)), Arm("gold", ("teachers",)))
@@ -95,6 +117,21 @@ def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     assert "uses must be gold and/or teacher, got ['teachers']" in message
     assert "'teacher' is neither an arm" in message  # no test_labels: the teacher is no reference
     assert "'nope' is not an arm" in message
+
+    lean = ChainData(dev="d", test="t")
+    arms = (
+        Arm("g", ("gold",)),
+        Arm("p", ("teacher",)),
+        Arm("noisy", ("teacher",), flip=0.1),
+        Arm("x", ("gold",), flip=2),
+    )
+    with pytest.raises(ValueError, match="uses gold") as err:
+        ChainConfig(data=lean, arms=arms).validate()
+    message = str(err.value)
+    assert "arm 'g' uses gold: give data.gold" in message
+    assert "arm 'p' uses the teacher: give data.pool and data.pool_labels" in message
+    assert "arm 'noisy': flip swaps gold labels, but the arm does not use gold" in message
+    assert "arm 'x': flip must lie in [0, 1], got 2" in message
 
     path = tmp_path / "chain.yaml"
     path.write_text("data: {gold: g, pool: p, pool_labels: l, dev: d, test: t}\narms: []\nseeds: []\n")
