@@ -277,11 +277,12 @@ def bench(
     out = out or export_dir / "bench.json"
     write_result(result, out)
     console.print(render_table(result))
-    verdict = "met" if result["target_met"] else "NOT met"
-    ratio = result["ratio_vs_cross_encoder_predict"].get("onnx_int8")
-    if ratio is not None:
-        target = result["target_int8_vs_cross_encoder"]
-        console.print(f"int8 is {ratio:.2f}x CrossEncoder.predict (target {target}x: {verdict})")
+    served = result["served"]
+    verdict = "met" if served["target_met"] else "NOT met"
+    console.print(
+        f"auto serves {served['variant']} here: {served['ratio_vs_onnx_fp32']:.2f}x ONNX fp32 "
+        f"(target {served['target_vs_onnx_fp32']}x: {verdict})"
+    )
     console.print(f"wrote {out}")
 
 

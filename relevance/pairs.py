@@ -69,7 +69,22 @@ def _limits(info: ValidationInfo) -> PairLimits:
     return DEFAULT_LIMITS
 
 
+def unstorable(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (a NUL, which PostgreSQL refuses, or a lone surrogate, which UTF-8
+    cannot encode), or None."""
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text"
+    return None
+
+
 def _text(value: str, name: str, limit: int, *, required: bool) -> str | None:
+    if problem := unstorable(value):
+        raise ValueError(f"{name} {problem}")
     value = value.strip()
     if not value:
         if required:
@@ -115,6 +130,8 @@ class Ad(BaseModel):
             raise ValueError(f"attributes has {len(v)} entries; the limit is {limits.attributes}")
         out: dict[str, str] = {}
         for key, value in v.items():
+            if problem := unstorable(key) or unstorable(value):
+                raise ValueError(f"attributes entry {key[:40]!r} {problem}")
             k = key.strip()
             if not k:
                 raise ValueError("attributes has an empty key")

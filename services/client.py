@@ -70,14 +70,21 @@ class AnnotationClient:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel")).json()
 
     def _download(self, url: str, out: str | Path) -> int:
-        n = 0
+        """The JSONL body into ``out`` byte for byte; returns its line count. Decoding it into text lines would
+        also split at U+2028, U+2029 and U+0085, which JSON strings may carry unescaped."""
+        n, last = 0, b"\n"
         with self.http.stream("GET", url) as r:
             if r.status_code >= 400:
                 r.read()
                 self._check(r)
             with open(out, "wb") as fh:
-                for line in r.iter_lines():
-                    fh.write(line.encode("utf-8") + b"\n")
+                for chunk in r.iter_bytes():
+                    if chunk:
+                        fh.write(chunk)
+                        n += chunk.count(b"\n")
+                        last = chunk[-1:]
+                if last != b"\n":
+                    fh.write(b"\n")
                     n += 1
         return n
 

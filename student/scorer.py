@@ -35,10 +35,12 @@ ONNX_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 VARIANT_FILES: dict[str, str] = {**ONNX_FILES, "bf16": ONNX_FILES["fp32"]}
 OPENVINO_HINT = "pip install openvino (the bf16 student variant runs on OpenVINO)"
 # What ``auto`` serves: the first of these that passed its parity gate at export (``student.json`` ->
-# ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them at batch 64
-# (docs/results/student_bench_threads{1,2}.json, an AMD EPYC without AMX): int8 2.25x and bf16 2.14x ONNX fp32 on
-# one thread. On a CPU with AMX bf16 may overtake int8: bench it there.
+# ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them at batch 64 on one
+# thread (docs/results/student_bench_*.json): without AMX (an AMD EPYC) int8 ran 2.25x and bf16 2.14x ONNX fp32;
+# with AMX (an Intel Xeon) bf16 ran 4.33x and int8 1.99x.
 SERVE_ORDER: tuple[str, ...] = ("int8", "bf16", "fp32")
+SERVE_ORDER_AMX: tuple[str, ...] = ("bf16", "int8", "fp32")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,30 @@ def session_options(threads: int = 1) -> Any:
 
 def pick_variant(export_dir: str | Path, wanted: str = "auto") -> str:
     """The variant to serve from ``export_dir``: ``wanted`` itself, or for ``auto`` the first of
-    :data:`SERVE_ORDER` that passed its gate and can run here (fp32 always can)."""
+    :func:`serve_order` that passed its gate and can run here (fp32 always can)."""
     if wanted != "auto":
         return wanted
     export = read_meta(export_dir).get("export") or {}
     # Exports made before bf16 existed list no servable variants: their files passed their gates.
     servable = export.get("servable") or [v for v in ONNX_FILES if (Path(export_dir) / ONNX_FILES[v]).is_file()]
-    for variant in SERVE_ORDER:
+    for variant in serve_order():
         if variant in servable and (variant != "bf16" or openvino_available()):
             return variant
     return "fp32"
+
+
+def cpu_has_amx(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU multiplies bf16 matrices in AMX tiles (Linux's ``amx_bf16`` flag); False where unknown."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in text.splitlines())
+
+
+def serve_order() -> tuple[str, ...]:
+    """The variants ``auto`` tries, fastest first on this CPU."""
+    return SERVE_ORDER_AMX if cpu_has_amx() else SERVE_ORDER
 
 
 def openvino_available() -> bool:

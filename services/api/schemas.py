@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relevance.label_scores import LabelMethod
+from relevance.pairs import unstorable
+
+# OpenAI's Batch API limits on metadata: a job's metadata comes back on every poll, so it stays small.
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
 
 EXAMPLE_PAIR = {
     "custom_id": "q1-ad7",
@@ -50,7 +56,31 @@ class AnnotateRequest(AnnotateOptions):
 
 
 class CreateJobRequest(AnnotateRequest):
-    metadata: dict[str, str] | None = Field(None, description="free key/values returned with the job")
+    metadata: dict[str, str] | None = Field(
+        None,
+        description=f"free key/values returned with the job: at most {MAX_METADATA_KEYS} keys of "
+        f"{MAX_METADATA_KEY_CHARS} characters, values of {MAX_METADATA_VALUE_CHARS}",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return None
+        if len(v) > MAX_METADATA_KEYS:
+            raise ValueError(f"metadata has {len(v)} keys; the limit is {MAX_METADATA_KEYS}")
+        for key, value in v.items():
+            if problem := unstorable(key) or unstorable(value):
+                raise ValueError(f"metadata entry {key[:40]!r} {problem}")
+            if len(key) > MAX_METADATA_KEY_CHARS:
+                raise ValueError(
+                    f"metadata key {key[:40]!r} is {len(key)} characters; the limit is {MAX_METADATA_KEY_CHARS}"
+                )
+            if len(value) > MAX_METADATA_VALUE_CHARS:
+                raise ValueError(
+                    f"metadata[{key[:40]!r}] is {len(value)} characters; the limit is {MAX_METADATA_VALUE_CHARS}"
+                )
+        return v
 
 
 class RequestCounts(BaseModel):

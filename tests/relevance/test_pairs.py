@@ -56,6 +56,11 @@ def test_strips_whitespace_and_drops_empty_optionals() -> None:
         (_pair(ad={"title": "t", "attributes": {str(i): "v" for i in range(65)}}), "ad.attributes", "limit is 64"),
         (_pair(ad={"title": "t", "attributes": {"k": "v" * 300}}), "ad.attributes", "attributes['k']"),
         (_pair(meta={"blob": "x" * 20_000}), "meta", "bytes as JSON"),
+        (_pair(query="red\x00shoes"), "query", "query contains a NUL character"),
+        (_pair(custom_id="p\ud800"), "custom_id", "custom_id contains a lone surrogate"),
+        (_pair(ad={"title": "t", "brand": "\udfff"}), "ad.brand", "brand contains a lone surrogate"),
+        (_pair(ad={"title": "t", "attributes": {"k\x00": "v"}}), "ad.attributes", "contains a NUL"),
+        (_pair(meta={"note": "\ud800"}), "meta", "JSON-serialisable"),
     ],
 )
 def test_errors_name_the_field(data: dict, field: str, message: str) -> None:
@@ -105,7 +110,7 @@ def test_jsonl_reports_each_bad_line_and_keeps_reading() -> None:
 LINES = [
     json.dumps(_pair(custom_id=" a ", ad={"title": " T ", "brand": " ", "attributes": {" k ": " v ", "e": " "}})),
     json.dumps(_pair(custom_id="b", meta={"x": float("nan"), "big": 10**30})),  # NaN: not strict JSON
-    json.dumps(_pair(custom_id="c", query="\ud800 lone surrogate")),
+    json.dumps(_pair(custom_id="c", query="\ud800 lone surrogate")),  # not text: no store or teacher takes it
     json.dumps(_pair(custom_id="d", query="   ")),
     json.dumps(_pair(custom_id="e", ad={"title": "T", "colour": "red"})),
     json.dumps(_pair(custom_id="a")),  # duplicate custom_id
@@ -124,9 +129,22 @@ def test_the_fast_jsonl_path_agrees_with_record_validation() -> None:
         records.append((row, json.loads(line)))
     slow = validate_records(records)
     assert [repr(p) for p in fast.pairs] == [repr(p) for p in slow.pairs]  # repr: NaN != NaN
-    assert fast.rows == slow.rows == [1, 2, 3, 7]
+    assert fast.rows == slow.rows == [1, 2, 7]
     assert [e for e in fast.errors if e.row != len(LINES)] == slow.errors
     assert fast.errors[-1].row == len(LINES) and fast.errors[-1].message.startswith("invalid JSON")
+
+
+def test_jsonl_lines_with_nul_or_lone_surrogate_escapes_fail_alone() -> None:
+    lines = [
+        json.dumps(_pair(custom_id="a")),
+        '{"custom_id": "b\\u0000", "query": "q", "ad": {"title": "T"}}',
+        '{"custom_id": "c", "query": "q\\ud800", "ad": {"title": "T"}}',
+        json.dumps(_pair(custom_id="d")),
+    ]
+    batch = validate_jsonl([line.encode() for line in lines])
+    assert [p.custom_id for p in batch.pairs] == ["a", "d"]
+    assert [(e.row, e.field) for e in batch.errors] == [(2, "custom_id"), (3, "query")]
+    assert "NUL" in batch.errors[0].message and "lone surrogate" in batch.errors[1].message
 
 
 def test_jsonl_limits_on_count_bytes_and_encoding() -> None:

@@ -179,6 +179,37 @@ def test_a_bad_pair_is_a_422_naming_its_field(api: Api, pool_pairs: list[dict]):
     assert len(api.get("/v1/jobs", params={"limit": 100}).json()["data"]) == jobs_before  # nothing was created
 
 
+def test_text_that_cannot_be_stored_and_oversized_metadata_are_422s_that_create_nothing(
+    api: Api, pool_pairs: list[dict]
+):
+    jobs_before = len(api.get("/v1/jobs", params={"limit": 100}).json()["data"])
+    good = json.dumps(_pairs(pool_pairs, 10, 1)[0])
+    headers = {**api.headers(), "Content-Type": "application/json"}
+
+    def body(pair: str = good, metadata: str = "{}") -> str:
+        return '{"pairs": [' + pair + '], "metadata": ' + metadata + "}"
+
+    # Raw bodies with JSON escapes for a NUL and a lone surrogate, as a client that does not check its strings sends.
+    many = ", ".join(f'"k{i}": "v"' for i in range(17))
+    cases = [
+        (body(metadata=r'{"run": "\ud800"}'), "metadata", "lone surrogate"),
+        (body(metadata=r'{"run": "a\u0000b"}'), "metadata", "NUL"),
+        (body(metadata='{"k": "' + "x" * 513 + '"}'), "metadata", "the limit is 512"),
+        (body(metadata="{" + many + "}"), "metadata", "17 keys"),
+        (body(good.replace('"query": "', r'"query": "\u0000', 1)), "pairs[0].query", "NUL"),
+        (body(good.replace('"custom_id": "', r'"custom_id": "\udc00', 1)), "pairs[0].custom_id", "lone surrogate"),
+    ]
+    for raw, param, message in cases:
+        r = api.client.post("/v1/jobs", content=raw.encode(), headers=headers)
+        assert r.status_code == 422, (raw[:80], r.text)
+        error = r.json()["error"]
+        assert error["param"] == param and message in error["message"], r.text
+    nul_query = '{"pairs": [' + good.replace('"query": "', r'"query": "\u0000', 1) + "]}"
+    r = api.client.post("/v1/annotate", content=nul_query.encode(), headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].query", r.text
+    assert len(api.get("/v1/jobs", params={"limit": 100}).json()["data"]) == jobs_before  # nothing was created
+
+
 def test_jsonl_upload_lists_the_bad_line_in_the_errors_file(api: Api, pool_pairs: list[dict]):
     pairs = _pairs(pool_pairs, 20, 3)
     lines = [json.dumps(pairs[0]), "{not json", json.dumps(pairs[1]), json.dumps(pairs[2])]

@@ -278,7 +278,11 @@ def test_score_without_a_student_is_a_503_that_says_what_to_set(stack, client, p
 def test_cli_annotate_and_jobs_commands_against_the_running_api(stack, client, pool_pairs, tmp_path):
     key = client.headers["Authorization"].removeprefix("Bearer ")
     src, out = tmp_path / "pairs.jsonl", tmp_path / "results.jsonl"
-    src.write_text("".join(json.dumps(p) + "\n" for p in pool_pairs[:20]))
+    # Line and paragraph separators are legal inside JSON strings: a result line holding one stays one line.
+    pairs = [dict(p) for p in pool_pairs[:20]]
+    for p, odd in zip(pairs[3:6], ("\u2028", "\u2029", "\u0085"), strict=True):
+        p["custom_id"] += odd + "x"
+    src.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs), encoding="utf-8")
     common = ["--url", stack.url, "--key", key]
     done = subprocess.run(
         [AGPO, "annotate", str(src), "--out", str(out), *common],
@@ -288,8 +292,8 @@ def test_cli_annotate_and_jobs_commands_against_the_running_api(stack, client, p
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [x["custom_id"] for x in lines] == [p["custom_id"] for p in pool_pairs[:20]]
+    lines = [json.loads(x) for x in out.read_bytes().decode("utf-8").split("\n")[:-1]]
+    assert [x["custom_id"] for x in lines] == [p["custom_id"] for p in pairs]
     job_id = re.search(r"job (job_\w+) completed", done.stdout).group(1)
     got = subprocess.run([AGPO, "jobs", "get", job_id, *common], env=stack.env, capture_output=True, text=True)
     assert got.returncode == 0 and '"completed"' in got.stdout

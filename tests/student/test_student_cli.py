@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.student import app
+from student.scorer import pick_variant
 
 runner = CliRunner()
 
@@ -132,6 +133,11 @@ def test_bench_reports_every_engine(exported_student: Path, student_bench: Path,
     assert bench["training_pairs_per_s"]["measured"] > 0
     # int8 beats fp32 eager on the same pairs, even on a busy machine (CPU-time rates).
     assert bench["scoring_pairs_per_cpu_s"]["onnx_int8"] > bench["scoring_pairs_per_cpu_s"]["torch_fp32_eager"]
+    served = bench["served"]
+    assert served["variant"] == pick_variant(exported_student) and served["engine"] in engines
+    ratio = bench["ratio_vs_onnx_fp32"][served["engine"]]
+    assert served["ratio_vs_onnx_fp32"] == ratio and served["target_met"] == (ratio >= 2.0)
+    assert f"auto serves {served['variant']} here" in result.output
 
 
 def test_cli_and_scorer_import_without_torch() -> None:

@@ -13,7 +13,7 @@ from relevance.pairs import read_pairs_jsonl
 from student.data import render_ad
 from student.export import export
 from student.modelio import TorchStudent, read_meta, softmax
-from student.scorer import Scorer, pick_variant
+from student.scorer import SERVE_ORDER, SERVE_ORDER_AMX, Scorer, cpu_has_amx, pick_variant, serve_order
 
 
 def _gold_pairs(bench: Path, n: int | None = None) -> list:
@@ -41,7 +41,7 @@ def test_bf16_is_checked_at_export_and_served_by_auto(exported_student: Path, st
     parity = read_meta(exported_student)["export"]["parity"]
     assert parity["bf16_argmax_agreement"] >= 0.99 and parity["bf16_ok"]
     assert read_meta(exported_student)["export"]["servable"] == ["fp32", "int8", "bf16"]
-    assert pick_variant(exported_student) == "int8" and pick_variant(exported_student, "bf16") == "bf16"
+    assert pick_variant(exported_student) == serve_order()[0] and pick_variant(exported_student, "bf16") == "bf16"
     scorer = Scorer(exported_student, "bf16", batch_size=8)
     assert scorer.engine.precision in ("bf16", "f32") and scorer.model_version.endswith("/bf16")
     texts = [(p.query, render_ad(p.ad)) for p in _gold_pairs(student_bench, 40)]
@@ -53,17 +53,37 @@ def test_bf16_is_checked_at_export_and_served_by_auto(exported_student: Path, st
             np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_auto_serves_the_fastest_variant_that_passed(exported_student: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("amx", [False, True])
+def test_auto_serves_the_fastest_variant_that_passed(
+    exported_student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    monkeypatch.setattr("student.scorer.cpu_has_amx", lambda: amx)
+    fastest, second = ("bf16", "int8") if amx else ("int8", "bf16")
     partial = tmp_path / "partial"
     partial.mkdir()
     for name in ("tokenizer.json", "model.onnx", "model.int8.onnx"):
         (partial / name).symlink_to(exported_student / name)
     meta = read_meta(exported_student)
-    cases = ((["fp32", "int8", "bf16"], "int8"), (["fp32", "bf16"], "bf16"), (["fp32"], "fp32"), (None, "int8"))
+    cases = (
+        (["fp32", "int8", "bf16"], fastest),
+        (["fp32", second], second),
+        (["fp32"], "fp32"),
+        (None, "int8"),  # an export from before bf16: its files passed their gates, and bf16 was never checked
+    )
     for servable, expected in cases:
         export_meta = {**meta["export"], "servable": servable}
         (partial / "student.json").write_text(json.dumps({**meta, "export": export_meta}))
         assert pick_variant(partial) == expected, servable
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_tile amx_bf16 amx_int8\n\n")
+    assert cpu_has_amx(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 avx512_vnni\nbugs\t\t: amx_bf16_like\n")
+    assert not cpu_has_amx(cpuinfo)  # bf16 in AVX-512 alone (an AMD EPYC) is not AMX
+    assert not cpu_has_amx(tmp_path / "missing")
+    assert serve_order() == (SERVE_ORDER_AMX if cpu_has_amx() else SERVE_ORDER)
 
 
 def test_int8_quantisation_takes_relative_paths(
@@ -147,7 +167,7 @@ def test_parity_json_matches_student_json(exported_student: Path) -> None:
     assert parity == read_meta(exported_student)["export"]["parity"]
 
 
-@pytest.mark.parametrize(("wanted", "served"), [("auto", "int8"), ("bf16", "bf16"), ("fp32", "fp32")])
+@pytest.mark.parametrize(("wanted", "served"), [("auto", serve_order()[0]), ("bf16", "bf16"), ("fp32", "fp32")])
 def test_the_api_serves_the_variant_it_is_told(
     exported_student: Path, tmp_path: Path, wanted: str, served: str
 ) -> None:
