@@ -73,7 +73,9 @@ def check_teacher(settings: Settings) -> str:
         import httpx
 
         try:
-            r = httpx.get(settings.teacher_url.rstrip("/") + "/models", timeout=3.0)
+            # The key a `vllm serve --api-key` server checks on every route, /models included.
+            auth = {"Authorization": f"Bearer {settings.teacher_api_key}"}
+            r = httpx.get(settings.teacher_url.rstrip("/") + "/models", headers=auth, timeout=3.0)
             r.raise_for_status()
         except httpx.HTTPError as exc:
             raise TeacherError(f"teacher server {settings.teacher_url} does not answer: {exc}") from exc
