@@ -22,7 +22,7 @@ from pipelines.db.session import session_scope
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.label_scores import LabelMethod
-from relevance.pairs import PairBatch, validate_jsonl, validate_records
+from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
 from services.api.deps import DB, SettingsDep, Tenant, label_request
 from services.api.errors import APIError, BodyTooLargeError
 from services.api.schemas import (
@@ -242,7 +242,8 @@ async def create_job_jsonl(
 
 
 def _job_or_404(db: Any, tenant: str, job_id: str) -> Any:
-    job = job_store.get_job(db, tenant, job_id)
+    # An id holding a NUL or a lone surrogate names no job, and PostgreSQL refuses to compare text with one.
+    job = None if unstorable(job_id) else job_store.get_job(db, tenant, job_id)
     if job is None:
         raise APIError(404, f"no job {job_id!r}", type="not_found_error", param="job_id")
     return job
@@ -256,6 +257,9 @@ def list_jobs(
     after: Annotated[str | None, Query(max_length=40, description="last id of the previous page")] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, Any]:
+    for name, value in (("after", after), ("status", status)):
+        if value is not None and (problem := unstorable(value)):
+            raise APIError(422, f"{name} {problem}", param=name)
     rows = job_store.list_jobs(db, tenant, limit=limit + 1, after=after, status=status)
     more = len(rows) > limit
     rows = rows[:limit]

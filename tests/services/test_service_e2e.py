@@ -250,6 +250,18 @@ def test_limits_answer_413_and_422_naming_the_problem(stack, client, pool_pairs)
     assert r.status_code == 422 and "label_schema" in r.json()["error"]["message"]
 
 
+def test_nul_in_urls_and_pairs_is_a_4xx_on_postgresql(stack, client, pool_pairs):
+    # PostgreSQL refuses text holding NUL; SQLite stores it. Each of these was a 500 here.
+    for url in ("/v1/jobs/%00", "/v1/jobs/job_%00/results", "/v1/jobs/%00/results/page"):
+        r = client.get(url)
+        assert r.status_code == 404 and r.json()["error"]["param"] == "job_id", (url, r.text)
+    r = client.get("/v1/jobs", params={"after": "job_\x00"})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "after", r.text
+    nul = {**pool_pairs[0], "custom_id": "a\x00b"}
+    r = client.post("/v1/jobs", json={"pairs": [nul]})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].custom_id", r.text
+
+
 def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(stack, client, pool_pairs):
     headers = {"Idempotency-Key": "batch-42"}
     first = client.post("/v1/jobs", json={"pairs": pool_pairs[:2]}, headers=headers)
