@@ -37,7 +37,7 @@ OPENVINO_HINT = "pip install openvino (the bf16 student variant runs on OpenVINO
 # What ``auto`` serves: the first of these that passed its parity gate at export (``student.json`` ->
 # ``export.servable``) and can run here. Fastest first, as `agpo student bench` measured them at batch 64 on one
 # thread (docs/results/student_bench_*.json): without AMX (an AMD EPYC) int8 ran 2.25x and bf16 2.14x ONNX fp32;
-# with AMX (an Intel Xeon) bf16 ran 4.33x and int8 1.99x.
+# with AMX (an Intel Xeon) bf16 ran 4.06x and int8 2.04x.
 SERVE_ORDER: tuple[str, ...] = ("int8", "bf16", "fp32")
 SERVE_ORDER_AMX: tuple[str, ...] = ("bf16", "int8", "fp32")
 CPUINFO = Path("/proc/cpuinfo")
