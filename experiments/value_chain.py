@@ -208,8 +208,7 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     if GOLD in arm.uses:
         pool_ids = {row["custom_id"] for row in inputs.teacher}
         n = arm.gold_pairs or cfg.gold_pairs
-        gold = gold_subset(inputs.gold, pool_ids, n, seed)
-        rows += [gold_as_result(r) for r in (flip_labels(gold, arm.flip, seed) if arm.flip else gold)]
+        rows += [gold_as_result(r) for r in flip_labels(gold_subset(inputs.gold, pool_ids, n, seed), arm.flip, seed)]
     if TEACHER in arm.uses:
         rows += inputs.teacher
     return rows
