@@ -42,12 +42,17 @@ def serve_teacher(
     model: Annotated[str | None, typer.Option(help="model dir (default: AGPO_TEACHER_MODEL)")] = None,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8001,
+    api_key: Annotated[
+        str | None, typer.Option(help="bearer key clients must send (default: AGPO_TEACHER_API_KEY; none: open)")
+    ] = None,
 ) -> None:
     """An OpenAI-compatible server over the transformers backend (what `vllm serve` is on GPU)."""
     import uvicorn
 
     if model:
         os.environ["AGPO_TEACHER_MODEL"] = model
+    if api_key:
+        os.environ["AGPO_TEACHER_API_KEY"] = api_key
     uvicorn.run("services.teacher_server:app_from_env", factory=True, host=host, port=port, log_level="info")
 
 

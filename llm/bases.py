@@ -147,6 +147,28 @@ def adapter_base(model_dir: str | Path) -> str:
     return json.loads((Path(model_dir) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
 
 
+def model_context(model_dir: str | Path) -> int | None:
+    """The longest prompt plus answer the model in a teacher directory was built for (its config's
+    ``max_position_embeddings``; an adapter's from its base), read without loading any weights."""
+    from transformers import AutoConfig
+
+    path = Path(model_dir)
+    source: str | Path = path
+    options: dict[str, str] = {}
+    if is_adapter(path):
+        base = adapter_base(path)
+        registered = BASES.get(base)
+        if registered is None:
+            source = resolve_base(base)
+        elif (cache_root() / registered.cache_name / "config.json").is_file():
+            source = cache_root() / registered.cache_name
+        else:  # not dequantised yet: the GGUF's header says it
+            gguf = gguf_path(registered)
+            source, options = gguf.parent, {"gguf_file": gguf.name}
+    config = AutoConfig.from_pretrained(source, **options)
+    return getattr(config, "max_position_embeddings", None)
+
+
 def load_causal_lm(model_dir: str | Path, dtype: Any = None) -> Any:
     """The causal LM in ``model_dir``; an adapter is loaded onto its base and merged in.
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
-from pipelines.backends.base import Decoding, LabelScorer, Messages, TeacherBackend, TeacherError
+from pipelines.backends.base import Decoding, LabelScorer, Messages, PromptError, TeacherBackend, TeacherError
 from relevance.label_scores import reasoning_of, scored_answer, scored_label, scoring_prefix
 from relevance.overlap import overlap_reasoning
 from relevance.parsing import LABEL_PREFIX, parse_label
@@ -95,6 +95,36 @@ def cache_key(pair: Mapping[str, Any], request: LabelRequest, teacher_id: str) -
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+T = TypeVar("T")
+
+
+def answer_each(call: Callable[[list[int]], Sequence[T]], indices: list[int]) -> tuple[dict[int, T], dict[int, str]]:
+    """``call(indices)`` for a batch, so that prompts the teacher refuses fail alone: ``(answers, refused)``.
+
+    A :class:`PromptError` names the refused prompts (and any answers the backend already had); the rest are
+    asked again without them. Any other error is the teacher's, not a prompt's, and propagates.
+    """
+    answers: dict[int, T] = {}
+    refused: dict[int, str] = {}
+    todo = list(indices)
+    while todo:
+        try:
+            results = call(todo)
+        except PromptError as error:
+            refused.update({todo[pos]: reason for pos, reason in error.refused.items()})
+            answers.update({todo[pos]: answer for pos, answer in error.answered.items()})
+            todo = [i for i in todo if i not in refused and i not in answers]
+            continue
+        answers.update(zip(todo, results, strict=True))
+        todo = []
+    return answers, refused
+
+
+def refusal_error(reason: str) -> str:
+    """A refused pair's error, as its result line says it."""
+    return f"the teacher cannot take this pair's prompt: {reason}; shorten the pair or lower max_tokens"
+
+
 def _sample_record(text: str, label: str | None, tokens: int, finish: str) -> dict[str, Any]:
     # A byte-level model can emit NUL, which PostgreSQL text cannot store; it carries no meaning in an answer.
     return {"label": label, "text": text.replace("\x00", ""), "completion_tokens": tokens, "finish_reason": finish}
@@ -124,6 +154,8 @@ def label_pairs(
     if request.decoding.method != "sample":
         return _scored_pairs(pairs, messages, backend, request, batch_size, stats, on_batch)
 
+    refused: dict[int, str] = {}
+
     def ask(indices: list[int], want: dict[int, int]) -> None:
         # Group by how many samples are still wanted, so one call asks for the same n for every prompt in it.
         by_n: dict[int, list[int]] = {}
@@ -131,14 +163,21 @@ def label_pairs(
             by_n.setdefault(want[i], []).append(i)
         for k, group in sorted(by_n.items()):
             decoding = Decoding(**{**request.decoding.__dict__, "n": k})
+
+            def generate(part: list[int], decoding: Decoding = decoding) -> list[Any]:
+                t0 = time.perf_counter()
+                try:
+                    return backend.generate([messages[i] for i in part], decoding)
+                finally:
+                    stats.teacher_seconds += time.perf_counter() - t0
+                    stats.teacher_calls += 1
+
             for start in range(0, len(group), batch_size):
                 part = group[start : start + batch_size]
-                t0 = time.perf_counter()
-                generations = backend.generate([messages[i] for i in part], decoding)
-                stats.teacher_seconds += time.perf_counter() - t0
-                stats.teacher_calls += 1
-                stats.teacher_prompts += len(part)
-                for i, gen in zip(part, generations, strict=True):
+                generations, refusals = answer_each(generate, part)
+                refused.update(refusals)
+                stats.teacher_prompts += len(generations)
+                for i, gen in generations.items():
                     for c in gen.completions:
                         stats.completion_tokens += c.completion_tokens
                         samples[i].append(
@@ -162,7 +201,10 @@ def label_pairs(
 
     teacher = backend.teacher_id
     outcomes = []
-    for rows in samples:
+    for i, rows in enumerate(samples):
+        if i in refused:
+            outcomes.append(PairOutcome(None, 0.0, {}, "", [], teacher, version, error=refusal_error(refused[i])))
+            continue
         v = vote([r["label"] for r in rows], schema)
         if v.label is None:
             last = rows[-1]["text"] if rows else ""
@@ -193,35 +235,42 @@ def _scored_pairs(
         )
     decoding = request.decoding
     greedy = Decoding(n=1, temperature=0.0, max_tokens=decoding.max_tokens, stop=(*decoding.stop, LABEL_PREFIX))
+    names = request.schema.names
+    teacher, version = backend.teacher_id, request.prompt_version
     outcomes: list[PairOutcome] = []
     for start in range(0, len(pairs), batch_size):
-        part = range(start, min(start + batch_size, len(pairs)))
+        part = list(range(start, min(start + batch_size, len(pairs))))
         t0 = time.perf_counter()
         if decoding.method == "score":
-            generations = backend.generate([messages[i] for i in part], greedy)
+            answers, refused = answer_each(
+                lambda idx: [g.completions[0] for g in backend.generate([messages[i] for i in idx], greedy)], part
+            )
             stats.teacher_calls += 1
-            answers = [g.completions[0] for g in generations]
-            reasonings = [reasoning_of(c.text).replace("\x00", "") for c in answers]
-            tokens = [c.completion_tokens for c in answers]
+            reasonings = {i: reasoning_of(c.text).replace("\x00", "") for i, c in answers.items()}
+            tokens = {i: c.completion_tokens for i, c in answers.items()}
         else:
-            reasonings = [overlap_reasoning(pairs[i]["query"], pairs[i]["ad"]["title"]) for i in part]
-            tokens = [0] * len(part)
-        logprobs = backend.score_next(
-            [messages[i] for i in part], [scoring_prefix(r) for r in reasonings], request.schema.names
+            refused = {}
+            reasonings = {i: overlap_reasoning(pairs[i]["query"], pairs[i]["ad"]["title"]) for i in part}
+            tokens = dict.fromkeys(part, 0)
+        logprobs, unscored = answer_each(
+            lambda idx, said=reasonings: backend.score_next(
+                [messages[i] for i in idx], [scoring_prefix(said[i]) for i in idx], names
+            ),
+            [i for i in part if i in reasonings],
         )
+        refused.update(unscored)
         stats.teacher_seconds += time.perf_counter() - t0
         stats.teacher_calls += 1
-        stats.teacher_prompts += len(part)
-        stats.completion_tokens += sum(tokens)
-        for reasoning, row, used in zip(reasonings, logprobs, tokens, strict=True):
-            s = scored_label(row, request.schema)
-            answer = scored_answer(reasoning, s.label)
-            sample = {**_sample_record(answer, s.label, used, decoding.method), "label_mass": round(s.mass, 6)}
-            outcomes.append(
-                PairOutcome(
-                    s.label, s.confidence, s.distribution, answer, [sample], backend.teacher_id, request.prompt_version
-                )
-            )
+        stats.teacher_prompts += len(logprobs)
+        stats.completion_tokens += sum(tokens.values())
+        for i in part:
+            if i in refused:
+                outcomes.append(PairOutcome(None, 0.0, {}, "", [], teacher, version, error=refusal_error(refused[i])))
+                continue
+            s = scored_label(logprobs[i], request.schema)
+            answer = scored_answer(reasonings[i], s.label)
+            sample = {**_sample_record(answer, s.label, tokens[i], decoding.method), "label_mass": round(s.mass, 6)}
+            outcomes.append(PairOutcome(s.label, s.confidence, s.distribution, answer, [sample], teacher, version))
         if on_batch is not None:
             on_batch()
     return outcomes

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipelines.annotate import BatchStats, PairOutcome, cache_key, label_pairs, result_line
+from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key, label_pairs, result_line
 from pipelines.backends.base import TeacherBackend
 from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
@@ -131,36 +131,16 @@ def process_chunk(
             )
         ]
 
-    backend = get_backend()
-    teacher = backend.teacher_id
-    keys = [cache_key(pair, request, teacher) for _, _, pair in items]
-    outcomes: dict[str, PairOutcome] = {}
-    with session_scope(db_url) as s:
-        for row in s.scalars(select(LabelCacheEntry).where(LabelCacheEntry.key.in_(set(keys)))):
-            outcomes[row.key] = PairOutcome(
-                row.label,
-                row.confidence,
-                row.distribution,
-                row.reasoning,
-                row.samples,
-                row.teacher,
-                row.prompt_version,
-                cached=True,
-            )
-    # One teacher request per distinct content, however often it repeats in the chunk.
-    todo: dict[str, dict[str, Any]] = {}
-    for key, (_, _, pair) in zip(keys, items, strict=True):
-        if key not in outcomes:
-            todo.setdefault(key, pair)
     stats = BatchStats()
     try:
-        fresh = label_pairs(
-            list(todo.values()),
-            backend,
+        keys, outcomes, fresh_by_key = _answers(
+            db_url,
+            items,
+            get_backend,
             request,
             batch_size=batch_size,
             stats=stats,
-            on_batch=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
+            renew=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
         )
     except JobCancelledError:
         with session_scope(db_url) as s:
@@ -174,8 +154,11 @@ def process_chunk(
     except LeaseLostError:
         log.warning("chunk %s: lease lost while labelling; another worker finishes it", chunk_id)
         return ChunkReport(chunk_id, "lease_lost")
-    fresh_by_key = dict(zip(todo, fresh, strict=True))
-
+    except Exception:
+        # The teacher or this process failed, not a pair (a refused pair fails alone, inside the labelling):
+        # the next sweep sends the chunk again instead of waiting out its lease, and max_attempts bounds the tries.
+        _expire_lease(db_url, chunk_id, worker)
+        raise
     report = ChunkReport(chunk_id, "done", teacher_prompts=stats.teacher_prompts)
     updates = []
     for key, (item_id, custom_id, _) in zip(keys, items, strict=True):
@@ -233,6 +216,53 @@ def process_chunk(
     with session_scope(db_url) as s:
         report.job_status = finalize_job(s, job_id)
     return report
+
+
+def _answers(
+    db_url: str,
+    items: list[tuple[int, str, dict[str, Any]]],
+    get_backend: Callable[[], TeacherBackend],
+    request: LabelRequest,
+    *,
+    batch_size: int,
+    stats: BatchStats,
+    renew: Callable[[], None],
+) -> tuple[list[str], dict[str, PairOutcome], dict[str, PairOutcome]]:
+    """Each item's cache key, the outcomes the label cache holds, and the teacher's answers for the rest (by key).
+
+    One teacher request per distinct content, however often it repeats in the chunk.
+    """
+    backend = get_backend()
+    teacher = backend.teacher_id
+    keys = [cache_key(pair, request, teacher) for _, _, pair in items]
+    cached: dict[str, PairOutcome] = {}
+    with session_scope(db_url) as s:
+        for row in s.scalars(select(LabelCacheEntry).where(LabelCacheEntry.key.in_(set(keys)))):
+            cached[row.key] = PairOutcome(
+                row.label,
+                row.confidence,
+                row.distribution,
+                row.reasoning,
+                row.samples,
+                row.teacher,
+                row.prompt_version,
+                cached=True,
+            )
+    todo: dict[str, dict[str, Any]] = {}
+    for key, (_, _, pair) in zip(keys, items, strict=True):
+        if key not in cached:
+            todo.setdefault(key, pair)
+    fresh = label_pairs(list(todo.values()), backend, request, batch_size=batch_size, stats=stats, on_batch=renew)
+    return keys, cached, dict(zip(todo, fresh, strict=True))
+
+
+def _expire_lease(db_url: str, chunk_id: int, worker: str) -> None:
+    with session_scope(db_url) as s:
+        s.execute(
+            update(Chunk)
+            .where(Chunk.id == chunk_id, Chunk.lease_owner == worker, Chunk.status == "running")
+            .values(lease_expires_at=utcnow())
+        )
 
 
 def _give_up(session: Session, chunk: Chunk, job_id: str, worker: str) -> ChunkReport:

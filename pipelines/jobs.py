@@ -338,22 +338,18 @@ def results_page(
     return [item_line(r) for r in rows], (rows[-1].line if more and rows else None)
 
 
-def iter_results(session: Session, job_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every result line in input order, read a page at a time (keyset pagination: constant memory)."""
-    after = 0
-    while True:
-        lines, cursor = results_page(session, job_id, after=after, limit=page)
-        yield from lines
-        if cursor is None:
-            return
-        after = cursor
-
-
-def iter_errors(session: Session, job_id: str) -> Iterator[dict[str, Any]]:
-    """Rejected input lines and failed pairs, by line number."""
+def errors_page(
+    session: Session, job_id: str, *, after: int = 0, limit: int = 1000
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Rejected input lines and failed pairs after input line ``after``, by line; them and the next cursor."""
     rejected = [
         {"line": e.line, "field": e.field, "message": e.message, "kind": "invalid_input"}
-        for e in session.scalars(select(JobError).where(JobError.job_id == job_id))
+        for e in session.scalars(
+            select(JobError)
+            .where(JobError.job_id == job_id, JobError.line > after)
+            .order_by(JobError.line)
+            .limit(limit + 1)
+        )
     ]
     failed = [
         {
@@ -363,6 +359,14 @@ def iter_errors(session: Session, job_id: str) -> Iterator[dict[str, Any]]:
             "raw": (i.result or {}).get("reasoning"),
             "kind": "teacher_failure",
         }
-        for i in session.scalars(select(JobItem).where(JobItem.job_id == job_id, JobItem.state == "failed"))
+        for i in session.scalars(
+            select(JobItem)
+            .where(JobItem.job_id == job_id, JobItem.state == "failed", JobItem.line > after)
+            .order_by(JobItem.line)
+            .limit(limit + 1)
+        )
     ]
-    yield from sorted(rejected + failed, key=lambda r: r["line"])
+    rows = sorted(rejected + failed, key=lambda r: r["line"])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["line"] if more and rows else None)

@@ -20,6 +20,7 @@ def backend_options(settings: Settings) -> dict[str, object]:
         return {
             "base_url": settings.teacher_url,
             "api_key": settings.teacher_api_key,
+            "revision": settings.teacher_revision,
             "max_concurrency": settings.teacher_concurrency,
             "timeout": settings.teacher_timeout,
             "max_retries": settings.teacher_max_retries,
@@ -50,14 +51,14 @@ def configured_teacher_id(settings: Settings) -> str:
     """The configured teacher's identity, decided here without loading it, as a job records it.
 
     A local model dir (transformers, vllm) gives the id its backend reports (:func:`local_teacher_id`). A served
-    model is ``<model>@served``: its revision is the server's to tell, and the worker's backend asks for it, so
-    result lines may carry a more precise id. Raises :class:`TeacherError` naming the setting when there is no
-    model where the settings point.
+    model is ``<model>@<AGPO_TEACHER_REVISION>``, else ``<model>@served``: its revision is then the server's to
+    tell, and the worker's backend asks for it, so result lines may carry a more precise id. Raises
+    :class:`TeacherError` naming the setting when there is no model where the settings point.
     """
     from pipelines.backends import SERVED_REVISION, local_teacher_id, teacher_identity
 
     if settings.teacher_backend == "openai":
-        return teacher_identity(settings.teacher_model, SERVED_REVISION)
+        return teacher_identity(settings.teacher_model, settings.teacher_revision or SERVED_REVISION)
     path = Path(settings.teacher_model)
     try:
         return local_teacher_id(path)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     teacher_model: str = Field("models/relevance-teacher", description="model dir (transformers, vllm) or served name")
     teacher_url: str = Field("http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL (backend openai)")
     teacher_api_key: str = Field("EMPTY", description="bearer key for the teacher server (backend openai)")
+    teacher_revision: str | None = Field(
+        None,
+        description="the served weights' revision (backend openai), part of the label-cache key: change it "
+        "whenever other weights are served under the same name; default: the server's /v1/models revision "
+        "(the teacher server publishes one), else 'served'",
+    )
     teacher_timeout: float = Field(120.0, gt=0, description="seconds per teacher HTTP request (backend openai)")
     teacher_max_retries: int = Field(3, ge=0, description="retries with backoff per request (backend openai)")
     teacher_structured_outputs: str | None = Field(
@@ -49,6 +55,14 @@ class Settings(BaseSettings):
         "float32 and bfloat16 on this CPU",
     )
     teacher_concurrency: int = Field(8, ge=1, description="concurrent HTTP requests (backend openai)")
+    teacher_tokenizer: str | None = Field(
+        None,
+        description="tokenizer dir or hub id of a served teacher (backend openai): with teacher_context, pairs "
+        "whose prompt cannot fit are refused at submission; a local teacher's own tokenizer is used without it",
+    )
+    teacher_context: int | None = Field(
+        None, ge=16, description="the teacher's context in tokens; default: a local model's config"
+    )
     # student scoring (POST /v1/score)
     student_model: str | None = Field(
         None, description="an export dir of `agpo student export`; unset: /v1/score is 503"

@@ -338,6 +338,9 @@ def _jsonl_records(
         except json.JSONDecodeError as exc:
             errors.append(RowError(lineno, None, f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue
+        except RecursionError:  # arrays or objects nested thousands deep: no pair looks like that
+            errors.append(RowError(lineno, None, "invalid JSON: nested too deeply"))
+            continue
         yield lineno, record
 
 

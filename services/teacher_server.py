@@ -12,6 +12,7 @@ the model comes from ``AGPO_TEACHER_MODEL`` (see :class:`TeacherServerSettings`)
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 import uuid
@@ -61,6 +62,10 @@ class TeacherServerSettings(BaseSettings):
     max_tokens: int = Field(2048, ge=1, description="largest max_tokens a request may ask for")
     max_prompts: int = Field(64, ge=1, description="most prompts in one /v1/completions request")
     default_max_tokens: int = Field(256, ge=1, description="max_tokens of a chat request that sets none")
+    # The variable the openai teacher backend sends its key from, so one .env configures both ends.
+    api_key: str | None = Field(
+        None, description="bearer key every /v1 request must carry (as `vllm serve --api-key`); unset: none"
+    )
 
 
 # -- errors -------------------------------------------------------------------------------------------------------
@@ -321,6 +326,20 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_error(exc).response()
+
+    if settings.api_key:
+        expected = f"Bearer {settings.api_key}".encode()
+
+        @app.middleware("http")
+        async def _authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+            given = request.headers.get("authorization", "").encode()
+            if request.url.path.startswith("/v1") and not hmac.compare_digest(given, expected):
+                return TeacherAPIError(
+                    401,
+                    "missing or incorrect API key: send 'Authorization: Bearer <key>' (AGPO_TEACHER_API_KEY)",
+                    code="invalid_api_key",
+                ).response()
+            return await call_next(request)
 
     @app.get("/health", summary="Liveness: the teacher is loaded and answers")
     async def health() -> dict[str, str]:

@@ -23,6 +23,19 @@ def plain_prompt(messages: Messages) -> str:
     return "\n\n".join(m["content"] for m in messages) + ANSWER_CUE
 
 
+def render_prompt(tokenizer: Any, messages: Messages) -> str:
+    """The text a local model reads for ``messages``: its chat template, else :func:`plain_prompt`."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return plain_prompt(messages)
+
+
+def encode_prompt(tokenizer: Any, text: str, templated: bool) -> list[int]:
+    """Token ids of a prompt: a chat template (``templated``) writes its own special tokens, BOS included; plain
+    text gets the tokenizer's usual ones."""
+    return tokenizer(text, add_special_tokens=not templated)["input_ids"]
+
+
 # A LoRA adapter's config names its base: a new base under the same adapter is another teacher.
 _CONFIGS = ("config.json", "adapter_config.json")
 
@@ -32,18 +45,27 @@ def model_revision(model_dir: str | Path) -> str:
     adapter directory: the adapter's weights and ``adapter_config.json``, which names the base).
 
     Names enter the hash with the bytes, so renaming a shard or moving bytes between shards changes it too.
+    The hash is kept per process while no file's size or modification time changes: the API names the teacher
+    on every job it creates, and a 7B model's weights are 15 GB to read.
     """
     root = Path(model_dir)
     files = sorted(p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _CONFIGS))
     if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
         raise FileNotFoundError(f"no weight files ({', '.join(_WEIGHT_SUFFIXES)}) in {root}")
+    stamp = (root.resolve(), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if (known := _revisions.get(stamp)) is not None:
+        return known
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
-    return digest.hexdigest()[:12]
+    _revisions[stamp] = revision = digest.hexdigest()[:12]
+    return revision
+
+
+_revisions: dict[tuple[Path, tuple[tuple[str, int, int], ...]], str] = {}
 
 
 # The revision of a served model whose server publishes none (``/v1/models`` without a ``revision``).
@@ -92,8 +114,10 @@ __all__ = [
     "BACKEND_KINDS",
     "SERVED_REVISION",
     "create_backend",
+    "encode_prompt",
     "local_teacher_id",
     "model_revision",
     "plain_prompt",
+    "render_prompt",
     "teacher_identity",
 ]

@@ -8,7 +8,7 @@ key, so a retrained teacher never serves labels cached from its predecessor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -85,6 +85,22 @@ class Generation:
 
 class TeacherError(RuntimeError):
     """The teacher could not answer (server down, timeout after retries, bad response)."""
+
+
+class PromptError(ValueError):
+    """The teacher refused prompts of a batch (too long for its context, empty): sending them again cannot help.
+
+    ``refused`` maps each refused prompt's position in the batch to the reason. ``answered`` holds, by position,
+    what the backend had already answered when it knew (the openai backend sends each prompt on its own), so
+    that only the prompts in neither need asking again.
+    """
+
+    def __init__(self, refused: Mapping[int, str], answered: Mapping[int, Any] | None = None) -> None:
+        if not refused:
+            raise ValueError("a PromptError refuses at least one prompt")
+        self.refused = dict(refused)
+        self.answered = dict(answered or {})
+        super().__init__("; ".join(f"prompt {i}: {reason}" for i, reason in sorted(self.refused.items())))
 
 
 @runtime_checkable

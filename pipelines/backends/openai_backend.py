@@ -4,32 +4,42 @@
 private event loop in a background thread, at most ``max_concurrency`` at a time. The loop lives as long as the
 backend so the HTTP connection pool is reused, and callers on any thread (or inside a running loop) can share it.
 
-Retries are ours alone (the ``openai`` client's are switched off), so there is one policy to reason about:
-connection errors, timeouts, 408/409/429 and 5xx are retried with capped exponential backoff and jitter; any
-other error fails at once, since sending the same request again cannot fix it.
+Retries are the ``openai`` client's own: connection errors, timeouts, 408/409/429 and 5xx are retried with
+capped exponential backoff and jitter, after the server's ``retry-after-ms`` or ``Retry-After`` (seconds or an
+HTTP date) when it sends one; any other error fails at once, since sending the same request again cannot fix
+it. An httpx event hook counts every attempt, so errors say how many were made and ``requests_sent`` is what
+the server saw. A 400/413/422 on a generation request refuses that prompt alone (:class:`PromptError`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import os
-import random
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+import httpx
 import openai
 
 from pipelines.backends import SERVED_REVISION, plain_prompt, teacher_identity
-from pipelines.backends.base import Completion, Decoding, Generation, Messages, TeacherError
+from pipelines.backends.base import Completion, Decoding, Generation, Messages, PromptError, TeacherError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+# What a server answers for a prompt it will never take (vLLM: 400 for a prompt beyond max_model_len).
+REFUSAL_STATUS = frozenset({400, 413, 422})
+
+# The HTTP attempts of the call running in this task; the client's request hook adds to it.
+_attempts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("teacher_attempts", default=None)
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether sending the same request again may succeed."""
+    """Whether the client retries ``error`` (its own rule, restated for the error messages)."""
     if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(error, openai.APIStatusError):
@@ -37,22 +47,9 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): base * 2^(attempt-1), capped, with +-25% jitter.
-
-    The jitter spreads the retries of many workers that failed together, so they do not return together.
-    """
-    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
-
-
-def _retry_after(error: BaseException) -> float | None:
-    """A server's ``Retry-After`` in seconds, when it sent one as a number."""
-    response = getattr(error, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _server_message(error: openai.APIStatusError) -> str:
+    body = error.body if isinstance(error.body, dict) else {}
+    return str(body.get("message") or error.message)
 
 
 def _split_tokens(total: int, texts: Sequence[str]) -> list[int]:
@@ -70,7 +67,7 @@ class OpenAIBackend:
     (we send :func:`~pipelines.backends.plain_prompt`). ``structured_outputs`` is sent as vLLM's extra request
     field of that name, e.g. ``{"regex": "(.|\\n)*Label: (Exact|Irrelevant)"}`` or ``{"choice": [...]}``.
     ``revision`` names the weights; when absent it is read from the server's ``/v1/models`` entry (our teacher
-    server publishes one) and is ``served`` otherwise. ``backoff`` is the first retry's wait in seconds.
+    server publishes one) and is ``served`` otherwise.
     """
 
     def __init__(
@@ -84,8 +81,6 @@ class OpenAIBackend:
         use_chat: bool = True,
         structured_outputs: dict[str, Any] | None = None,
         revision: str | None = None,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -96,15 +91,18 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.use_chat = use_chat
         self.structured_outputs = structured_outputs
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self._revision = revision
-        self._client_options = {"base_url": base_url, "api_key": api_key, "timeout": timeout, "max_retries": 0}
+        self._client_options = {"base_url": base_url, "api_key": api_key, "timeout": timeout}
         self._max_concurrency = max_concurrency
         self._closed = False
         self._start_lock = threading.Lock()
         self._start_loop()
         self.requests_sent = 0  # every HTTP attempt, retries included: what the server saw
+
+    async def _count_attempt(self, _: httpx.Request) -> None:
+        self.requests_sent += 1
+        if (count := _attempts.get()) is not None:
+            count[0] += 1
 
     def _start_loop(self) -> None:
         # A forked child (a Celery prefork worker) inherits the loop but not its thread: it needs its own.
@@ -112,7 +110,8 @@ class OpenAIBackend:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-teacher-loop", daemon=True)
         self._thread.start()
-        self._client = openai.AsyncOpenAI(**self._client_options)
+        http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._count_attempt]})
+        self._client = openai.AsyncOpenAI(**self._client_options, max_retries=self.max_retries, http_client=http)
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
 
     # -- identity ---------------------------------------------------------------------------------------------
@@ -130,10 +129,17 @@ class OpenAIBackend:
     async def _served_revision(self) -> str:
         entry = await self._served_model()
         revision = (entry.model_extra or {}).get("revision")
+        if not revision:
+            log.warning(
+                "%s publishes no revision for %s: the label cache cannot tell its weights apart; set "
+                "AGPO_TEACHER_REVISION and change it whenever the served weights change",
+                self.base_url,
+                self.model,
+            )
         return str(revision) if revision else SERVED_REVISION
 
     async def _served_model(self) -> openai.types.Model:
-        page = await self._with_retries(self._client.models.list, "GET /models")
+        page = await self._call(self._client.models.list, "GET /models")
         served = {m.id: m for m in page.data}
         if self.model not in served:
             raise TeacherError(
@@ -151,13 +157,25 @@ class OpenAIBackend:
         return self._run(self._generate_all(prompts, decoding))
 
     async def _generate_all(self, prompts: Sequence[Messages], decoding: Decoding) -> list[Generation]:
-        # A task group cancels the other requests once one has failed: the batch is lost anyway.
+        answered: dict[int, Generation] = {}
+        refused: dict[int, str] = {}
+
+        async def one(i: int, messages: Messages) -> None:
+            try:
+                answered[i] = await self._generate_one(messages, decoding)
+            except PromptError as error:
+                refused[i] = error.refused[0]
+
+        # A task group cancels the other requests once one has failed: the teacher is unreachable, the batch lost.
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._generate_one(p, decoding)) for p in prompts]
+                for i, messages in enumerate(prompts):
+                    group.create_task(one(i, messages))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
-        return [task.result() for task in tasks]
+        if refused:
+            raise PromptError(refused, answered)
+        return [answered[i] for i in range(len(prompts))]
 
     async def _generate_one(self, messages: Messages, decoding: Decoding) -> Generation:
         params: dict[str, Any] = {
@@ -174,13 +192,17 @@ class OpenAIBackend:
         if self.structured_outputs:
             params["extra_body"] = {"structured_outputs": self.structured_outputs}
         if self.use_chat:
-            response = await self._with_retries(
-                lambda: self._client.chat.completions.create(messages=messages, **params), "POST /chat/completions"
+            response = await self._call(
+                lambda: self._client.chat.completions.create(messages=messages, **params),
+                "POST /chat/completions",
+                refusable=True,
             )
             texts = [(c.index, c.message.content or "", c.finish_reason, c.model_extra) for c in response.choices]
         else:
-            response = await self._with_retries(
-                lambda: self._client.completions.create(prompt=plain_prompt(messages), **params), "POST /completions"
+            response = await self._call(
+                lambda: self._client.completions.create(prompt=plain_prompt(messages), **params),
+                "POST /completions",
+                refusable=True,
             )
             texts = [(c.index, c.text, c.finish_reason, c.model_extra) for c in response.choices]
         return self._generation(sorted(texts, key=lambda t: t[0]), response.usage, decoding.n)
@@ -207,24 +229,30 @@ class OpenAIBackend:
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    async def _with_retries(self, call: Any, what: str) -> Any:
-        """``await call()`` under the concurrency bound, retried as the module docstring says."""
-        attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._semaphore:
-                    self.requests_sent += 1
-                    return await call()
-            except openai.OpenAIError as error:
-                if not is_retryable(error):
-                    raise TeacherError(f"{what} to {self.base_url} failed (not retryable): {error}") from error
-                if attempt == attempts:
-                    raise TeacherError(
-                        f"{what} to {self.base_url} failed after {attempts} attempts; last error: {error}"
-                    ) from error
-                delay = backoff_delay(attempt, self.backoff, self.max_backoff)
-                await asyncio.sleep(min(self.max_backoff, max(delay, _retry_after(error) or 0.0)))
-        raise AssertionError("unreachable")
+    async def _call(self, call: Callable[[], Awaitable[T]], what: str, *, refusable: bool = False) -> T:
+        """``await call()`` under the concurrency bound, the client retrying as the module docstring says.
+
+        ``refusable``: the request carries one prompt, and a 400/413/422 is the server refusing that prompt.
+        """
+        attempts = [0]
+        token = _attempts.set(attempts)
+        try:
+            async with self._semaphore:
+                return await call()
+        except openai.APIStatusError as error:
+            if refusable and error.status_code in REFUSAL_STATUS:
+                reason = f"the teacher server refused it ({error.status_code}): {_server_message(error)}"
+                raise PromptError({0: reason}) from error
+            raise self._failure(what, error, attempts[0]) from error
+        except openai.OpenAIError as error:
+            raise self._failure(what, error, attempts[0]) from error
+        finally:
+            _attempts.reset(token)
+
+    def _failure(self, what: str, error: openai.OpenAIError, attempts: int) -> TeacherError:
+        if is_retryable(error):
+            return TeacherError(f"{what} to {self.base_url} failed after {attempts} attempts; last error: {error}")
+        return TeacherError(f"{what} to {self.base_url} failed (not retryable): {error}")
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.backends import model_revision, plain_prompt, teacher_identity
-from pipelines.backends.base import Completion, Decoding, Generation, Messages, TeacherError
+from pipelines.backends import encode_prompt, model_revision, render_prompt, teacher_identity
+from pipelines.backends.base import Completion, Decoding, Generation, Messages, PromptError, TeacherError
 
 if TYPE_CHECKING:
     import torch
@@ -122,14 +122,11 @@ class TransformersBackend:
     # -- prompts ----------------------------------------------------------------------------------------------
 
     def render(self, messages: Messages) -> str:
-        """The text the model reads for ``messages``: its chat template, else :func:`plain_prompt`."""
-        if self.has_chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return plain_prompt(messages)
+        """The text the model reads for ``messages`` (:func:`~pipelines.backends.render_prompt`)."""
+        return render_prompt(self.tokenizer, messages)
 
     def _encode(self, text: str, templated: bool) -> list[int]:
-        # A chat template writes its own special tokens (BOS included); raw text gets the tokenizer's usual ones.
-        return self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+        return encode_prompt(self.tokenizer, text, templated)
 
     # -- generation -------------------------------------------------------------------------------------------
 
@@ -192,15 +189,19 @@ class TransformersBackend:
             return rows.tolist()
 
     def _check_lengths(self, encoded: list[list[int]], decoding: Decoding) -> None:
+        """Raise :class:`PromptError` naming every prompt that is empty or does not fit the context."""
         limit = self.max_model_len
+        refused: dict[int, str] = {}
         for i, ids in enumerate(encoded):
             if not ids:
-                raise ValueError(f"prompt {i} is empty after tokenisation")
-            if limit and len(ids) + decoding.max_tokens > limit:
-                raise ValueError(
-                    f"prompt {i} has {len(ids)} tokens; with max_tokens={decoding.max_tokens} that exceeds the "
-                    f"model's context of {limit} tokens"
+                refused[i] = "empty after tokenisation"
+            elif limit and len(ids) + decoding.max_tokens > limit:
+                refused[i] = (
+                    f"{len(ids)} tokens; with max_tokens={decoding.max_tokens} that exceeds the model's context of "
+                    f"{limit} tokens"
                 )
+        if refused:
+            raise PromptError(refused)
 
     def _rng_devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from pipelines.db.session import migrate
 from pipelines.dispatch import make_dispatcher
+from pipelines.prompt_fit import prompt_meter
 from pipelines.settings import Settings, get_settings
 from services.api import jobs, ops, score
-from services.api.errors import BodyTooLargeError, error_response, install
+from services.api.errors import install
+from services.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             except Exception as exc:  # start anyway: /readyz reports the DB, and requests get 503s
                 log.error("database migration failed: %s", exc)
         app.state.dispatcher = make_dispatcher(settings)
+        # Load the teacher's tokenizer now, not in the first job's request (transformers takes seconds to import).
+        threading.Thread(target=prompt_meter, args=(settings,), name="agpo-prompt-meter", daemon=True).start()
         try:
             yield
         finally:
@@ -50,27 +54,12 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.registry, latency = ops.make_registry(settings)
+    app.state.registry, requests, latency = ops.make_registry(settings)
     install(app)
     app.include_router(jobs.router)
     app.include_router(score.router)
     app.include_router(ops.router)
-
-    @app.middleware("http")
-    async def limits_and_timing(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_request_bytes:
-            exc = BodyTooLargeError(settings.max_request_bytes)
-            return error_response(
-                413,
-                f"request body is {declared} bytes; the limit is {exc.limit} "
-                "(AGPO_MAX_REQUEST_BYTES); split the pairs into several jobs",
-                "request_too_large",
-            )
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        latency.labels(getattr(route, "path", "unmatched")).observe(time.perf_counter() - t0)
-        return response
-
+    # The last added runs first: the body limit holds for every request, metrics included.
+    app.add_middleware(MetricsMiddleware, requests=requests, latency=latency)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app

@@ -35,7 +35,7 @@ def get_db(settings: Annotated[Settings, Depends(request_settings)]) -> Iterator
 
 def get_tenant(
     settings: Annotated[Settings, Depends(request_settings)],
-    db: Annotated[Session, Depends(get_db)],
+    db: Annotated[Session, Depends(get_db, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     if not settings.auth:
@@ -43,13 +43,17 @@ def get_tenant(
     if credentials is None or not credentials.credentials:
         raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", type="authentication_error")
     tenant = authenticate(db, credentials.credentials)
+    # End the read: the connection goes back to the pool while the route waits on its client (an upload).
+    db.commit()
     if tenant is None:
         raise APIError(401, "invalid or revoked API key", type="authentication_error")
     return tenant
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
-DB = Annotated[Session, Depends(get_db)]
+# Function scope: the session (and its pooled connection) is given back when the route returns, not after the
+# response is sent, so a streamed download to a slow client holds none.
+DB = Annotated[Session, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(request_settings)]
 
 

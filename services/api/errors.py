@@ -6,7 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipelines.backends.base import TeacherError
 
 
 class APIError(Exception):
@@ -17,16 +20,32 @@ class APIError(Exception):
         self.status, self.message, self.type, self.param = status, message, type, param
 
 
-class BodyTooLargeError(Exception):
+class BodyTooLargeError(StarletteHTTPException):
+    """A body crossed the limit while it was read. An HTTP exception, so that FastAPI's body parsing passes it
+    on (it answers any other error while reading with a 400)."""
+
     def __init__(self, limit: int) -> None:
-        super().__init__(limit)
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
         self.limit = limit
 
 
-def error_response(status: int, message: str, type: str, param: str | None = None) -> JSONResponse:
+# Seconds a client is told to wait when the database or the teacher is busy or down.
+RETRY_AFTER_S = 2
+
+
+def error_response(
+    status: int, message: str, type: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        status_code=status, content={"error": {"message": message, "type": type, "param": param, "code": None}}
+        status_code=status,
+        content={"error": {"message": message, "type": type, "param": param, "code": None}},
+        headers=headers,
     )
+
+
+def unavailable(message: str) -> JSONResponse:
+    """A 503 the client should retry, saying when."""
+    return error_response(503, message, "service_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _loc(loc: tuple) -> str:  # type: ignore[type-arg]
@@ -70,8 +89,16 @@ def install(app: FastAPI) -> None:
         )
         return error_response(exc.status_code, str(exc.detail), kind)
 
+    @app.exception_handler(TeacherError)
+    async def _teacher_down(_: Request, exc: TeacherError) -> JSONResponse:
+        return unavailable(f"the teacher is unavailable, retry shortly ({exc})")
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _db_busy(_: Request, exc: Exception) -> JSONResponse:
+        return unavailable("every database connection is in use; retry shortly")
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
-        return error_response(503, f"the database is unavailable, retry shortly ({reason})", "service_unavailable")
+        return unavailable(f"the database is unavailable, retry shortly ({reason})")

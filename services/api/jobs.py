@@ -16,15 +16,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from pipelines import jobs as job_store
-from pipelines.annotate import label_pairs, result_line
+from pipelines.annotate import LabelRequest, label_pairs, result_line
 from pipelines.backends.base import TeacherError
 from pipelines.db.session import session_scope
+from pipelines.prompt_fit import prompt_meter
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
 from services.api.deps import DB, SettingsDep, Tenant, label_request
-from services.api.errors import APIError, BodyTooLargeError
+from services.api.errors import APIError
 from services.api.schemas import (
     AnnotateOptions,
     AnnotateRequest,
@@ -80,12 +81,36 @@ def _validate_body_pairs(pairs: list[dict[str, Any]], settings: Settings, limit:
     return batch
 
 
+def _fitting(batch: PairBatch, label: LabelRequest, settings: Settings, *, strict: bool) -> PairBatch:
+    """``batch`` without the pairs whose prompt cannot fit the teacher's context (:mod:`pipelines.prompt_fit`).
+
+    ``strict`` (pairs in a JSON body): the first such pair is a 422 naming it. Otherwise (a JSONL upload) they
+    join the upload's errors by line, like any other bad line.
+    """
+    meter = prompt_meter(settings)
+    if meter is None:
+        return batch
+    checked = meter.split(batch, label)
+    if len(checked.errors) == len(batch.errors):
+        return batch
+    if strict:
+        known = {(e.row, e.message) for e in batch.errors}
+        first = next(e for e in checked.errors if (e.row, e.message) not in known)
+        where = f"pairs[{first.row - 1}]"
+        raise APIError(422, f"{where}: {first.message}", param=where)
+    if not checked.pairs:
+        first = checked.errors[0]
+        where = f"line {first.row}"
+        raise APIError(422, f"no valid pair in the upload; {where}: {first.message}", param=where)
+    return checked
+
+
 def _create(
     db: Any,
     request: Request,
     tenant: str,
     batch: PairBatch,
-    options: AnnotateOptions,
+    label: LabelRequest,
     settings: Settings,
     idempotency_key: str | None,
     metadata: dict[str, Any] | None,
@@ -96,7 +121,7 @@ def _create(
         pairs=batch.pairs,
         lines=batch.rows,
         errors=batch.errors,
-        request=label_request(options, settings),
+        request=label,
         teacher=teacher_name(settings),
         chunk_size=settings.chunk_size,
         idempotency_key=idempotency_key,
@@ -129,6 +154,7 @@ async def annotate(body: AnnotateRequest, tenant: Tenant, settings: SettingsDep)
     """Label up to ``AGPO_MAX_SYNC_PAIRS`` pairs in the request; use jobs for more."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_sync_pairs)
     req = label_request(body, settings)
+    await run_in_threadpool(_fitting, batch, req, settings, strict=True)
     backend = get_backend(settings)
     outcomes = await run_in_threadpool(
         label_pairs, [p.model_dump() for p in batch.pairs], backend, req, batch_size=settings.teacher_batch_size
@@ -151,27 +177,17 @@ def create_job(
     """Queue ``pairs`` for labelling. With an ``Idempotency-Key`` a retried request returns the same job (200)."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_pairs_per_job)
     options = AnnotateOptions(**body.model_dump(include=set(AnnotateOptions.model_fields)))
+    label = label_request(options, settings)
     return _idempotent(
         db,
         request,
         tenant,
-        batch=batch,
-        options=options,
+        batch=_fitting(batch, label, settings, strict=True),
+        label=label,
         settings=settings,
         idempotency_key=idempotency_key,
         metadata=body.metadata,
     )
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    size = 0
-    parts = []
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLargeError(limit)
-        parts.append(part)
-    return b"".join(parts)
 
 
 @router.post(
@@ -198,7 +214,18 @@ async def create_job_jsonl(
     seed: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> JSONResponse:
     """One pair per line. Bad lines do not stop the job: they go to its errors file with their line numbers."""
-    raw = await _read_capped(request, settings.max_request_bytes)
+    options = AnnotateOptions(
+        label_schema=label_schema,
+        prompt_template=prompt_template,
+        label_method=label_method,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    label = label_request(options, settings)
+    raw = await request.body()  # BodyLimitMiddleware caps it, chunked or not
     lines = raw.split(b"\n")
     batch = await run_in_threadpool(
         validate_jsonl,
@@ -218,23 +245,14 @@ async def create_job_jsonl(
             f"; line {first.row}" + (f", {first.field}" if first.field else "") + f": {first.message}" if first else ""
         )
         raise APIError(422, f"no valid pair in the upload{detail}", param=f"line {first.row}" if first else None)
-    options = AnnotateOptions(
-        label_schema=label_schema,
-        prompt_template=prompt_template,
-        label_method=label_method,
-        samples=samples,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
+    batch = await run_in_threadpool(_fitting, batch, label, settings, strict=False)
     return await run_in_threadpool(
         _idempotent,
         db,
         request,
         tenant,
         batch=batch,
-        options=options,
+        label=label,
         settings=settings,
         idempotency_key=idempotency_key,
         metadata=None,
@@ -282,10 +300,20 @@ def cancel_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     return job_store.job_view(job)
 
 
-def _stream(settings: Settings, job_id: str, rows: Any) -> Iterator[bytes]:
-    with session_scope(settings.database_url) as s:
-        for row in rows(s, job_id):
-            yield (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+DOWNLOAD_PAGE = 1000
+
+
+def _stream(settings: Settings, job_id: str, page: Any) -> Iterator[bytes]:
+    """A download, page by page (keyset on the input line), each page read in its own short session: a client
+    that reads slowly, or never, holds no database connection while it waits."""
+    after = 0
+    while True:
+        with session_scope(settings.database_url) as s:
+            rows, cursor = page(s, job_id, after=after, limit=DOWNLOAD_PAGE)
+        yield "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+        if cursor is None:
+            return
+        after = cursor
 
 
 @router.get(
@@ -295,7 +323,7 @@ def _stream(settings: Settings, job_id: str, rows: Any) -> Iterator[bytes]:
 )
 def results_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)
-    return _jsonl_file(settings, job_id, job_store.iter_results, "results")
+    return _jsonl_file(settings, job_id, job_store.results_page, "results")
 
 
 def _jsonl_file(settings: Settings, job_id: str, rows: Any, kind: str) -> StreamingResponse:
@@ -327,4 +355,4 @@ def results_page(
 )
 def errors_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)
-    return _jsonl_file(settings, job_id, job_store.iter_errors, "errors")
+    return _jsonl_file(settings, job_id, job_store.errors_page, "errors")

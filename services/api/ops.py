@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
@@ -45,13 +45,12 @@ class JobMetrics:
                         func.coalesce(func.sum(Job.teacher_seconds), 0.0),
                     )
                 ).one()
-                depth = dict(
-                    s.execute(
-                        select(Chunk.status, func.coalesce(func.sum(Chunk.size), 0))
-                        .where(Chunk.status.in_(("queued", "running")))
-                        .group_by(Chunk.status)
-                    ).all()
-                )
+                by_tenant = s.execute(
+                    select(Job.tenant, Chunk.status, func.coalesce(func.sum(Chunk.size), 0))
+                    .join(Job, Job.id == Chunk.job_id)
+                    .where(Chunk.status.in_(("queued", "running")))
+                    .group_by(Job.tenant, Chunk.status)
+                ).all()
                 recent = s.scalar(
                     select(func.coalesce(func.sum(Chunk.completed + Chunk.failed), 0)).where(
                         Chunk.finished_at >= utcnow() - timedelta(seconds=RATE_WINDOW_S)
@@ -68,10 +67,18 @@ class JobMetrics:
         yield CounterMetricFamily(
             "agpo_teacher_seconds", "seconds workers spent waiting for the teacher", value=seconds
         )
+        depth = {state: 0.0 for state in ("queued", "running")}
+        t = GaugeMetricFamily(
+            "agpo_tenant_queue_depth_pairs", "pairs in open chunks, by tenant", labels=["tenant", "state"]
+        )
+        for tenant, state, pairs in by_tenant:
+            depth[state] += float(pairs)
+            t.add_metric([tenant, state], float(pairs))
         g = GaugeMetricFamily("agpo_queue_depth_pairs", "pairs in open chunks", labels=["state"])
-        for state in ("queued", "running"):
-            g.add_metric([state], float(depth.get(state, 0)))
+        for state, pairs in depth.items():
+            g.add_metric([state], pairs)
         yield g
+        yield t
         yield GaugeMetricFamily(
             "agpo_pairs_per_second",
             f"pairs finished per second over the last {RATE_WINDOW_S} s",
@@ -84,17 +91,23 @@ class JobMetrics:
         yield GaugeMetricFamily("agpo_label_cache_entries", "entries in the label cache", value=float(cache_size or 0))
 
 
-def make_registry(settings: Settings) -> tuple[CollectorRegistry, Histogram]:
+REQUEST_LABELS = ("method", "route", "status")
+
+
+def make_registry(settings: Settings) -> tuple[CollectorRegistry, Counter, Histogram]:
+    """The app's registry: job metrics read from the database, and request counts and latencies by
+    method, route template and status (filled by :class:`services.api.middleware.MetricsMiddleware`)."""
     registry = CollectorRegistry()
     registry.register(JobMetrics(settings))  # type: ignore[arg-type]
+    requests = Counter("agpo_requests", "API requests", REQUEST_LABELS, registry=registry)
     latency = Histogram(
         "agpo_request_seconds",
         "API request latency",
-        ["route"],
+        REQUEST_LABELS,
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
-    return registry, latency
+    return registry, requests, latency
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -38,7 +38,13 @@ NOT_IMPORTED = {
     "gguf": "transformers reads the SmolLM2 base's GGUF file with it (from_pretrained(..., gguf_file=...))",
 }
 # Files the core never loads: the in-process and the vLLM teacher backends.
-LOCAL_BACKENDS = {"pipelines/backends/transformers_backend.py", "pipelines/backends/vllm_backend.py"}
+# Modules for a teacher on this machine: they load its libraries lazily, and the API image runs without them
+# (prompt_fit then leaves long pairs to the workers).
+LOCAL_BACKENDS = {
+    "pipelines/backends/transformers_backend.py",
+    "pipelines/backends/vllm_backend.py",
+    "pipelines/prompt_fit.py",
+}
 
 
 def project() -> dict:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from helpers import build_tiny_lm
 
 from pipelines.backends import create_backend, model_revision, plain_prompt
-from pipelines.backends.base import Decoding, TeacherBackend, TeacherError
+from pipelines.backends.base import Decoding, PromptError, TeacherBackend, TeacherError
 from pipelines.backends.openai_backend import OpenAIBackend
 from pipelines.backends.transformers_backend import TransformersBackend
 
@@ -144,10 +144,12 @@ def test_a_missing_model_dir_is_a_teacher_error(tmp_path: Path) -> None:
         TransformersBackend(tmp_path / "nope")
 
 
-def test_a_prompt_longer_than_the_context_is_refused(tiny_backend: TransformersBackend) -> None:
+def test_a_prompt_longer_than_the_context_is_refused_by_position(tiny_backend: TransformersBackend) -> None:
     long = [{"role": "user", "content": "1" * 500}]
-    with pytest.raises(ValueError, match="exceeds the model's context of 512"):
-        tiny_backend.generate([long], Decoding(n=1, max_tokens=64))
+    with pytest.raises(PromptError, match="exceeds the model's context of 512") as caught:
+        tiny_backend.generate([ASK_SHORT, long, ASK, long], Decoding(n=1, max_tokens=64))
+    # Every refused prompt is named at once, so the caller asks again for the others in one call.
+    assert sorted(caught.value.refused) == [1, 3] and not caught.value.answered
 
 
 # -- create_backend -----------------------------------------------------------------------------------------------
@@ -250,6 +252,17 @@ def test_openai_backend_completions_endpoint_matches_chat_without_a_template(tea
         assert text.generate([ASK], decoding) == chat.generate([ASK], decoding)
 
 
+def test_a_prompt_the_server_refuses_fails_alone_and_the_others_are_answered(teacher_url: str) -> None:
+    long = [{"role": "user", "content": "1" * 600}]
+    with OpenAIBackend(teacher_url, "tiny-teacher", max_retries=2) as backend:
+        with pytest.raises(PromptError) as caught:
+            backend.generate([ASK_SHORT, long, ASK], Decoding(n=2, max_tokens=5, seed=1))
+        assert list(caught.value.refused) == [1] and "exceeds the model's context" in caught.value.refused[1]
+        assert sorted(caught.value.answered) == [0, 2]
+        assert all(len(g.completions) == 2 for g in caught.value.answered.values())
+        assert backend.requests_sent == 3  # a refusal is not retried
+
+
 def test_openai_backend_ping_names_the_served_models(teacher_url: str) -> None:
     backend = OpenAIBackend(teacher_url, "someone-else", max_retries=0)
     with backend, pytest.raises(TeacherError, match="serves: tiny-teacher"):
@@ -260,10 +273,15 @@ def test_openai_backend_ping_names_the_served_models(teacher_url: str) -> None:
 
 
 def scripted_upstream(
-    fail_first: int = 0, status: int = 503, choices: int | None = None, delay: float = 0.0
+    fail_first: int = 0,
+    status: int = 503,
+    choices: int | None = None,
+    delay: float = 0.0,
+    headers: dict[str, str] | None = None,
 ) -> FastAPI:
-    """A real OpenAI-shaped server that fails its first ``fail_first`` requests with ``status``, then answers
-    ``choices`` (default: n) canned choices after ``delay`` seconds, recording every body and the peak concurrency.
+    """A real OpenAI-shaped server that fails its first ``fail_first`` requests with ``status`` (and ``headers``),
+    then answers ``choices`` (default: n) canned choices after ``delay`` seconds, recording every body and the
+    peak concurrency.
     """
     app = FastAPI()
     app.state.bodies, app.state.in_flight, app.state.peak = [], 0, 0
@@ -272,7 +290,8 @@ def scripted_upstream(
         body = await request.json()
         app.state.bodies.append(body)
         if len(app.state.bodies) <= fail_first:
-            return JSONResponse({"error": {"message": "busy", "type": "server_error"}}, status_code=status)
+            error = {"error": {"message": "busy", "type": "server_error"}}
+            return JSONResponse(error, status_code=status, headers=headers)
         app.state.in_flight += 1
         app.state.peak = max(app.state.peak, app.state.in_flight)
         await asyncio.sleep(delay)
@@ -310,18 +329,27 @@ def scripted_upstream(
 
 
 def test_nothing_listening_fails_after_every_retry_with_backoff(dead_url: str) -> None:
-    with OpenAIBackend(dead_url, "m", max_retries=2, backoff=0.1, timeout=2) as backend:
+    with OpenAIBackend(dead_url, "m", max_retries=2, timeout=2) as backend:
         start = time.monotonic()
         with pytest.raises(TeacherError, match="failed after 3 attempts"):
             backend.generate([ASK_SHORT], Decoding(n=1))
-        # Two waits, 0.1 s and 0.2 s, each at least 75% of nominal.
-        assert time.monotonic() - start >= 0.75 * 0.3
+        # The client's backoff: 0.5 s then 1 s, each at least 75% of nominal.
+        assert time.monotonic() - start >= 0.75 * 1.5
         assert backend.requests_sent == 3
 
 
+def test_the_servers_retry_after_ms_sets_the_wait(serve_app) -> None:
+    app = scripted_upstream(fail_first=2, status=429, headers={"retry-after-ms": "20"})
+    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=2) as backend:
+        start = time.monotonic()
+        backend.generate([ASK_SHORT], Decoding(n=1))
+        # Two waits of 20 ms, not the 0.5 s and 1 s the client waits when the server says nothing.
+        assert time.monotonic() - start < 0.5 and backend.requests_sent == 3
+
+
 def test_two_503s_then_success_recovers_on_the_third_attempt(serve_app) -> None:
-    app = scripted_upstream(fail_first=2, status=503)
-    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=2, backoff=0.01) as backend:
+    app = scripted_upstream(fail_first=2, status=503, headers={"retry-after-ms": "10"})
+    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=2) as backend:
         [generation] = backend.generate([ASK_SHORT], Decoding(n=2))
         assert len(app.state.bodies) == 3 and backend.requests_sent == 3
         assert _texts(generation) == ["Label: Exact 0", "Label: Exact 1"]  # sorted by index
@@ -332,8 +360,8 @@ def test_two_503s_then_success_recovers_on_the_third_attempt(serve_app) -> None:
 
 
 def test_retries_stop_at_max_retries(serve_app) -> None:
-    app = scripted_upstream(fail_first=100, status=429)
-    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=1, backoff=0.01) as backend:
+    app = scripted_upstream(fail_first=100, status=429, headers={"retry-after-ms": "10"})
+    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=1) as backend:
         with pytest.raises(TeacherError, match=r"failed after 2 attempts.*429"):
             backend.generate([ASK_SHORT], Decoding(n=1))
         assert len(app.state.bodies) == 2
@@ -341,8 +369,13 @@ def test_retries_stop_at_max_retries(serve_app) -> None:
 
 def test_client_errors_are_not_retried(serve_app) -> None:
     app = scripted_upstream(fail_first=100, status=400)
-    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=3, backoff=0.01) as backend:
-        with pytest.raises(TeacherError, match="not retryable"):
+    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=3) as backend:
+        with pytest.raises(PromptError, match=r"prompt 0: the teacher server refused it \(400\): busy"):
+            backend.generate([ASK_SHORT], Decoding(n=1))
+        assert len(app.state.bodies) == 1
+    app = scripted_upstream(fail_first=100, status=401)
+    with serve_app(app) as url, OpenAIBackend(url + "/v1", "m", max_retries=3) as backend:
+        with pytest.raises(TeacherError, match="not retryable"):  # the key, not the prompt: every prompt fails
             backend.generate([ASK_SHORT], Decoding(n=1))
         assert len(app.state.bodies) == 1
 

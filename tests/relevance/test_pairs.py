@@ -147,6 +147,18 @@ def test_jsonl_lines_with_nul_or_lone_surrogate_escapes_fail_alone() -> None:
     assert "NUL" in batch.errors[0].message and "lone surrogate" in batch.errors[1].message
 
 
+def test_a_jsonl_line_nested_thousands_deep_fails_alone() -> None:
+    deep = '{"custom_id": "b", "query": "q", "ad": {"title": "T", "attributes": ' + '{"a": ' * 5000 + "1"
+    deep += "}" * 5000 + "}}"
+    lines = [json.dumps(_pair(custom_id="a")), deep, "[" * 30_000 + "]" * 30_000, json.dumps(_pair(custom_id="d"))]
+    batch = validate_jsonl([line.encode() for line in lines])
+    assert [p.custom_id for p in batch.pairs] == ["a", "d"]
+    assert [(e.row, e.message) for e in batch.errors] == [
+        (2, "invalid JSON: nested too deeply"),
+        (3, "invalid JSON: nested too deeply"),
+    ]
+
+
 def test_jsonl_limits_on_count_bytes_and_encoding() -> None:
     many = [json.dumps(_pair(custom_id=str(i))) for i in range(5)]
     batch = validate_jsonl(many, max_pairs=3)

@@ -250,6 +250,24 @@ def test_limits_answer_413_and_422_naming_the_problem(stack, client, pool_pairs)
     assert r.status_code == 422 and "label_schema" in r.json()["error"]["message"]
 
 
+def test_a_chunked_body_over_the_limit_is_a_413_read_no_further(stack, client, pool_pairs):
+    line = (json.dumps(pool_pairs[0]) + "\n").encode()
+    limit = 4 * 1024 * 1024
+
+    def chunks(total: int):  # a generator body: sent chunked, with no Content-Length to read
+        sent = 0
+        while sent < total:
+            yield line * 256
+            sent += len(line) * 256
+
+    # A JSON route reads its body before it authenticates: without a key, it was read whole and then a 401.
+    r = httpx.post(stack.url + "/v1/jobs", content=chunks(limit + 64 * 1024), timeout=30)
+    assert r.status_code == 413 and "limit of 4194304 bytes" in r.json()["error"]["message"], r.text[:200]
+    r = client.post("/v1/jobs/jsonl", content=chunks(limit + 64 * 1024))
+    assert r.status_code == 413 and "AGPO_MAX_REQUEST_BYTES" in r.json()["error"]["message"], r.text[:200]
+    assert httpx.get(f"{stack.url}/healthz").status_code == 200
+
+
 def test_nul_in_urls_and_pairs_is_a_4xx_on_postgresql(stack, client, pool_pairs):
     # PostgreSQL refuses text holding NUL; SQLite stores it. Each of these was a 500 here.
     for url in ("/v1/jobs/%00", "/v1/jobs/job_%00/results", "/v1/jobs/%00/results/page"):
@@ -274,10 +292,16 @@ def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(st
 def test_readiness_and_metrics(stack, client):
     ready = httpx.get(f"{stack.url}/readyz").json()
     assert ready["status"] == "ready" and ready["checks"]["broker"]["detail"] == "celery"
+    assert client.get("/v1/jobs/job_nope").status_code == 404
     metrics = httpx.get(f"{stack.url}/metrics").text
     labelled = [ln for ln in metrics.splitlines() if ln.startswith("agpo_pairs_labelled_total")]
     assert labelled and float(labelled[0].split()[-1]) > 0
     assert "agpo_queue_depth_pairs" in metrics and "agpo_cache_hits_total" in metrics
+    assert "agpo_tenant_queue_depth_pairs" in metrics
+    # Requests by method, route template (never the raw id) and status.
+    assert 'agpo_requests_total{method="GET",route="/v1/jobs/{job_id}",status="404"}' in metrics
+    assert 'agpo_request_seconds_count{method="GET",route="/readyz",status="200"}' in metrics
+    assert "job_nope" not in metrics
 
 
 def test_score_without_a_student_is_a_503_that_says_what_to_set(stack, client, pool_pairs):

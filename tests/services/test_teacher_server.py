@@ -178,3 +178,20 @@ def test_app_from_env_serves_the_configured_model(
         assert len(out.choices) == 2
         with pytest.raises(openai.BadRequestError, match="n must be <= 2"):
             client.completions.create(model="from-env", prompt="1+1=", n=3, max_tokens=2)
+
+
+def test_with_an_api_key_only_callers_that_send_it_are_served(tiny_backend: TransformersBackend, serve_app) -> None:
+    from services.teacher_server import TeacherServerSettings, create_app
+
+    app = create_app(tiny_backend, served_name=NAME, settings=TeacherServerSettings(api_key="s3cret"))
+    with serve_app(app) as url:
+        for key in ("wrong", "EMPTY"):
+            stranger = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+            with pytest.raises(openai.AuthenticationError, match="AGPO_TEACHER_API_KEY"):
+                stranger.models.list()
+            with pytest.raises(openai.AuthenticationError):
+                stranger.completions.create(model=NAME, prompt="hi", max_tokens=1)
+        assert httpx.get(url + "/health").status_code == 200  # liveness stays open to the orchestrator
+        keyed = openai.OpenAI(base_url=url + "/v1", api_key="s3cret", max_retries=0)
+        assert [m.id for m in keyed.models.list().data] == [NAME]
+        assert keyed.completions.create(model=NAME, prompt="hi", max_tokens=2, seed=0).choices

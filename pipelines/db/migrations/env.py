@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 
 from pipelines.db.models import Base
+
+# Every process that starts migrates (the API, each worker, `agpo db upgrade`); on PostgreSQL they take this
+# advisory lock in turn, so the first one upgrades and the others find the schema at head.
+MIGRATION_LOCK = 0x61_67_70_6F  # "agpo"
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -30,6 +34,8 @@ def run_online() -> None:
         # render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 
