@@ -182,8 +182,8 @@ def bench_service(
     max_tokens: Annotated[int, typer.Option(help="teacher max tokens")] = 96,
     clients: Annotated[int, typer.Option(help="concurrent status readers")] = 50,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
-    only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status,score")] = (
-        "pipeline,ingestion,status,score"
+    only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status,score,fairness")] = (
+        "pipeline,ingestion,status,score,fairness"
     ),
     student: Annotated[
         Path | None, typer.Option(help="student export dir (agpo student export) for the /v1/score part")
@@ -240,6 +240,12 @@ def bench_service(
                 str(student), pool, db, str(teacher), idle, clients=score_clients, seconds=10, logdir=work
             )
         console.print(report["score"])
+    if "fairness" in parts:
+        with console.status("fairness: a small job behind another tenant's big one..."), bench.temp_database(pg) as db:
+            report["fairness"] = bench.bench_fairness(
+                pool, str(teacher), db, broker, big=1000, small=10, samples=samples, max_tokens=max_tokens, logdir=work
+            )
+        console.print(report["fairness"])
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key,
 from pipelines.backends.base import TeacherBackend
 from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
+from pipelines.fairness import should_yield
 from pipelines.jobs import cancel_chunks, finalize_job
 from pipelines.requests import job_request
 
@@ -39,7 +40,7 @@ class JobCancelledError(RuntimeError):
 @dataclass
 class ChunkReport:
     chunk_id: int
-    outcome: str  # done | cancelled | skipped | lease_lost
+    outcome: str  # done | yielded | cancelled | skipped | lease_lost | gave_up
     completed: int = 0
     failed: int = 0
     cached: int = 0
@@ -60,6 +61,7 @@ def _claim(session: Session, chunk_id: int, worker: str, lease_seconds: float) -
             status="running",
             lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
+            claimed_at=now,
             attempts=Chunk.attempts + 1,
         )
     )
@@ -95,8 +97,14 @@ def process_chunk(
     batch_size: int = 32,
     unparseable_retries: int = 1,
     max_attempts: int = 3,
+    slice_seconds: float | None = None,
 ) -> ChunkReport:
-    """Label the pending pairs of chunk ``chunk_id`` (see the module docstring); safe to call any number of times."""
+    """Label the pending pairs of chunk ``chunk_id`` (see the module docstring); safe to call any number of times.
+
+    With ``slice_seconds``, the chunk gives way to other tenants between teacher batches
+    (:func:`pipelines.fairness.should_yield`): the pairs labelled so far are written, the rest wait in the queue,
+    and the outcome is ``yielded``.
+    """
     with session_scope(db_url) as s:
         if not _claim(s, chunk_id, worker, lease_seconds):
             return ChunkReport(chunk_id, "skipped")
@@ -104,7 +112,7 @@ def process_chunk(
         assert chunk is not None
         job = s.get(Job, chunk.job_id)
         assert job is not None
-        job_id, chunk_no = job.id, chunk.chunk_no
+        job_id, chunk_no, tenant = job.id, chunk.chunk_no, job.tenant
         if job.cancel_requested:
             cancel_chunks(s, job_id, [chunk_no])
             s.flush()
@@ -132,6 +140,7 @@ def process_chunk(
         ]
 
     stats = BatchStats()
+    preempt = None if slice_seconds is None else lambda: _should_yield(db_url, tenant, slice_seconds)
     try:
         keys, outcomes, fresh_by_key = _answers(
             db_url,
@@ -141,6 +150,7 @@ def process_chunk(
             batch_size=batch_size,
             stats=stats,
             renew=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
+            preempt=preempt,
         )
     except JobCancelledError:
         with session_scope(db_url) as s:
@@ -162,7 +172,10 @@ def process_chunk(
     report = ChunkReport(chunk_id, "done", teacher_prompts=stats.teacher_prompts)
     updates = []
     for key, (item_id, custom_id, _) in zip(keys, items, strict=True):
-        outcome = outcomes.get(key) or fresh_by_key[key]
+        outcome = outcomes.get(key) or fresh_by_key.get(key)
+        if outcome is None:  # left for later: the chunk gave way to another tenant
+            report.outcome = "yielded"
+            continue
         line = result_line(custom_id, outcome, state="completed")
         ok = outcome.label is not None
         report.completed += ok
@@ -185,16 +198,21 @@ def process_chunk(
                     .values(state=bindparam("new_state"), result=bindparam("new_result")),
                     updates,
                 )
+            counts = {
+                "completed": Chunk.completed + report.completed,
+                "failed": Chunk.failed + report.failed,
+                "cached": Chunk.cached + report.cached,
+            }
+            # A chunk that gave way goes back to the queue; the claim it made is not counted as a failed attempt.
+            close = (
+                {"status": "done", "finished_at": utcnow()}
+                if report.outcome == "done"
+                else {"status": "queued", "lease_owner": None, "lease_expires_at": None, "attempts": Chunk.attempts - 1}
+            )
             closed = s.execute(
                 update(Chunk)
                 .where(Chunk.id == chunk_id, Chunk.lease_owner == worker, Chunk.status == "running")
-                .values(
-                    status="done",
-                    finished_at=utcnow(),
-                    completed=report.completed,
-                    failed=report.failed,
-                    cached=report.cached,
-                )
+                .values(**close, **counts)
             ).rowcount
             if closed != 1:
                 raise LeaseLostError(f"chunk {chunk_id}: lease lost before the write")
@@ -227,10 +245,12 @@ def _answers(
     batch_size: int,
     stats: BatchStats,
     renew: Callable[[], None],
+    preempt: Callable[[], bool] | None = None,
 ) -> tuple[list[str], dict[str, PairOutcome], dict[str, PairOutcome]]:
     """Each item's cache key, the outcomes the label cache holds, and the teacher's answers for the rest (by key).
 
-    One teacher request per distinct content, however often it repeats in the chunk.
+    One teacher request per distinct content, however often it repeats in the chunk. The teacher is asked a
+    batch at a time; when ``preempt()`` says so between batches, the answers so far are returned.
     """
     backend = get_backend()
     teacher = backend.teacher_id
@@ -252,8 +272,21 @@ def _answers(
     for key, (_, _, pair) in zip(keys, items, strict=True):
         if key not in cached:
             todo.setdefault(key, pair)
-    fresh = label_pairs(list(todo.values()), backend, request, batch_size=batch_size, stats=stats, on_batch=renew)
-    return keys, cached, dict(zip(todo, fresh, strict=True))
+    fresh: dict[str, PairOutcome] = {}
+    waiting = list(todo.items())
+    for start in range(0, len(waiting), batch_size):
+        part = waiting[start : start + batch_size]
+        pairs = [pair for _, pair in part]
+        answers = label_pairs(pairs, backend, request, batch_size=batch_size, stats=stats, on_batch=renew)
+        fresh.update(zip((key for key, _ in part), answers, strict=True))
+        if start + batch_size < len(waiting) and preempt is not None and preempt():
+            break
+    return keys, cached, fresh
+
+
+def _should_yield(db_url: str, tenant: str, slice_seconds: float) -> bool:
+    with session_scope(db_url) as s:
+        return should_yield(s, tenant, utcnow(), slice_seconds)
 
 
 def _expire_lease(db_url: str, chunk_id: int, worker: str) -> None:

@@ -28,6 +28,16 @@ TERMINAL = ("completed", "failed", "cancelled")
 INSERT_BATCH = 5000
 
 
+class QuotaExceededError(ValueError):
+    """A job that would put more of its tenant's pairs in the queue than the tenant's quota allows."""
+
+    def __init__(self, pending: int, pairs: int, quota: int) -> None:
+        super().__init__(
+            f"this job's {pairs} pairs would put {pending + pairs} of your pairs in the queue; the limit is {quota}"
+        )
+        self.pending, self.pairs, self.quota = pending, pairs, quota
+
+
 class IdempotencyConflictError(ValueError):
     """The Idempotency-Key was used before for a different request."""
 
@@ -71,6 +81,7 @@ def create_job(
     errors: Sequence[RowError] = (),
     lines: Sequence[int] | None = None,
     idempotency_key: str | None = None,
+    max_pending: int | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> CreatedJob:
     """Store a job, its items (bulk inserts) and its chunks; the caller dispatches ``chunk_ids``.
@@ -87,6 +98,8 @@ def create_job(
         earlier = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == idempotency_key))
         if earlier is not None:
             return _replay(earlier, digest)
+    if max_pending is not None and (pending := pending_pairs(session, tenant)) + len(pairs) > max_pending:
+        raise QuotaExceededError(pending, len(pairs), max_pending)
     job = Job(
         id=new_job_id(),
         tenant=tenant,
@@ -336,6 +349,16 @@ def results_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return [item_line(r) for r in rows], (rows[-1].line if more and rows else None)
+
+
+def pending_pairs(session: Session, tenant: str) -> int:
+    """Pairs of ``tenant`` not labelled yet, from its open jobs' counters (a read per job, not per pair)."""
+    pending = session.scalar(
+        select(func.sum(Job.total - Job.completed - Job.failed - Job.cancelled)).where(
+            Job.tenant == tenant, Job.status.in_(("queued", "in_progress", "cancelling"))
+        )
+    )
+    return int(pending or 0)
 
 
 def errors_page(

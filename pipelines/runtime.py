@@ -96,16 +96,36 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[no-untyped-def]
-    """:func:`pipelines.chunks.process_chunk` with this process's settings and teacher."""
-    from pipelines.chunks import process_chunk
+# A message runs chunks until one ends; giving way, or losing a race for a claim, takes another turn.
+MAX_TURNS = 64
 
-    return process_chunk(
-        settings.database_url,
-        chunk_id,
-        worker,
-        lambda: get_backend(settings),
-        lease_seconds=settings.lease_seconds,
-        batch_size=settings.teacher_batch_size,
-        unparseable_retries=settings.unparseable_retries,
-    )
+
+def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[no-untyped-def]
+    """Run the chunk that fair dispatch picks now (:mod:`pipelines.fairness`), the message's own ``chunk_id`` when
+    nothing is claimable, with this process's settings and teacher; after a chunk gives way, the next pick.
+
+    Every message runs at most one chunk to its end, so messages never run short of open chunks.
+    """
+    from pipelines.chunks import process_chunk
+    from pipelines.db.models import utcnow
+    from pipelines.db.session import session_scope
+    from pipelines.fairness import pick_chunk
+
+    report = None
+    for _ in range(MAX_TURNS):
+        with session_scope(settings.database_url) as s:
+            target = pick_chunk(s, utcnow()) or chunk_id
+        report = process_chunk(
+            settings.database_url,
+            target,
+            worker,
+            lambda: get_backend(settings),
+            lease_seconds=settings.lease_seconds,
+            batch_size=settings.teacher_batch_size,
+            unparseable_retries=settings.unparseable_retries,
+            slice_seconds=settings.fair_slice_seconds,
+        )
+        raced = report.outcome == "skipped" and target != chunk_id
+        if report.outcome != "yielded" and not raced:
+            break
+    return report

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(600.0, gt=0, description="a chunk's lease; must exceed the longest chunk")
     requeue_after_seconds: float = Field(900.0, gt=0, description="re-send chunks queued this long without a claim")
     beat_interval_seconds: float = Field(30.0, gt=0, description="how often the sweep looks for stale chunks")
+    fair_slice_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="fair dispatch: a tenant's chunk gives way between teacher batches to a tenant with fewer chunks "
+        "running, or one fewer and nothing claimed for this long (round-robin by time slices)",
+    )
+    tenant_max_pending_pairs: int | None = Field(
+        None, ge=1, description="pairs a tenant may have waiting or running; a job beyond it is a 429; unset: no quota"
+    )
     # limits
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="request body limit (413 above)")
     max_pairs_per_job: int = Field(1_000_000, ge=1, description="pairs per job (413 above)")

@@ -7,6 +7,8 @@
 - status reads: ``GET /v1/jobs/{id}`` latency under N concurrent clients, p50 and p99.
 - scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request under 8 concurrent clients, p50 and p99
   (the student export served by the API, one onnxruntime thread).
+- fairness: one tenant's small job submitted while another tenant's big job runs, against the same small job
+  alone, on one worker. Target ratio (behind / alone) <= 2.
 """
 
 from __future__ import annotations
@@ -142,6 +144,97 @@ def _run_job(url: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
 
     # Polled gently: the poller shares the CPUs with the worker it measures.
     return wait_until(finished, 3600, f"job {job_id}", interval=0.5)
+
+
+def _timed_job(url: str, key: str, pairs: list[dict[str, Any]]) -> float:
+    """Seconds from submitting ``pairs`` as tenant ``key`` to the job's end, polled every 50 ms."""
+    headers = {"Authorization": f"Bearer {key}"}
+    t0 = time.perf_counter()
+    r = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs}, headers=headers, timeout=60)
+    r.raise_for_status()
+    job_id = r.json()["id"]
+
+    def finished() -> bool:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=30).json()
+        return job["status"] in ("completed", "failed", "cancelled")
+
+    wait_until(finished, 600, f"job {job_id}", interval=0.05)
+    return time.perf_counter() - t0
+
+
+def bench_fairness(
+    pairs: list[dict[str, Any]],
+    teacher: str,
+    db_url: str,
+    broker_url: str,
+    *,
+    big: int,
+    small: int,
+    samples: int,
+    max_tokens: int,
+    logdir: Path,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Tenant b's ``small``-pair job alone, then submitted once tenant a's ``big``-pair job is running, on one
+    worker; the rounds alternate, each on fresh content (the label cache must not answer). Medians."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_AUTH": "true",
+        "AGPO_TEACHER_MODEL": teacher,
+        "AGPO_SAMPLES": str(samples),
+        "AGPO_MAX_TOKENS": str(max_tokens),
+        "OMP_NUM_THREADS": "1",
+    }
+    full_env = {**os.environ, **env}
+    subprocess.run([AGPO, "db", "upgrade"], env=full_env, check=True, capture_output=True)
+
+    def key(tenant: str) -> str:
+        out = subprocess.run(
+            [AGPO, "keys", "create", "--tenant", tenant], env=full_env, check=True, capture_output=True, text=True
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    keys = {tenant: key(tenant) for tenant in ("a", "b")}
+    headers = {"Authorization": f"Bearer {keys['a']}"}
+    alone_s: list[float] = []
+    behind_s: list[float] = []
+    with running([["serve", "api", "--port", str(port)], ["worker"]], env, logdir):
+        wait_until(lambda: answers(url + "/readyz"), 120, "the API")
+        _timed_job(url, keys["b"], [dict(p, query=p["query"] + " warm") for p in pairs[:small]])
+        for r in range(rounds):
+            fresh = [dict(p, query=f"{p['query']} r{r}") for p in pairs[: big + small]]
+            alone_s.append(_timed_job(url, keys["b"], [dict(p, query=p["query"] + " alone") for p in fresh[:small]]))
+            job = httpx.post(f"{url}/v1/jobs", json={"pairs": fresh[small:]}, headers=headers, timeout=120).json()
+
+            def started(job_id: str = job["id"]) -> bool:
+                view = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=30).json()
+                return view["request_counts"]["completed"] > 0
+
+            wait_until(started, 600, "tenant a's job", interval=0.05)
+            behind_s.append(_timed_job(url, keys["b"], fresh[:small]))
+            httpx.post(f"{url}/v1/jobs/{job['id']}/cancel", headers=headers, timeout=30).raise_for_status()
+
+            def stopped(job_id: str = job["id"]) -> bool:
+                view = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=30).json()
+                return view["status"] == "cancelled"
+
+            wait_until(stopped, 600, "tenant a's job to stop", interval=0.1)  # the next round starts idle
+    alone, behind = statistics.median(alone_s), statistics.median(behind_s)
+    return {
+        "big_pairs": big,
+        "small_pairs": small,
+        "samples": samples,
+        "rounds": rounds,
+        "alone_seconds": [round(x, 3) for x in alone_s],
+        "behind_seconds": [round(x, 3) for x in behind_s],
+        "ratio": round(behind / alone, 3),
+        "target_ratio_at_most": 2.0,
+        "target_met": behind / alone <= 2.0,
+    }
 
 
 def _idle_env(db_url: str, teacher: str, broker_url: str) -> dict[str, str]:

@@ -15,9 +15,17 @@ from pipelines.backends.base import TeacherError
 class APIError(Exception):
     """An error of the annotation API: rendered as ``{"error": {...}}`` with ``status`` by :func:`install`."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
-        self.status, self.message, self.type, self.param = status, message, type, param
+        self.status, self.message, self.type, self.param, self.headers = status, message, type, param, headers
 
 
 class BodyTooLargeError(StarletteHTTPException):
@@ -59,7 +67,7 @@ def _loc(loc: tuple) -> str:  # type: ignore[type-arg]
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.type, exc.param)
+        return error_response(exc.status, exc.message, exc.type, exc.param, exc.headers)
 
     @app.exception_handler(BodyTooLargeError)
     async def _too_large(_: Request, exc: BodyTooLargeError) -> JSONResponse:

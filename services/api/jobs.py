@@ -42,6 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "missing or invalid API key"},
     404: {"model": ErrorResponse, "description": "no such job for this API key"},
     413: {"model": ErrorResponse, "description": "request too large"},
+    429: {"model": ErrorResponse, "description": "the tenant's queue is full (AGPO_TENANT_MAX_PENDING_PAIRS)"},
     422: {"model": ErrorResponse, "description": "invalid request; the message names the field or line"},
     503: {"model": ErrorResponse, "description": "database or broker unavailable"},
 }
@@ -126,6 +127,7 @@ def _create(
         chunk_size=settings.chunk_size,
         idempotency_key=idempotency_key,
         metadata=metadata,
+        max_pending=settings.tenant_max_pending_pairs,
     )
     body = job_store.job_view(created.job)
     db.commit()  # the job must be durable before a worker can be told about it
@@ -144,6 +146,13 @@ def _idempotent(db: Any, request: Request, tenant: str, **kwargs: Any) -> JSONRe
         return _create(db, request, tenant, **kwargs)
     except job_store.IdempotencyConflictError as exc:
         raise APIError(409, str(exc), param="Idempotency-Key") from None
+    except job_store.QuotaExceededError as exc:
+        raise APIError(
+            429,
+            f"{exc} (AGPO_TENANT_MAX_PENDING_PAIRS): retry when your jobs have progressed, or send fewer pairs",
+            type="rate_limit_error",
+            headers={"Retry-After": "30"},
+        ) from None
 
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, description="retry-safe creation")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,18 @@ def test_cancel_stops_the_job_and_keeps_what_was_done(api: Api, pool_pairs: list
     # Cancelling a finished job changes nothing.
     again = api.post(f"/v1/jobs/{job['id']}/cancel").json()
     assert again["status"] == "cancelled" and again["request_counts"] == c
+
+
+def test_a_small_job_does_not_wait_behind_another_tenants_big_one(api: Api, pool_pairs: list[dict]):
+    big = api.post("/v1/jobs", "a", json={"pairs": _pairs(pool_pairs, 2000, 600), "samples": 1})
+    small = api.post("/v1/jobs", "b", json={"pairs": _pairs(pool_pairs, 2700, 5), "samples": 1})
+    assert (big.status_code, small.status_code) == (201, 201)
+    done_small = api.wait(small.json()["id"], "b")
+    done_big = api.wait(big.json()["id"], "a")
+    assert done_small["status"] == done_big["status"] == "completed"
+    # 120 chunks of a were queued before b's one: first come, first served, b would have finished last.
+    finished = {name: datetime.fromisoformat(job["completed_at"]) for name, job in (("a", done_big), ("b", done_small))}
+    assert (finished["a"] - finished["b"]).total_seconds() > 1, finished
 
 
 def test_sync_annotate_labels_a_few_pairs(api: Api, pool_pairs: list[dict]):
