@@ -12,10 +12,13 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 from conftest import Stack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from services.procs import AGPO, wait_until
@@ -268,6 +271,24 @@ def test_a_chunked_body_over_the_limit_is_a_413_read_no_further(stack, client, p
     assert httpx.get(f"{stack.url}/healthz").status_code == 200
 
 
+def test_downloads_that_are_never_read_hold_no_database_connection(stack, client, pool_pairs):
+    job = wait_job(client, submit(client, pool_pairs[:2000])["id"])  # labelled before: all from the cache
+    assert job["status"] == "completed"
+    # More stalled downloads (each larger than the socket buffers) than the API's pool has connections (30).
+    with httpx.Client(base_url=stack.url, headers=client.headers, timeout=30) as slow:
+        streams = [slow.stream("GET", f"/v1/jobs/{job['id']}/results") for _ in range(36)]
+        opened = [s.__enter__() for s in streams]
+        try:
+            assert all(r.status_code == 200 for r in opened)
+            t0 = time.monotonic()
+            assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+            assert httpx.get(f"{stack.url}/readyz", timeout=30).status_code == 200
+            assert time.monotonic() - t0 < 5  # it was a 30 s wait for a pooled connection, then a 500
+        finally:
+            for s in streams:
+                s.__exit__(None, None, None)
+
+
 def test_nul_in_urls_and_pairs_is_a_4xx_on_postgresql(stack, client, pool_pairs):
     # PostgreSQL refuses text holding NUL; SQLite stores it. Each of these was a 500 here.
     for url in ("/v1/jobs/%00", "/v1/jobs/job_%00/results", "/v1/jobs/%00/results/page"):
@@ -278,6 +299,90 @@ def test_nul_in_urls_and_pairs_is_a_4xx_on_postgresql(stack, client, pool_pairs)
     nul = {**pool_pairs[0], "custom_id": "a\x00b"}
     r = client.post("/v1/jobs", json={"pairs": [nul]})
     assert r.status_code == 422 and r.json()["error"]["param"] == "pairs[0].custom_id", r.text
+
+
+# Text that has broken a service somewhere: NUL, lone surrogates, line and paragraph separators, a BOM, an RTL
+# override, non-characters, very long runs, SQL and path fragments, numbers past every integer type.
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "\x00",
+            "a\x00b",
+            "\ud800",
+            "x\udfffy",
+            "\u2028\u2029\x85",
+            "\ufeffquery",
+            "\u202etxet",
+            "\uffff\ufffe",
+            "' OR 1=1 --",
+            "../../etc/passwd",
+            "%00",
+            "9" * 400,
+            "é" * 5000,
+        ]
+    ),
+    st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40),
+)
+HOSTILE_NUMBER = st.sampled_from([-1, 0, 2**31, 2**63, 10**30, -(10**30), 1e308, -0.0])
+
+
+def _header(value: str) -> bytes:
+    """``value`` as a header can carry it: raw UTF-8 bytes without the control bytes HTTP forbids there."""
+    raw = bytes(b for b in value.encode("utf-8", "surrogatepass") if b >= 0x20 and b != 0x7F).strip()
+    return raw or b"k"
+
+
+def _deep(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=HOSTILE_TEXT, number=HOSTILE_NUMBER, where=st.integers(0, 6))
+def test_hostile_input_on_every_route_is_a_4xx_never_a_5xx(stack, client, pool_pairs, value, number, where):
+    pair = dict(pool_pairs[0])
+    pair.update(
+        [
+            {"custom_id": value},
+            {"query": value},
+            {"ad": {"title": value}},
+            {"ad": {"title": "t", "attributes": {value: value}}},
+            {"ad": {"title": "t", "brand": value, "description": value}},
+            {"meta": {value: value}},
+            {"query": value, "ad": {"title": value}},
+        ][where]
+    )
+
+    def post(path: str, body: object, **headers: bytes) -> httpx.Response:
+        # As clients send it: JSON escapes (\ud800 stays a lone surrogate once decoded), the header as raw bytes.
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return client.post(path, content=raw, headers={"Content-Type": "application/json", **headers})
+
+    def get(path: str, **params: str) -> httpx.Response:
+        query = urlencode(params, errors="surrogatepass")
+        return client.get(path + (f"?{query}" if query else ""))
+
+    hostile_id = quote(value, safe="", errors="surrogatepass")
+    calls = [
+        post("/v1/jobs", {"pairs": [pair]}),
+        post("/v1/jobs", {"pairs": [pool_pairs[1]], "metadata": {"k": value}}),
+        post("/v1/jobs", {"pairs": [pool_pairs[1]], "samples": number, "max_tokens": number}),
+        post("/v1/jobs", {"pairs": [pool_pairs[1]], "seed": number, "temperature": number}),
+        post("/v1/jobs/jsonl", json.dumps(pair).encode() + b"\n" + _deep(5000).encode()),
+        client.post(
+            "/v1/jobs/jsonl?" + urlencode({"samples": str(number), "label_schema": value}, errors="surrogatepass"),
+            content=b"{}",
+        ),
+        post("/v1/jobs", _deep(50_000).encode()),
+        get(f"/v1/jobs/{hostile_id}"),
+        get(f"/v1/jobs/{hostile_id}/results"),
+        get("/v1/jobs", after=value, status=value, limit=str(number)),
+        get("/v1/jobs/job_x/results/page", after=str(number), limit=str(number)),
+        post("/v1/score", {"pairs": [pair]}),
+        post("/v1/jobs", {"pairs": [pair]}, **{"Idempotency-Key": _header(value)}),
+    ]
+    for r in calls:
+        unconfigured = r.request.url.path == "/v1/score" and r.status_code == 503
+        assert r.status_code < 500 or unconfigured, (r.request.method, str(r.request.url)[:200], r.value[:300])
 
 
 def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(stack, client, pool_pairs):
