@@ -34,7 +34,12 @@ def serve_api(
     """The annotation API (settings from AGPO_* environment variables)."""
     import uvicorn
 
-    uvicorn.run("services.api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    from pipelines.logs import configure_logging
+    from pipelines.settings import get_settings
+
+    configure_logging(get_settings().log_format)
+    # log_config=None: uvicorn's own lines go through the same handler, in the same format.
+    uvicorn.run("services.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 
 
 @serve_app.command("teacher")
@@ -65,9 +70,11 @@ def worker(
     """A Celery worker: one chunk at a time, the teacher loaded once per process."""
     from pipelines.celery_app import QUEUE, make_celery
     from pipelines.db.session import migrate
+    from pipelines.logs import configure_logging
     from pipelines.settings import get_settings
 
     settings = get_settings()
+    configure_logging(settings.log_format)
     migrate(settings.database_url)
     celery_app = make_celery(settings)
     argv = [
@@ -251,3 +258,39 @@ def bench_service(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
         console.print(f"wrote {out}")
+
+
+@app.command("soak")
+def soak_command(
+    teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
+    pg: Annotated[str, typer.Option(help="PostgreSQL admin URL (a temporary database is created)")] = (
+        "postgresql://postgres@127.0.0.1:5432/test"
+    ),
+    broker: Annotated[str, typer.Option(help="Redis URL")] = "redis://127.0.0.1:6379/13",
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 30,
+    seconds: Annotated[float, typer.Option(help="how long they submit")] = 60.0,
+    per_job: Annotated[int, typer.Option(help="pairs per job")] = 20,
+    out: Annotated[Path | None, typer.Option(help="write the report as JSON here")] = None,
+) -> None:
+    """Clients submit jobs for a while, one worker is killed midway; then every pair is counted in PostgreSQL
+    (experiments/bench/soak.py). Exits 1 when a pair is lost, duplicated or left pending, or a request got a 5xx."""
+    import tempfile
+
+    from experiments.bench.service import temp_database
+    from experiments.bench.soak import soak
+    from relevance.synthetic.generator import generate_benchmark
+
+    work = Path(tempfile.mkdtemp(prefix="agpo-soak-"))
+    generate_benchmark(work / "data", seed=13, teacher_train=0, dev=0, gold_test=0, pool=2000)
+    pool = [json.loads(x) for x in (work / "data" / "pool.jsonl").read_text().splitlines()]
+    what = f"soak: {clients} clients for {seconds:.0f} s, a worker killed midway..."
+    with console.status(what), temp_database(pg) as db:
+        report = soak(pool, str(teacher), db, broker, clients=clients, seconds=seconds, per_job=per_job, logdir=work)
+    report["machine"] = {"cpus": os.cpu_count(), "logs": str(work)}
+    console.print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        console.print(f"wrote {out}")
+    if not report["ok"]:
+        raise _fail("the soak lost, duplicated or left pairs pending, or answered a 5xx (see the report)")

@@ -24,6 +24,7 @@ from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
 from pipelines.fairness import should_yield
 from pipelines.jobs import cancel_chunks, finalize_job
+from pipelines.logs import bind, log_scope
 from pipelines.requests import job_request
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def _insert_ignore(session: Session):  # type: ignore[no-untyped-def]
     return module.insert(LabelCacheEntry).on_conflict_do_nothing(index_elements=["key"])
 
 
+@log_scope
 def process_chunk(
     db_url: str,
     chunk_id: int,
@@ -103,8 +105,9 @@ def process_chunk(
 
     With ``slice_seconds``, the chunk gives way to other tenants between teacher batches
     (:func:`pipelines.fairness.should_yield`): the pairs labelled so far are written, the rest wait in the queue,
-    and the outcome is ``yielded``.
+    and the outcome is ``yielded``. Its log lines name the chunk, its job and tenant (:mod:`pipelines.logs`).
     """
+    bind(chunk_id=chunk_id)
     with session_scope(db_url) as s:
         if not _claim(s, chunk_id, worker, lease_seconds):
             return ChunkReport(chunk_id, "skipped")
@@ -113,6 +116,7 @@ def process_chunk(
         job = s.get(Job, chunk.job_id)
         assert job is not None
         job_id, chunk_no, tenant = job.id, chunk.chunk_no, job.tenant
+        bind(job_id=job_id, tenant=tenant)
         if job.cancel_requested:
             cancel_chunks(s, job_id, [chunk_no])
             s.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from pipelines.backends.base import TeacherBackend, TeacherError
 from pipelines.settings import Settings
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backends: dict[tuple[str, str, str], TeacherBackend] = {}
 
@@ -110,21 +112,24 @@ def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[n
     from pipelines.db.models import utcnow
     from pipelines.db.session import session_scope
     from pipelines.fairness import pick_chunk
+    from pipelines.logs import log_context
 
     report = None
     for _ in range(MAX_TURNS):
         with session_scope(settings.database_url) as s:
             target = pick_chunk(s, utcnow()) or chunk_id
-        report = process_chunk(
-            settings.database_url,
-            target,
-            worker,
-            lambda: get_backend(settings),
-            lease_seconds=settings.lease_seconds,
-            batch_size=settings.teacher_batch_size,
-            unparseable_retries=settings.unparseable_retries,
-            slice_seconds=settings.fair_slice_seconds,
-        )
+        with log_context(chunk_id=target):
+            report = process_chunk(
+                settings.database_url,
+                target,
+                worker,
+                lambda: get_backend(settings),
+                lease_seconds=settings.lease_seconds,
+                batch_size=settings.teacher_batch_size,
+                unparseable_retries=settings.unparseable_retries,
+                slice_seconds=settings.fair_slice_seconds,
+            )
+            log.info("chunk %s: %s (%d labelled, %d failed)", target, report.outcome, report.completed, report.failed)
         raced = report.outcome == "skipped" and target != chunk_id
         if report.outcome != "yielded" and not raced:
             break

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     max_title_chars: int = Field(512, ge=1, description="ad title length limit (422 above)")
     max_description_chars: int = Field(4096, ge=1, description="ad description length limit (422 above)")
     page_size_limit: int = Field(1000, ge=1, description="largest page of GET /v1/jobs/{id}/results/page")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="service logs: text, or json (one object per line, with job_id, chunk_id and tenant)"
+    )
     auth: bool = Field(True, description="bearer API keys; false only on a laptop (every caller is tenant default)")
 
     @model_validator(mode="after")

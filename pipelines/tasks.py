@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, name=PROCESS_CHUNK)
 def process_chunk_task(self: Task, chunk_id: int) -> dict[str, object]:
     report = run_chunk(self.app.settings, chunk_id, worker_name())
-    log.info("chunk %s: %s", chunk_id, report.outcome)
-    return asdict(report)
+    return asdict(report) if report is not None else {}
 
 
 @shared_task(bind=True, name=SWEEP_STALE_CHUNKS)
