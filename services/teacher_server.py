@@ -107,11 +107,24 @@ def _validation_error(exc: RequestValidationError) -> TeacherAPIError:
     elif first.get("type") == "missing":
         message = f"missing required parameter {param!r}"
     else:
-        message = f"invalid {param or 'request'}: {first.get('msg', 'invalid value')}"
+        message = (
+            f"invalid {param or 'request'}: {str(first.get('msg', 'invalid value')).removeprefix('Value error, ')}"
+        )
     return TeacherAPIError(400, message, param=param, code=first.get("type"))
 
 
 # -- request and response models ----------------------------------------------------------------------------------
+
+
+def _encodable(value: Any) -> Any:
+    """Refuse text a tokenizer cannot take: a lone surrogate (a JSON ``\\ud800`` escape) is not a character."""
+    for text in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(f"holds a lone surrogate at character {error.start}, which is not text") from None
+    return value
 
 
 class SamplingFields(BaseModel):
@@ -142,6 +155,7 @@ class SamplingFields(BaseModel):
     @field_validator("stop")
     @classmethod
     def _at_most_16_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        _encodable(value)
         stops = [value] if isinstance(value, str) else value or []
         if len(stops) > 16:
             raise ValueError(f"at most 16 stop strings, got {len(stops)}")
@@ -159,15 +173,21 @@ class CompletionRequest(SamplingFields):
     prompt: str | list[str] = Field(description="a prompt or a list of prompts; token-id prompts are not supported")
     max_tokens: int = Field(16, ge=1, description="tokens to generate at most (OpenAI's default: 16)")
 
+    _prompt_is_text = field_validator("prompt")(_encodable)
+
 
 class TextPart(BaseModel):
     type: Literal["text"] = "text"
     text: str
 
+    _is_text = field_validator("text")(_encodable)
+
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str | list[TextPart] = Field(description="text, or a list of text parts (joined)")
+
+    _is_text = field_validator("content")(_encodable)
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -195,3 +196,20 @@ def test_with_an_api_key_only_callers_that_send_it_are_served(tiny_backend: Tran
         keyed = openai.OpenAI(base_url=url + "/v1", api_key="s3cret", max_retries=0)
         assert [m.id for m in keyed.models.list().data] == [NAME]
         assert keyed.completions.create(model=NAME, prompt="hi", max_tokens=2, seed=0).choices
+
+
+def test_a_lone_surrogate_in_a_prompt_is_a_400_naming_it(teacher_url: str) -> None:
+    # What a JSON "\ud800" escape decodes to: not text, and a tokenizer fails on it (it was a 500).
+    cases = [
+        (
+            "/chat/completions",
+            {"model": NAME, "messages": [{"role": "user", "content": "a\ud800b"}]},
+            "messages.0.content",
+        ),
+        ("/completions", {"model": NAME, "prompt": ["ok", "x\udfff"], "max_tokens": 2}, "prompt"),
+        ("/completions", {"model": NAME, "prompt": "ok", "stop": ["\ud800"], "max_tokens": 2}, "stop"),
+    ]
+    for path, body, param in cases:
+        r = httpx.post(teacher_url + path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+        assert "lone surrogate" in r.json()["error"]["message"]
