@@ -46,6 +46,31 @@ def temp_database(admin_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def celery_env(db_url: str, broker_url: str, teacher: str, **settings: str) -> dict[str, str]:
+    """The environment of API and Celery processes on ``db_url`` and ``broker_url``; ``settings`` are further
+    ``AGPO_*`` values by lower-case name (``samples="1"``), and the teacher runs on one thread."""
+    env = {
+        "AGPO_DATABASE_URL": db_url,
+        "AGPO_BROKER_URL": broker_url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_TEACHER_MODEL": teacher,
+        "OMP_NUM_THREADS": "1",
+    }
+    return env | {f"AGPO_{name.upper()}": value for name, value in settings.items()}
+
+
+def new_key(env: dict[str, str], tenant: str) -> str:
+    """A fresh API key for ``tenant`` in the database of ``env`` (``agpo keys create``)."""
+    out = subprocess.run(
+        [AGPO, "keys", "create", "--tenant", tenant],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _pairs_jsonl(pairs: list[dict[str, Any]]) -> bytes:
     return ("\n".join(json.dumps(p, separators=(",", ":")) for p in pairs) + "\n").encode()
 
@@ -78,18 +103,16 @@ def bench_pipeline(
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        "AGPO_DATABASE_URL": db_url,
-        "AGPO_BROKER_URL": broker_url,
-        "AGPO_QUEUE": "celery",
-        "AGPO_AUTH": "false",
-        "AGPO_TEACHER_MODEL": teacher,
-        "AGPO_SAMPLES": str(samples),
-        "AGPO_MAX_TOKENS": str(max_tokens),
-        "AGPO_CHUNK_SIZE": str(chunk_size),
-        "AGPO_TEACHER_BATCH_SIZE": str(batch_size),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = celery_env(
+        db_url,
+        broker_url,
+        teacher,
+        auth="false",
+        samples=str(samples),
+        max_tokens=str(max_tokens),
+        chunk_size=str(chunk_size),
+        teacher_batch_size=str(batch_size),
+    )
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
     direct_s: list[float] = []
     service_s: list[float] = []
@@ -179,26 +202,9 @@ def bench_fairness(
     worker; the rounds alternate, each on fresh content (the label cache must not answer). Medians."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        "AGPO_DATABASE_URL": db_url,
-        "AGPO_BROKER_URL": broker_url,
-        "AGPO_QUEUE": "celery",
-        "AGPO_AUTH": "true",
-        "AGPO_TEACHER_MODEL": teacher,
-        "AGPO_SAMPLES": str(samples),
-        "AGPO_MAX_TOKENS": str(max_tokens),
-        "OMP_NUM_THREADS": "1",
-    }
-    full_env = {**os.environ, **env}
-    subprocess.run([AGPO, "db", "upgrade"], env=full_env, check=True, capture_output=True)
-
-    def key(tenant: str) -> str:
-        out = subprocess.run(
-            [AGPO, "keys", "create", "--tenant", tenant], env=full_env, check=True, capture_output=True, text=True
-        )
-        return out.stdout.strip().splitlines()[-1]
-
-    keys = {tenant: key(tenant) for tenant in ("a", "b")}
+    env = celery_env(db_url, broker_url, teacher, samples=str(samples), max_tokens=str(max_tokens))
+    subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
+    keys = {tenant: new_key(env, tenant) for tenant in ("a", "b")}
     headers = {"Authorization": f"Bearer {keys['a']}"}
     alone_s: list[float] = []
     behind_s: list[float] = []

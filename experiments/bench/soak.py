@@ -21,18 +21,8 @@ from typing import Any
 
 import httpx
 
+from experiments.bench.service import celery_env, new_key
 from services.procs import AGPO, answers, free_port, running, start, stop, wait_until
-
-
-def _key(env: dict[str, str], tenant: str) -> str:
-    out = subprocess.run(
-        [AGPO, "keys", "create", "--tenant", tenant],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 async def _client(
@@ -77,22 +67,20 @@ def soak(
 ) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        "AGPO_DATABASE_URL": db_url,
-        "AGPO_BROKER_URL": broker_url,
-        "AGPO_QUEUE": "celery",
-        "AGPO_TEACHER_MODEL": teacher,
-        "AGPO_SAMPLES": "1",
-        "AGPO_MAX_TOKENS": "24",
-        "AGPO_CHUNK_SIZE": "10",
-        "AGPO_LEASE_SECONDS": "10",
-        "AGPO_REQUEUE_AFTER_SECONDS": "8",
-        "AGPO_BEAT_INTERVAL_SECONDS": "2",
-        "AGPO_BEAT_SCHEDULE": str(logdir / "beat-schedule"),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = celery_env(
+        db_url,
+        broker_url,
+        teacher,
+        samples="1",
+        max_tokens="24",
+        chunk_size="10",
+        lease_seconds="10",
+        requeue_after_seconds="8",
+        beat_interval_seconds="2",
+        beat_schedule=str(logdir / "beat-schedule"),
+    )
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
-    keys = [_key(env, "soak-a"), _key(env, "soak-b")]
+    keys = [new_key(env, "soak-a"), new_key(env, "soak-b")]
     jobs: list[dict[str, Any]] = []
     reads: list[tuple[float, int]] = []
     commands = [["serve", "api", "--port", str(port)], ["worker"], ["worker"], ["beat"]]
