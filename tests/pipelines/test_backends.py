@@ -139,6 +139,21 @@ def test_teacher_id_is_stable_across_loads_and_changes_with_the_weights(tmp_path
     assert model_revision(other) == TransformersBackend(other).revision
 
 
+def test_the_revision_is_hashed_once_until_a_weight_file_changes(tmp_path: Path) -> None:
+    model = build_tiny_lm(tmp_path / "teacher", seed=0)
+    weights = model / "model.safetensors"
+    first = model_revision(model)
+    stat = weights.stat()
+    original = weights.read_bytes()
+    # Other bytes under the same size and modification time: the per-process cache answers without reading.
+    weights.write_bytes(bytes(reversed(original)))
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert model_revision(model) == first
+    # Swapped weights have a new modification time: hashed again.
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert model_revision(model) != first
+
+
 def test_a_missing_model_dir_is_a_teacher_error(tmp_path: Path) -> None:
     with pytest.raises(TeacherError, match="not a model directory"):
         TransformersBackend(tmp_path / "nope")

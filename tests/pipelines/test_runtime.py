@@ -49,3 +49,16 @@ def test_readiness_sends_the_teacher_key(keyed_server: str) -> None:
     wrong = Settings(teacher_backend="openai", teacher_url=keyed_server, teacher_api_key="sk-wrong")
     with pytest.raises(TeacherError, match="401"):
         check_teacher(wrong)
+
+
+def test_a_served_teachers_revision_setting_names_it_in_jobs_results_and_the_cache(dead_url: str) -> None:
+    from pipelines.backends.openai_backend import OpenAIBackend
+    from pipelines.runtime import backend_options, configured_teacher_id
+
+    unnamed = Settings(teacher_backend="openai", teacher_model="relevance", teacher_url=dead_url)
+    named = unnamed.model_copy(update={"teacher_revision": "2026-12-01"})
+    assert configured_teacher_id(unnamed) == "relevance@served"
+    assert configured_teacher_id(named) == "relevance@2026-12-01"
+    # The worker's backend takes it as given: nothing to ask a server that may publish none.
+    with OpenAIBackend(**backend_options(named), model="relevance") as backend:  # type: ignore[arg-type]
+        assert backend.teacher_id == "relevance@2026-12-01"
