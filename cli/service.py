@@ -286,8 +286,9 @@ def soak_command(
     what = f"soak: {clients} clients for {seconds:.0f} s, a worker killed midway..."
     with console.status(what), temp_database(pg) as db:
         report = soak(pool, str(teacher), db, broker, clients=clients, seconds=seconds, per_job=per_job, logdir=work)
-    report["machine"] = {"cpus": os.cpu_count(), "logs": str(work)}
+    report["machine"] = {"cpus": os.cpu_count()}
     console.print(report)
+    console.print(f"logs: {work}")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))

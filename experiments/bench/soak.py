@@ -1,7 +1,7 @@
 """A bounded soak of the annotation service: many clients, one worker killed mid-run, nothing lost.
 
-``clients`` tenants-worth of clients (two tenants, alternating) submit small jobs back to back for ``seconds``
-and read their status between submissions, against API + two Celery workers + beat on PostgreSQL and Redis.
+``clients`` clients (of two tenants, alternating) each submit a small job, read its status until it ends, and
+submit the next, for ``seconds``, against API + two Celery workers + beat on PostgreSQL and Redis.
 Halfway through, one worker is killed with SIGKILL and a fresh one started. Once every job has ended, the store
 is checked row by row: every submitted custom_id exactly once per job, none pending, and the results file of
 each job has one line per pair.
@@ -43,15 +43,19 @@ async def _client(
             chosen = pool[first : first + per_job]
             pairs = [dict(p, custom_id=f"c{client_no}-j{j}-{i}") for i, p in enumerate(chosen)]
             r = await http.post("/v1/jobs", json={"pairs": pairs})
-            if r.status_code >= 500:
+            j += 1
+            if r.status_code not in (200, 201):
                 jobs.append({"error": f"create: HTTP {r.status_code} {r.text[:200]}"})
-            elif r.status_code in (200, 201):
-                jobs.append({"id": r.json()["id"], "key": key, "ids": [p["custom_id"] for p in pairs]})
+                await asyncio.sleep(1.0)
+                continue
+            jobs.append({"id": r.json()["id"], "key": key, "ids": [p["custom_id"] for p in pairs]})
+            while time.monotonic() < stop_at:  # follow it as a client would, then send the next
+                await asyncio.sleep(0.5)
                 t0 = time.perf_counter()
                 status = await http.get(f"/v1/jobs/{r.json()['id']}")
                 reads.append((time.perf_counter() - t0, status.status_code))
-            j += 1
-            await asyncio.sleep(0.2)
+                if status.status_code == 200 and status.json()["status"] in ("completed", "failed", "cancelled"):
+                    break
 
 
 def soak(
@@ -72,7 +76,7 @@ def soak(
         broker_url,
         teacher,
         samples="1",
-        max_tokens="24",
+        max_tokens="96",
         chunk_size="10",
         lease_seconds="10",
         requeue_after_seconds="8",
