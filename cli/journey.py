@@ -23,6 +23,9 @@ def journey(
     quick: Annotated[bool, typer.Option("--quick", help="a small run (about 3 minutes on 2 cores)")] = False,
     teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
     seed: Annotated[int, typer.Option(help="benchmark and training seed")] = 0,
+    samples: Annotated[
+        int | None, typer.Option(min=1, max=32, help="teacher samples per pair (default: 4, --quick 2)")
+    ] = None,
 ) -> None:
     """The whole product on the embedded default: the AGPO teacher labels pairs through the real service, a
     student learns from them, is exported and served; a report with plots lands in a folder named at the end."""
@@ -30,10 +33,11 @@ def journey(
     from experiments.kit import format_ndcg
 
     out = out or Path("runs") / f"journey-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = {} if samples is None else {"samples": samples}
     cfg = (
-        JourneyConfig.quick(out, teacher=teacher, seed=seed)
+        JourneyConfig.quick(out, teacher=teacher, seed=seed, **options)
         if quick
-        else JourneyConfig(out, teacher=teacher, seed=seed)
+        else JourneyConfig(out, teacher=teacher, seed=seed, **options)
     )
     columns = (
         TextColumn("[bold]{task.description}"),

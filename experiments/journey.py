@@ -54,7 +54,8 @@ class JourneyConfig:
 
     @classmethod
     def quick(cls, out: Path, **kw: Any) -> JourneyConfig:
-        return cls(out=out, pool=200, gold_test=200, dev=100, samples=2, student_steps=60, score_pairs=16, **kw)
+        small = {"pool": 200, "gold_test": 200, "dev": 100, "samples": 2, "student_steps": 60, "score_pairs": 16}
+        return cls(out=out, **{**small, **kw})
 
 
 def redis_answers(url: str) -> bool:
@@ -351,6 +352,9 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
 def write_report(summary: dict[str, Any], path: Path) -> Path:
     t, s, c, sc = summary["teacher"], summary["student"], summary["job"]["request_counts"], summary["scoring"]
     quick = "--quick " if summary["config"]["pool"] <= 200 else ""
+    default_samples = 2 if quick else JourneyConfig.samples
+    if summary["config"]["samples"] != default_samples:
+        quick += f"--samples {summary['config']['samples']} "
     passk = ""
     if Path(PASSK_JSON).exists():
         pk = json.loads(Path(PASSK_JSON).read_text())["cells"]
