@@ -23,9 +23,7 @@ def journey(
     quick: Annotated[bool, typer.Option("--quick", help="a small run (about 3 minutes on 2 cores)")] = False,
     teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
     seed: Annotated[int, typer.Option(help="benchmark and training seed")] = 0,
-    samples: Annotated[
-        int | None, typer.Option(min=1, max=32, help="teacher samples per pair (default: 4, --quick 2)")
-    ] = None,
+    samples: Annotated[int | None, typer.Option(min=1, max=32, help="teacher samples per pair (default: 2)")] = None,
 ) -> None:
     """The whole product on the embedded default: the AGPO teacher labels pairs through the real service, a
     student learns from them, is exported and served; a report with plots lands in a folder named at the end."""
