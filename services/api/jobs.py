@@ -129,16 +129,13 @@ def _create(
         metadata=metadata,
         max_pending=settings.tenant_max_pending_pairs,
     )
-    body = job_store.job_view(created.job)
+    # Rendered before the commit: a response that cannot be rendered must not leave a job behind.
+    content = JobOut(**job_store.job_view(created.job)).model_dump(mode="json")
     db.commit()  # the job must be durable before a worker can be told about it
     # Chunks go to the broker after the answer is sent (500 sends for a 100k-pair job): the job is already safe,
     # and a send that never happens is what the stale-chunk sweep is for.
     send = BackgroundTask(request.app.state.dispatcher.dispatch, created.chunk_ids) if created.chunk_ids else None
-    return JSONResponse(
-        status_code=201 if created.created else 200,
-        content=JobOut(**body).model_dump(mode="json"),
-        background=send,
-    )
+    return JSONResponse(status_code=201 if created.created else 200, content=content, background=send)
 
 
 def _idempotent(db: Any, request: Request, tenant: str, **kwargs: Any) -> JSONResponse:
