@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # A scored label is read after the answer's reasoning and its label line: a few tokens past max_tokens.
 SCORING_SLACK = 16
+TOO_LONG = "too long for the teacher:"
 
 
 @dataclass
@@ -97,7 +98,7 @@ class PromptMeter:
                 kept.pairs.append(pair)
                 kept.rows.append(row)
             else:
-                kept.errors.append(RowError(row, None, f"too long for the teacher: {problem}"))
+                kept.errors.append(RowError(row, None, f"{TOO_LONG} {problem}"))
         kept.errors.sort(key=lambda e: e.row)
         return kept
 

@@ -92,20 +92,16 @@ def soak(
         wait_until(lambda: answers(url + "/readyz"), 120, "the API")
         t0 = time.monotonic()
 
-        async def load() -> None:
-            stop_at = time.monotonic() + seconds
-            await asyncio.gather(
-                *(_client(url, keys[c % 2], c, pool, per_job, stop_at, jobs, reads) for c in range(clients))
-            )
-
         async def kill_midway() -> None:
             await asyncio.sleep(seconds / 2)
             stop(procs[1], signal.SIGKILL)
 
-        async def both() -> None:
-            await asyncio.gather(load(), kill_midway())
+        async def load() -> None:
+            stop_at = time.monotonic() + seconds
+            clients_ = (_client(url, keys[c % 2], c, pool, per_job, stop_at, jobs, reads) for c in range(clients))
+            await asyncio.gather(*clients_, kill_midway())
 
-        asyncio.run(both())
+        asyncio.run(load())
         replacement = start(["worker"], env, logdir / "worker-3.log")
         try:
             ended = _wait_all(url, [j for j in jobs if "id" in j])

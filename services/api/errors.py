@@ -51,6 +51,16 @@ def error_response(
     )
 
 
+def body_too_large(limit: int, declared: int | None = None) -> JSONResponse:
+    """The 413 for a body over ``limit`` bytes, whether its length was declared or counted as it arrived."""
+    size = f"is {declared} bytes" if declared is not None else "is larger than the limit"
+    return error_response(
+        413,
+        f"request body {size}; the limit is {limit} bytes (AGPO_MAX_REQUEST_BYTES); split the pairs into several jobs",
+        "request_too_large",
+    )
+
+
 def unavailable(message: str) -> JSONResponse:
     """A 503 the client should retry, saying when."""
     return error_response(503, message, "service_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
@@ -71,12 +81,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BodyTooLargeError)
     async def _too_large(_: Request, exc: BodyTooLargeError) -> JSONResponse:
-        return error_response(
-            413,
-            f"request body is larger than the limit of {exc.limit} bytes (AGPO_MAX_REQUEST_BYTES); "
-            "split the pairs into several jobs",
-            "request_too_large",
-        )
+        return body_too_large(exc.limit)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

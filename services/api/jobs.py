@@ -19,7 +19,7 @@ from pipelines import jobs as job_store
 from pipelines.annotate import LabelRequest, label_pairs, result_line
 from pipelines.backends.base import TeacherError
 from pipelines.db.session import session_scope
-from pipelines.prompt_fit import prompt_meter
+from pipelines.prompt_fit import TOO_LONG, prompt_meter
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.label_scores import LabelMethod
@@ -91,14 +91,13 @@ def _fitting(batch: PairBatch, label: LabelRequest, settings: Settings, *, stric
     meter = prompt_meter(settings)
     if meter is None:
         return batch
-    checked = meter.split(batch, label)
-    if len(checked.errors) == len(batch.errors):
-        return batch
     if strict:
-        known = {(e.row, e.message) for e in batch.errors}
-        first = next(e for e in checked.errors if (e.row, e.message) not in known)
-        where = f"pairs[{first.row - 1}]"
-        raise APIError(422, f"{where}: {first.message}", param=where)
+        for pair, row in zip(batch.pairs, batch.rows, strict=True):
+            if problem := meter.problem(pair, label):
+                where = f"pairs[{row - 1}]"
+                raise APIError(422, f"{where}: {TOO_LONG} {problem}", param=where)
+        return batch
+    checked = meter.split(batch, label)
     if not checked.pairs:
         first = checked.errors[0]
         where = f"line {first.row}"

@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.errors import BodyTooLargeError, error_response
+from services.api.errors import BodyTooLargeError, body_too_large
 
 
 class BodyLimitMiddleware:
@@ -32,13 +32,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            response = error_response(
-                413,
-                f"request body is {int(declared)} bytes; the limit is {self.limit} (AGPO_MAX_REQUEST_BYTES); "
-                "split the pairs into several jobs",
-                "request_too_large",
-            )
-            await response(scope, receive, send)
+            await body_too_large(self.limit, int(declared))(scope, receive, send)
             return
         received = 0
 

@@ -265,7 +265,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_read_no_further(stack, client, p
 
     # A JSON route reads its body before it authenticates: without a key, it was read whole and then a 401.
     r = httpx.post(stack.url + "/v1/jobs", content=chunks(limit + 64 * 1024), timeout=30)
-    assert r.status_code == 413 and "limit of 4194304 bytes" in r.json()["error"]["message"], r.text[:200]
+    assert r.status_code == 413 and "the limit is 4194304 bytes" in r.json()["error"]["message"], r.text[:200]
     r = client.post("/v1/jobs/jsonl", content=chunks(limit + 64 * 1024))
     assert r.status_code == 413 and "AGPO_MAX_REQUEST_BYTES" in r.json()["error"]["message"], r.text[:200]
     assert httpx.get(f"{stack.url}/healthz").status_code == 200
