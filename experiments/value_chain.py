@@ -30,6 +30,7 @@ from rlvr.config import from_mapping, read_mapping
 
 Log = Callable[[str], None]
 GOLD, TEACHER = "gold", "teacher"
+GOLD_TARGETS = ("label", "graded")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Arm:
     recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for this arm
     gold_pairs: int | None = None  # this arm's gold pairs per seed (default: the config's gold_pairs)
     flip: float = 0.0  # the share of its gold Exact/Substitute labels swapped (label noise, seeded by the seed)
+    # "label": the gold label, one-hot; "graded": shares from the raters' mean (``meta.score``, Home Depot's 1-3),
+    # a soft target for ``targets: soft`` recipes
+    gold_targets: str = "label"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,10 @@ class ChainConfig:
                 problems.append(f"arm {arm.name!r}: flip must lie in [0, 1], got {arm.flip}")
             elif arm.flip and GOLD not in arm.uses:
                 problems.append(f"arm {arm.name!r}: flip swaps gold labels, but the arm does not use gold")
+            if arm.gold_targets not in GOLD_TARGETS:
+                problems.append(f"arm {arm.name!r}: gold_targets must be one of {list(GOLD_TARGETS)}")
+            elif arm.gold_targets == "graded" and (arm.flip or GOLD not in arm.uses):
+                problems.append(f"arm {arm.name!r}: graded gold targets need an arm that uses gold and flips none")
         references = {*names, "bi_encoder", "majority", *(("teacher",) if self.data.test_labels else ())}
         for arm, ref in self.comparisons:
             if arm not in names:
@@ -145,9 +153,10 @@ def flip_labels(rows: Sequence[dict[str, Any]], share: float, seed: int) -> list
     ]
 
 
-def gold_as_result(row: dict[str, Any]) -> dict[str, Any]:
-    """A gold pair as a result line with its pair inline: the human label, certain."""
-    return {
+def gold_as_result(row: dict[str, Any], targets: str = "label") -> dict[str, Any]:
+    """A gold pair as a result line with its pair inline: the human label, certain; with ``targets="graded"`` its
+    distribution is the label shares of the raters' mean (``meta.score``)."""
+    line = {
         "custom_id": row["custom_id"],
         "status": "completed",
         "label": row["meta"]["label"],
@@ -155,6 +164,14 @@ def gold_as_result(row: dict[str, Any]) -> dict[str, Any]:
         "query": row["query"],
         "ad": row["ad"],
     }
+    if targets == "graded":
+        from relevance.importers.homedepot import homedepot_label_shares
+
+        score = row["meta"].get("score")
+        if score is None:
+            raise ValueError(f"gold pair {row['custom_id']!r} has no meta.score: graded targets need raters' means")
+        line["distribution"] = homedepot_label_shares(float(score))
+    return line
 
 
 def teacher_rows(labels: Sequence[dict[str, Any]], pool: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,7 +225,8 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     if GOLD in arm.uses:
         pool_ids = {row["custom_id"] for row in inputs.teacher}
         n = arm.gold_pairs or cfg.gold_pairs
-        rows += [gold_as_result(r) for r in flip_labels(gold_subset(inputs.gold, pool_ids, n, seed), arm.flip, seed)]
+        gold = flip_labels(gold_subset(inputs.gold, pool_ids, n, seed), arm.flip, seed)
+        rows += [gold_as_result(r, arm.gold_targets) for r in gold]
     if TEACHER in arm.uses:
         rows += inputs.teacher
     return rows
@@ -506,6 +524,8 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
         gold = f" ({arm['gold_pairs'] or cfg['gold_pairs']:,} per seed)" if "gold" in arm["uses"] else ""
         if arm.get("flip"):
             gold += f", {arm['flip']:.0%} of its Exact/Substitute labels swapped"
+        if arm.get("gold_targets") == "graded":
+            gold += ", soft targets from the raters' mean (label shares of a normal, sd 0.3, around it)"
         extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         "with AMX, int8 first elsewhere); or bf16, int8, fp32",
     )
     max_score_pairs: int = Field(256, ge=1, description="pairs per POST /v1/score")
+    score_batch_pairs: int = Field(
+        64, ge=1, description="the most pairs scored in one forward, gathered across concurrent /v1/score requests"
+    )
+    score_threads: int = Field(1, ge=1, description="the student engine's threads in the API process")
     # annotation defaults
     label_method: LabelMethod = Field(
         "sample",
@@ -96,6 +100,13 @@ class Settings(BaseSettings):
         gt=0,
         description="fair dispatch: a tenant's chunk gives way between teacher batches to a tenant with fewer chunks "
         "running, or one fewer and nothing claimed for this long (round-robin by time slices)",
+    )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness a Celery worker takes at start: labelling is batch work, so on a machine it shares "
+        "with the API the API's reads go first (0: no change)",
     )
     tenant_max_pending_pairs: int | None = Field(
         None, ge=1, description="pairs a tenant may have waiting or running; a job beyond it is a 429; unset: no quota"

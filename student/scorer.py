@@ -27,7 +27,15 @@ import numpy as np
 
 from relevance.pairs import Ad, Pair
 from student.data import MAX_DESCRIPTION_CHARS, render_ad
-from student.modelio import BATCH_SIZE_DEFAULT, MAX_LENGTH_DEFAULT, length_sorted_batches, read_meta, softmax
+from student.modelio import (
+    BATCH_SIZE_DEFAULT,
+    CPUINFO,
+    MAX_LENGTH_DEFAULT,
+    cpu_flags,
+    length_sorted_batches,
+    read_meta,
+    softmax,
+)
 
 ScorerVariant = Literal["int8", "fp32", "bf16"]
 ONNX_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -40,7 +48,6 @@ OPENVINO_HINT = "pip install openvino (the bf16 student variant runs on OpenVINO
 # with AMX (an Intel Xeon) bf16 ran 4.06x and int8 2.04x.
 SERVE_ORDER: tuple[str, ...] = ("int8", "bf16", "fp32")
 SERVE_ORDER_AMX: tuple[str, ...] = ("bf16", "int8", "fp32")
-CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,7 @@ def pick_variant(export_dir: str | Path, wanted: str = "auto") -> str:
 
 def cpu_has_amx(cpuinfo: Path = CPUINFO) -> bool:
     """Whether the CPU multiplies bf16 matrices in AMX tiles (Linux's ``amx_bf16`` flag); False where unknown."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in text.splitlines())
+    return "amx_bf16" in cpu_flags(cpuinfo)
 
 
 def serve_order() -> tuple[str, ...]:

@@ -10,6 +10,7 @@ distilled from, how, and how it did on dev.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import shutil
 import time
@@ -31,10 +32,19 @@ from student.data import (
     load_labelled,
     split_by_query,
 )
-from student.modelio import FORMAT_VERSION, MAX_LENGTH_DEFAULT, base_model_path, set_threads, write_meta
+from student.modelio import (
+    FORMAT_VERSION,
+    MAX_LENGTH_DEFAULT,
+    base_model_path,
+    cpu_has_bf16,
+    set_threads,
+    write_meta,
+)
 
 if TYPE_CHECKING:
     from student.losses import Targets
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 MAX_AUTO_EPOCHS = 10
@@ -69,7 +79,7 @@ class TrainConfig:
     save_steps: int = 500
     select_best: bool = True
     evaluations: int = 8
-    bf16: bool = False
+    bf16: bool = False  # bf16 autocast where the CPU computes bf16 in hardware (AMX, AVX-512 BF16); fp32 elsewhere
     logging_steps: int = 50
     keep_checkpoints: bool = False
     resume: bool = False
@@ -283,6 +293,9 @@ def train(
     # Checkpoints are where selection can land, so with selection they follow the evaluations.
     eval_steps = max(1, math.ceil(total_steps / config.evaluations))
     select = config.select_best and total_steps > 1
+    bf16 = config.bf16 and cpu_has_bf16()
+    if config.bf16 and not bf16:
+        log.warning("bf16 asked, but this CPU has no bf16 units (amx_bf16 or avx512_bf16): training in fp32")
     args = CrossEncoderTrainingArguments(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=epochs,
@@ -302,7 +315,7 @@ def train(
         load_best_model_at_end=select,
         metric_for_best_model=f"eval_{DEV_EVALUATOR}_f1_macro" if select else None,
         greater_is_better=True,
-        bf16=config.bf16,
+        bf16=bf16,
         report_to="none",
         disable_tqdm=not config.progress,
         use_cpu=True,
@@ -332,7 +345,13 @@ def train(
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
-    run = {"epochs": epochs, "steps": steps, "runtime_s": runtime, "final_loss": output.training_loss}
+    run = {
+        "epochs": epochs,
+        "steps": steps,
+        "runtime_s": runtime,
+        "final_loss": output.training_loss,
+        "precision": "bf16" if bf16 else "fp32",
+    }
     meta = _metadata(out, config, data, sch.name, base, run, selection)
     write_meta(out, meta)
     return TrainResult(out, meta)
@@ -421,6 +440,7 @@ def _metadata(
         "seed": config.seed,
         "training": {
             **asdict(config),
+            "precision": run["precision"],
             "epochs": run["epochs"],
             "steps": steps,
             "runtime_s": round(runtime, 2),

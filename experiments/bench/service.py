@@ -4,7 +4,8 @@
   one process on the same pairs (same thread count). Target ratio >= 0.85.
 - ingestion: creating a job from a JSONL upload (HTTP, validation, bulk inserts), against PostgreSQL ``COPY`` of
   the same rows into a table of the same shape. Target ratio >= 0.3.
-- status reads: ``GET /v1/jobs/{id}`` latency under N concurrent clients, p50 and p99.
+- status reads: ``GET /v1/jobs/{id}`` latency, p50 and p99, for N clients polling a job every 0.5 s on an idle
+  machine (the baseline) and while a worker labels on the same CPUs; and back to back (the read throughput).
 - scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request under 8 concurrent clients, p50 and p99
   (the student export served by the API, one onnxruntime thread).
 - fairness: one tenant's small job submitted while another tenant's big job runs, against the same small job
@@ -331,27 +332,74 @@ def bench_status_reads(
     teacher: str,
     broker_url: str,
     *,
-    clients: int,
+    readers: int,
+    interval: float,
     seconds: float,
+    busy_pairs: int,
     logdir: Path,
+    worker_nice: int | None = None,
 ) -> dict[str, Any]:
+    """``GET /v1/jobs/{id}`` as clients use it: ``readers`` clients each polling a job every ``interval`` s, on an
+    idle machine (the baseline) and while a worker labels a ``busy_pairs``-pair job on the same CPUs; then the same
+    readers back to back (closed loop), which measures the API's read throughput rather than a client's wait."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _idle_env(db_url, teacher, broker_url)
+    extra = {} if worker_nice is None else {"worker_nice": str(worker_nice)}
+    env = celery_env(db_url, broker_url, teacher, samples="1", auth="false", **extra)
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
-    with running([["serve", "api", "--port", str(port)]], env, logdir):
+    out: dict[str, Any] = {"readers": readers, "interval_s": interval, "seconds": seconds, "busy_pairs": busy_pairs}
+    with running([["serve", "api", "--port", str(port)]], env, logdir, names=["status-api"]):
         wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         job_id = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs[:100]}, timeout=60).json()["id"]
-        latencies = asyncio.run(_hammer(f"{url}/v1/jobs/{job_id}", clients, seconds))
-    latencies.sort()
+        job_url = f"{url}/v1/jobs/{job_id}"
+        out["idle_polling"] = _latency_summary(asyncio.run(_poll(job_url, readers, interval, seconds)), seconds)
+        busy = httpx.post(f"{url}/v1/jobs", json={"pairs": pairs[100 : 100 + busy_pairs]}, timeout=120).json()["id"]
+        with running([["worker"]], env, logdir, names=["status-worker"]):
+
+            def labelled() -> int:
+                return httpx.get(f"{url}/v1/jobs/{busy}", timeout=30).json()["request_counts"]["completed"]
+
+            wait_until(lambda: labelled() > 0, 300, "the worker to start labelling", interval=0.2)
+            before = labelled()
+            latencies = asyncio.run(_poll(f"{url}/v1/jobs/{busy}", readers, interval, seconds))
+            out["busy_polling"] = {
+                **_latency_summary(latencies, seconds),
+                "pairs_labelled_meanwhile": labelled() - before,
+            }
+            out["busy_closed_loop"] = _latency_summary(asyncio.run(_hammer(job_url, readers, seconds)), seconds)
+    return out
+
+
+def _latency_summary(latencies: list[float], seconds: float) -> dict[str, Any]:
+    latencies = sorted(latencies)
     q = statistics.quantiles(latencies, n=100)
     return {
-        "clients": clients,
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / seconds, 1),
         "p50_ms": round(1000 * q[49], 2),
         "p99_ms": round(1000 * q[98], 2),
     }
+
+
+async def _poll(url: str, readers: int, interval: float, seconds: float) -> list[float]:
+    """Latencies of ``readers`` clients each sending a GET every ``interval`` s (start times spread over one
+    interval), for ``seconds``. A late answer delays only that client's next poll, as in a real polling loop."""
+    latencies: list[float] = []
+    start = time.perf_counter()
+    stop = start + seconds
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=readers)) as client:
+
+        async def reader(offset: float) -> None:
+            due = start + offset
+            while due < stop:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                t0 = time.perf_counter()
+                (await client.get(url)).raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+                due = max(due + interval, time.perf_counter())
+
+        await asyncio.gather(*(reader(interval * i / readers) for i in range(readers)))
+    return latencies
 
 
 def bench_score(

@@ -42,6 +42,30 @@ def homedepot_label(score: float) -> str:
     return "Irrelevant"
 
 
+# The spread of a mean of three 1-3 grades around the pair's "true" grade: one rater's grades spread about 0.5,
+# and a mean of three about 0.5 / sqrt(3).
+RATER_MEAN_SPREAD = 0.3
+
+
+def homedepot_label_shares(score: float, spread: float = RATER_MEAN_SPREAD) -> dict[str, float]:
+    """How likely each label is for a pair whose raters' mean is ``score``: the share of a normal around the mean
+    (standard deviation ``spread``) that falls in each label's band.
+
+    A mean of 2.33 and a mean of 3.0 are both one hard label apart from their neighbours, but the first sits
+    near two boundaries and the second near none; these shares tell a student so (a soft target, as the teacher's
+    vote distribution is). ``spread`` 0 gives the hard label.
+    """
+    label = homedepot_label(score)
+    if spread <= 0:
+        return {name: float(name == label) for name in ("Exact", "Substitute", "Irrelevant")}
+
+    def below(x: float) -> float:
+        return 0.5 * (1.0 + math.erf((x - score) / (spread * math.sqrt(2.0))))
+
+    irrelevant, up_to_exact = below(SUBSTITUTE_AT), below(EXACT_AT)
+    return {"Exact": 1.0 - up_to_exact, "Substitute": up_to_exact - irrelevant, "Irrelevant": irrelevant}
+
+
 def _score(raw: str, row: int, result: ImportResult) -> float | None:
     try:
         score = float(raw)

@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             yield
         finally:
             app.state.dispatcher.close()
+            if (batcher := getattr(app.state, "score_batcher", None)) is not None:
+                await batcher.close()
 
     app = FastAPI(
         title="AGPO Relevance annotation API",
@@ -54,12 +56,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.registry, requests, latency = ops.make_registry(settings)
+    app.state.metrics = metrics = ops.make_registry(settings)
+    app.state.registry = metrics.registry
     install(app)
     app.include_router(jobs.router)
     app.include_router(score.router)
     app.include_router(ops.router)
     # The last added runs first: the body limit holds for every request, metrics included.
-    app.add_middleware(MetricsMiddleware, requests=requests, latency=latency)
+    app.add_middleware(MetricsMiddleware, requests=metrics.requests, latency=metrics.latency)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app

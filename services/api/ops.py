@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -94,9 +95,18 @@ class JobMetrics:
 REQUEST_LABELS = ("method", "route", "status")
 
 
-def make_registry(settings: Settings) -> tuple[CollectorRegistry, Counter, Histogram]:
-    """The app's registry: job metrics read from the database, and request counts and latencies by
-    method, route template and status (filled by :class:`services.api.middleware.MetricsMiddleware`)."""
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    score_batch_pairs: Histogram
+
+
+def make_registry(settings: Settings) -> Metrics:
+    """The app's registry: job metrics read from the database, request counts and latencies by method, route
+    template and status (filled by :class:`services.api.middleware.MetricsMiddleware`), and the pairs in each
+    forward of ``/v1/score``'s batcher."""
     registry = CollectorRegistry()
     registry.register(JobMetrics(settings))  # type: ignore[arg-type]
     requests = Counter("agpo_requests", "API requests", REQUEST_LABELS, registry=registry)
@@ -107,7 +117,13 @@ def make_registry(settings: Settings) -> tuple[CollectorRegistry, Counter, Histo
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
-    return registry, requests, latency
+    score_batch = Histogram(
+        "agpo_score_batch_pairs",
+        "pairs per student forward, gathered across /v1/score requests",
+        registry=registry,
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    )
+    return Metrics(registry, requests, latency, score_batch)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

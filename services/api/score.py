@@ -1,4 +1,5 @@
-"""``POST /v1/score``: the distilled student scores pairs in milliseconds (ONNX on CPU, loaded once)."""
+"""``POST /v1/score``: the distilled student scores pairs in milliseconds (ONNX or OpenVINO on CPU, loaded once,
+pairs of concurrent requests scored together by :mod:`services.api.batcher`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from pipelines.settings import Settings
 from relevance.pairs import validate_records
+from services.api.batcher import MicroBatcher
 from services.api.deps import SettingsDep, Tenant
 from services.api.errors import APIError
 from services.api.schemas import EXAMPLE_PAIR, ErrorResponse
@@ -53,10 +55,27 @@ def get_scorer(request: Request, settings: Settings) -> Any:
 
             try:
                 variant = pick_variant(settings.student_model, settings.student_variant)
-                request.app.state.scorer = Scorer(settings.student_model, variant)
+                request.app.state.scorer = Scorer(settings.student_model, variant, threads=settings.score_threads)
             except (FileNotFoundError, ValueError) as exc:
                 raise APIError(503, f"student model cannot be loaded: {exc}", type="service_unavailable") from None
     return request.app.state.scorer
+
+
+async def get_batcher(request: Request, settings: Settings) -> MicroBatcher[Any, Any]:
+    """The process's batcher over its scorer; the scorer loads in a thread, not on the event loop."""
+    batcher = getattr(request.app.state, "score_batcher", None)
+    if batcher is None:
+        scorer = await run_in_threadpool(get_scorer, request, settings)
+        # No await between this check and the assignment: one batcher per process.
+        batcher = getattr(request.app.state, "score_batcher", None)
+        if batcher is None:
+            batcher = MicroBatcher(
+                scorer.score,
+                max_pairs=settings.score_batch_pairs,
+                on_batch=request.app.state.metrics.score_batch_pairs.observe,
+            )
+            request.app.state.score_batcher = batcher
+    return batcher
 
 
 @router.post(
@@ -78,8 +97,8 @@ async def score(body: ScoreRequest, request: Request, tenant: Tenant, settings: 
         first = batch.errors[0]
         where = f"pairs[{first.row}]" + (f".{first.field}" if first.field else "")
         raise APIError(422, f"{where}: {first.message}", param=where)
-    scorer = get_scorer(request, settings)
-    scores = await run_in_threadpool(scorer.score, batch.pairs)
+    batcher = await get_batcher(request, settings)
+    scores = await batcher.submit(batch.pairs)
     return {
         "object": "list",
         "data": [{"custom_id": p.custom_id, **s.to_dict()} for p, s in zip(batch.pairs, scores, strict=True)],

@@ -7,6 +7,7 @@ around it is the production one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -116,6 +117,10 @@ def test_large_job_labels_every_pair_exactly_once_and_a_resubmission_is_all_cach
     assert job["status"] == "completed", stack.log("worker")
     assert c["completed"] + c["failed"] == 2000 and c["pending"] == 0 and c["cancelled"] == 0
     assert c["completed"] >= 1900  # the tiny teacher's answers parse
+    # The worker labels at lower CPU priority than the API on the machine they share (AGPO_WORKER_NICE, 10).
+    worker = stack.procs["worker"].pid
+    threads = list(Path(f"/proc/{worker}/task").iterdir())
+    assert {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in threads} == {10}, len(threads)
     counts = db_counts(pg_url, job["id"])
     assert counts["ids"] == 2000 and counts["max_rows_per_id"] == 1
     assert counts["states"] == {"completed": c["completed"], **({"failed": c["failed"]} if c["failed"] else {})}

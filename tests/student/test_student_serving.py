@@ -86,6 +86,19 @@ def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert serve_order() == (SERVE_ORDER_AMX if cpu_has_amx() else SERVE_ORDER)
 
 
+def test_bf16_units_are_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    from student.modelio import cpu_has_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n")
+    assert cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx avx2\nbugs\t\t: avx512_bf16\n")
+    assert not cpu_has_bf16(cpuinfo)  # an AVX2-only CPU emulates bf16, about 50x slower than fp32
+    assert not cpu_has_bf16(tmp_path / "missing")
+
+
 def test_int8_quantisation_takes_relative_paths(
     exported_student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,3 +201,46 @@ def test_the_api_serves_the_variant_it_is_told(
         r = client.post("/v1/score", json={"pairs": [pair]})
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["model_version"].endswith(f"/{served}")
+
+
+def test_concurrent_score_requests_are_batched_and_each_gets_its_own_scores(
+    exported_student: Path, student_bench: Path, tmp_path: Path
+) -> None:
+    """A real uvicorn: 48 one-pair requests sent at once come back with the scores a direct call gives, and the
+    server scored them in fewer forwards than requests."""
+    import asyncio
+
+    import httpx
+
+    from services.procs import answers, free_port, running, wait_until
+
+    pairs = [p.model_dump(mode="json") for p in _gold_pairs(student_bench, 48)]
+    direct = Scorer(exported_student, "fp32").score(_gold_pairs(student_bench, 48))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_STUDENT_MODEL": str(exported_student),
+        "AGPO_STUDENT_VARIANT": "fp32",
+    }
+
+    async def score_all() -> list[dict]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            replies = await asyncio.gather(*(client.post("/v1/score", json={"pairs": [p]}) for p in pairs))
+        assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200][:1]
+        return [r.json()["data"][0] for r in replies]
+
+    with running([["serve", "api", "--port", str(port)]], env, tmp_path):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
+        scored = asyncio.run(score_all())
+        metrics = httpx.get(f"{url}/metrics").text
+    for line, pair, want in zip(scored, pairs, direct, strict=True):
+        assert line["custom_id"] == pair["custom_id"] and line["label"] == want.label
+        for name, p in want.probabilities.items():
+            assert abs(line["probabilities"][name] - p) < 1e-5
+    count = float(next(x for x in metrics.splitlines() if x.startswith("agpo_score_batch_pairs_count")).split()[-1])
+    total = float(next(x for x in metrics.splitlines() if x.startswith("agpo_score_batch_pairs_sum")).split()[-1])
+    assert total == 49 and count < 49, (count, total)
