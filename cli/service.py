@@ -207,6 +207,7 @@ def bench_service(
         Path | None, typer.Option(help="student export dir (agpo student export) for the /v1/score part")
     ] = None,
     score_clients: Annotated[int, typer.Option(help="concurrent /v1/score clients")] = 8,
+    score_threads: Annotated[int, typer.Option(help="the student engine's threads (AGPO_SCORE_THREADS)")] = 1,
 ) -> None:
     """Service benchmarks: pipeline overhead, ingestion vs COPY, status-read latency (experiments/bench/service.py)."""
     import tempfile
@@ -263,7 +264,15 @@ def bench_service(
     elif "score" in parts:
         with console.status(f"/v1/score: {score_clients} clients..."), bench.temp_database(pg) as db:
             report["score"] = bench.bench_score(
-                str(student), pool, db, str(teacher), idle, clients=score_clients, seconds=10, logdir=work
+                str(student),
+                pool,
+                db,
+                str(teacher),
+                idle,
+                clients=score_clients,
+                seconds=10,
+                threads=score_threads,
+                logdir=work,
             )
         console.print(report["score"])
     if "fairness" in parts:

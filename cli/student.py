@@ -369,13 +369,25 @@ def value_chain(
     report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
         "docs/results/value_chain.md"
     ),
+    seeds: Annotated[
+        str | None, typer.Option(help="comma-separated seeds in place of the config's (e.g. 0 for a first look)")
+    ] = None,
 ) -> None:
     """Students on scarce gold, on the teacher's labels of a pool, and on both, against zero-shot and the teacher."""
+    from dataclasses import replace
+
     from experiments.value_chain import load_chain_config, run_chain, write_report
     from student.data import DataError
 
     try:
-        summary = run_chain(load_chain_config(config), out, console.print)
+        cfg = load_chain_config(config)
+        if seeds is not None:
+            try:
+                cfg = replace(cfg, seeds=tuple(int(x) for x in seeds.split(",") if x.strip()))
+            except ValueError:
+                raise _fail(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+            cfg.validate()
+        summary = run_chain(cfg, out, console.print)
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
     write_report(summary, report, _command_line())

@@ -25,13 +25,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from llm.hardware import CPUINFO, cpu_flags
 from relevance.pairs import Ad, Pair
 from student.data import MAX_DESCRIPTION_CHARS, render_ad
 from student.modelio import (
     BATCH_SIZE_DEFAULT,
-    CPUINFO,
     MAX_LENGTH_DEFAULT,
-    cpu_flags,
     length_sorted_batches,
     read_meta,
     softmax,

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm.hardware import cpu_has_bf16
 from relevance.schemas import DEFAULT_SCHEMA, get_schema
 from student.data import (
     MAX_DESCRIPTION_CHARS,
@@ -36,7 +37,6 @@ from student.modelio import (
     FORMAT_VERSION,
     MAX_LENGTH_DEFAULT,
     base_model_path,
-    cpu_has_bf16,
     set_threads,
     write_meta,
 )

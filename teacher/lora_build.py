@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import shutil
 import time
@@ -29,6 +30,8 @@ from teacher.config import TeacherConfig
 from teacher.data import Record, label_of, labelled_records, load_benchmark, messages, subset
 from teacher.evaluate import evaluate_teacher
 from teacher.targets import answer_target
+
+log = logging.getLogger(__name__)
 
 TRAINING_IDS = "training_ids.txt"
 DONE = "DONE"  # in the SFT folder: the stage finished (its metrics)
@@ -159,7 +162,7 @@ def run_lora_sft(
     args = sft_args(
         config,
         checkpoints,
-        bf16=config.sft.bf16,
+        bf16=bf16_here(config.sft.bf16),
         save_strategy="steps",
         save_steps=50,
         save_total_limit=1,
@@ -183,6 +186,16 @@ def run_lora_sft(
     return sft_summary(trainer, result, len(examples))
 
 
+def bf16_here(asked: bool) -> bool:
+    """bf16 where asked and the CPU computes it in hardware; without the units torch emulates it, ~50x slower."""
+    from llm.hardware import cpu_has_bf16
+
+    if asked and not cpu_has_bf16():
+        log.warning("bf16 asked, but this CPU has no bf16 units (amx_bf16 or avx512_bf16): training in fp32")
+        return False
+    return asked
+
+
 def run_lora_rl(config: TeacherConfig, sft_dir: Path, rl_records: list[Record], work: Path) -> dict[str, Any]:
     """AGPO (``config.rl``) on the label reward, training the SFT adapter further; it lands in ``work / 'rl'``."""
     from dataclasses import replace
@@ -196,7 +209,7 @@ def run_lora_rl(config: TeacherConfig, sft_dir: Path, rl_records: list[Record], 
     run = replace(
         rl_train_config(config.rl, config.seed, sft_dir, rl_pairs, work / "rl"),
         template=config.template,
-        bf16=config.sft.bf16,
+        bf16=bf16_here(config.sft.bf16),
         logging_steps=1,
     )
     summary = train(run)

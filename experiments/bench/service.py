@@ -6,8 +6,8 @@
   the same rows into a table of the same shape. Target ratio >= 0.3.
 - status reads: ``GET /v1/jobs/{id}`` latency, p50 and p99, for N clients polling a job every 0.5 s on an idle
   machine (the baseline) and while a worker labels on the same CPUs; and back to back (the read throughput).
-- scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request under 8 concurrent clients, p50 and p99
-  (the student export served by the API, one onnxruntime thread).
+- scoring: ``POST /v1/score`` latency for 1 and 32 pairs per request from 1 and from 8 concurrent clients, p50
+  and p99, and pairs/s against the same scorer called directly (the student export served by the API).
 - fairness: one tenant's small job submitted while another tenant's big job runs, against the same small job
   alone, on one worker. Target ratio (behind / alone) <= 2.
 """
@@ -412,27 +412,48 @@ def bench_score(
     clients: int,
     seconds: float,
     sizes: tuple[int, ...] = (1, 32),
+    threads: int = 1,
     logdir: Path,
 ) -> dict[str, Any]:
-    """``POST /v1/score`` latency under ``clients`` concurrent clients, for requests of each size in ``sizes``."""
+    """``POST /v1/score`` latency for requests of each size in ``sizes``, from one client and from ``clients``
+    concurrent ones, against the same scorer called directly in this process (the offline ceiling: same variant,
+    same threads, batches of 64) on the same pairs."""
+    from student.scorer import Scorer, pick_variant
+
+    variant = pick_variant(export_dir)
+    scorer = Scorer(export_dir, variant, threads=threads, batch_size=64)
+    sample = pairs[:1024]
+    scorer.score(sample[:64])  # warm
+    t0 = time.perf_counter()
+    scorer.score(sample)
+    offline = len(sample) / (time.perf_counter() - t0)
+    del scorer
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**_idle_env(db_url, teacher, broker_url), "AGPO_STUDENT_MODEL": export_dir, "OMP_NUM_THREADS": "1"}
+    env = {
+        **_idle_env(db_url, teacher, broker_url),
+        "AGPO_STUDENT_MODEL": export_dir,
+        "AGPO_SCORE_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+    }
     subprocess.run([AGPO, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True)
-    out: dict[str, Any] = {"clients": clients, "seconds_per_size": seconds}
-    with running([["serve", "api", "--port", str(port)]], env, logdir):
+    out: dict[str, Any] = {
+        "variant": variant,
+        "threads": threads,
+        "clients": clients,
+        "seconds_per_size": seconds,
+        "offline_pairs_per_s": round(offline, 1),
+    }
+    with running([["serve", "api", "--port", str(port)]], env, logdir, names=["score-api"]):
         wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
         for size in sizes:
             body = {"pairs": pairs[:size]}
-            latencies = sorted(asyncio.run(_hammer(f"{url}/v1/score", clients, seconds, body=body)))
-            q = statistics.quantiles(latencies, n=100)
-            out[f"{size}_pairs"] = {
-                "requests": len(latencies),
-                "pairs_per_s": round(size * len(latencies) / seconds, 1),
-                "p50_ms": round(1000 * q[49], 2),
-                "p99_ms": round(1000 * q[98], 2),
-            }
+            for n in sorted({1, clients}):
+                summary = _latency_summary(asyncio.run(_hammer(f"{url}/v1/score", n, seconds, body=body)), seconds)
+                summary["pairs_per_s"] = round(size * summary["requests_per_s"], 1)
+                summary["ratio_to_offline"] = round(summary["pairs_per_s"] / offline, 3)
+                out[f"{size}_pairs_{n}_clients"] = summary
     return out
 
 

@@ -170,7 +170,28 @@ async def annotate(body: AnnotateRequest, tenant: Tenant, settings: SettingsDep)
     }
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses=ERRORS, summary="Create a job from JSON")
+# Where a created job's id leads (OpenAPI links): generated clients and the stateful fuzzer follow them.
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetJob", "get_job"),
+        ("CancelJob", "cancel_job"),
+        ("GetResults", "get_job_results"),
+        ("GetResultsPage", "get_job_results_page"),
+        ("GetErrors", "get_job_errors"),
+    )
+}
+CREATED = {**ERRORS, 201: {"description": "the job, queued", "links": JOB_LINKS}}
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    responses=CREATED,
+    summary="Create a job from JSON",
+    operation_id="create_job",
+)
 def create_job(
     body: CreateJobRequest,
     request: Request,
@@ -199,7 +220,8 @@ def create_job(
     "/jobs/jsonl",
     status_code=201,
     response_model=JobOut,
-    responses=ERRORS,
+    responses=CREATED,
+    operation_id="create_job_jsonl",
     openapi_extra=JSONL_BODY,
     summary="Create a job from a JSONL upload",
 )
@@ -294,12 +316,24 @@ def list_jobs(
     }
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="A job with its progress counts")
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="A job with its progress counts",
+    operation_id="get_job",
+)
 def get_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     return job_store.job_view(_job_or_404(db, tenant, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ERRORS, summary="Cancel; results so far stay")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Cancel; results so far stay",
+    operation_id="cancel_job",
+)
 def cancel_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     job = job_store.request_cancel(db, _job_or_404(db, tenant, job_id))
     return job_store.job_view(job)
@@ -325,6 +359,7 @@ def _stream(settings: Settings, job_id: str, page: Any) -> Iterator[bytes]:
     "/jobs/{job_id}/results",
     responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "one result line per pair"}},
     summary="All results as a JSONL file (streamed)",
+    operation_id="get_job_results",
 )
 def results_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)
@@ -339,7 +374,13 @@ def _jsonl_file(settings: Settings, job_id: str, rows: Any, kind: str) -> Stream
     )
 
 
-@router.get("/jobs/{job_id}/results/page", response_model=ResultPage, responses=ERRORS, summary="Results, paged")
+@router.get(
+    "/jobs/{job_id}/results/page",
+    response_model=ResultPage,
+    responses=ERRORS,
+    summary="Results, paged",
+    operation_id="get_job_results_page",
+)
 def results_page(
     job_id: str,
     tenant: Tenant,
@@ -357,6 +398,7 @@ def results_page(
     "/jobs/{job_id}/errors",
     responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "one line per problem"}},
     summary="Rejected input lines and failed pairs (JSONL, by line number)",
+    operation_id="get_job_errors",
 )
 def errors_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
     _job_or_404(db, tenant, job_id)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relevance.label_scores import LabelMethod
-from relevance.pairs import unstorable
+from relevance.pairs import DEFAULT_LIMITS, unstorable
 
 # OpenAI's Batch API limits on metadata: a job's metadata comes back on every poll, so it stays small.
 MAX_METADATA_KEYS = 16
@@ -23,6 +23,41 @@ EXAMPLE_PAIR = {
         "brand": "Spigen",
         "category": "Phone cases",
         "attributes": {"colour": "black"},
+    },
+}
+
+
+def _text(max_chars: int, description: str) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": r"\S", "description": description}
+
+
+# The pair contract as OpenAPI shows it (default limits; a deployment may set others). The routes take pairs as
+# plain objects and validate each one themselves, so that an error names ``pairs[i]`` and a JSONL upload can
+# send one bad line to the errors file instead of refusing the whole body.
+PAIR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["custom_id", "query", "ad"],
+    "properties": {
+        "custom_id": _text(DEFAULT_LIMITS.custom_id, "your id for the pair, unique within a job"),
+        "query": _text(DEFAULT_LIMITS.query, "the search query"),
+        "ad": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["title"],
+            "properties": {
+                "title": _text(DEFAULT_LIMITS.title, "the ad's title"),
+                "description": _text(DEFAULT_LIMITS.description, "shown to the teacher, truncated for the student"),
+                "brand": _text(DEFAULT_LIMITS.brand, "brand"),
+                "category": _text(DEFAULT_LIMITS.category, "category"),
+                "attributes": {
+                    "type": "object",
+                    "maxProperties": DEFAULT_LIMITS.attributes,
+                    "additionalProperties": {"type": "string", "maxLength": DEFAULT_LIMITS.attribute_value},
+                },
+            },
+        },
+        "meta": {"type": "object", "description": "returned with the result as it was sent"},
     },
 }
 
@@ -51,7 +86,7 @@ class AnnotateRequest(AnnotateOptions):
     pairs: list[dict[str, Any]] = Field(
         ...,
         description="pairs {custom_id, query, ad: {title, description?, brand?, category?, attributes?}, meta?}",
-        json_schema_extra={"examples": [[EXAMPLE_PAIR]]},
+        json_schema_extra={"examples": [[EXAMPLE_PAIR]], "items": PAIR_SCHEMA, "minItems": 1},
     )
 
 

@@ -15,14 +15,16 @@ from relevance.pairs import validate_records
 from services.api.batcher import MicroBatcher
 from services.api.deps import SettingsDep, Tenant
 from services.api.errors import APIError
-from services.api.schemas import EXAMPLE_PAIR, ErrorResponse
+from services.api.schemas import EXAMPLE_PAIR, PAIR_SCHEMA, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 _lock = threading.Lock()
 
 
 class ScoreRequest(BaseModel):
-    pairs: list[dict[str, Any]] = Field(..., json_schema_extra={"examples": [[EXAMPLE_PAIR]]})
+    pairs: list[dict[str, Any]] = Field(
+        ..., json_schema_extra={"examples": [[EXAMPLE_PAIR]], "items": PAIR_SCHEMA, "minItems": 1}
+    )
 
 
 class ScoreLine(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Stack
+from conftest import Stack, register_ndjson_serializer
 
 from services.procs import free_port, wait_until
 
@@ -178,18 +178,7 @@ def test_schema_fuzz_finds_no_server_error(embedded):
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
 
-    @schemathesis.serializer("application/x-ndjson")
-    def ndjson(ctx, value):  # type: ignore[no-untyped-def]
-        # The upload is a text body; whatever the fuzzer makes of the schema's string goes over the wire as is.
-        data = (
-            value
-            if isinstance(value, bytes)
-            else json.dumps(value).encode()
-            if not isinstance(value, str)
-            else value.encode()
-        )
-        return {"data": data}
-
+    register_ndjson_serializer()
     schema = schemathesis.openapi.from_url(f"{embedded.url}/openapi.json")
     failures, calls = [], []
     for op in schema.get_all_operations():

@@ -87,7 +87,7 @@ def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
 
 
 def test_bf16_units_are_read_from_the_cpu_flags(tmp_path: Path) -> None:
-    from student.modelio import cpu_has_bf16
+    from llm.hardware import cpu_has_bf16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n")
