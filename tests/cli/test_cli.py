@@ -123,3 +123,10 @@ def test_every_group_mounted_once_and_each_top_level_command_is_named_in_the_rea
     assert {"train", "eval", "study", "teacher", "student", "serve", "worker", "beat", "annotate", "jobs"} <= top
     readme_top = {words[0] for words in _readme_commands()}
     assert top <= readme_top, f"commands missing from README: {sorted(top - readme_top)}"
+
+
+def test_value_chain_seeds_that_are_not_integers_are_one_clear_line() -> None:
+    result = runner.invoke(app, ["student", "value-chain", "--config", "configs/real_3k.yaml", "--seeds", "0,x"])
+    assert result.exit_code != 0
+    assert "--seeds '0,x': expected comma-separated integers" in result.output
+    assert "Traceback" not in result.output

@@ -15,6 +15,7 @@ from experiments.value_chain import (
     ChainData,
     bootstrap_f1,
     flip_labels,
+    gold_as_result,
     gold_subset,
     load_chain_config,
     run_chain,
@@ -22,6 +23,7 @@ from experiments.value_chain import (
     seeds_to_resolve,
     write_report,
 )
+from relevance.importers.homedepot import homedepot_label_shares
 from relevance.metrics import macro_f1
 from relevance.pairs import Pair
 from relevance.schemas import get_schema
@@ -106,6 +108,16 @@ def test_label_noise_swaps_a_share_of_exact_and_substitute_nested_across_levels(
     assert rows[0]["meta"]["label"] == "Exact"  # the input is left as it was
 
 
+def test_graded_gold_carries_the_label_shares_of_the_raters_mean() -> None:
+    row = {"custom_id": "a", "query": "q", "ad": {"title": "t"}, "meta": {"label": "Substitute", "score": 2.33}}
+    plain = gold_as_result(row)
+    assert plain["label"] == "Substitute" and "distribution" not in plain
+    shares = gold_as_result(row, "graded")["distribution"]
+    assert shares == homedepot_label_shares(2.33)
+    with pytest.raises(ValueError, match=r"no meta\.score"):
+        gold_as_result({**row, "meta": {"label": "Exact"}}, "graded")
+
+
 def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     data = ChainData(gold="g", pool="p", pool_labels="l", dev="d", test="t")
     arms = (Arm("gold", ("gold",)), Arm("gold", ("teachers",)))
@@ -132,6 +144,12 @@ def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     assert "arm 'p' uses the teacher: give data.pool and data.pool_labels" in message
     assert "arm 'noisy': flip swaps gold labels, but the arm does not use gold" in message
     assert "arm 'x': flip must lie in [0, 1], got 2" in message
+
+    arms = (Arm("odd", ("gold",), gold_targets="fuzzy"), Arm("mixed", ("gold",), flip=0.1, gold_targets="graded"))
+    with pytest.raises(ValueError, match="gold_targets") as err:
+        ChainConfig(data=data, arms=arms).validate()
+    assert "arm 'odd': gold_targets must be one of ['label', 'graded']" in str(err.value)
+    assert "arm 'mixed': graded gold targets need an arm that uses gold and flips none" in str(err.value)
 
     path = tmp_path / "chain.yaml"
     path.write_text("data: {gold: g, pool: p, pool_labels: l, dev: d, test: t}\narms: []\nseeds: []\n")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from relevance.importers.homedepot import homedepot_label, import_homedepot
+from relevance.importers.homedepot import homedepot_label, homedepot_label_shares, import_homedepot
 from relevance.real import HOMEDEPOT_CSV, esci_sample, homedepot, split_of
 
 
@@ -36,6 +36,21 @@ def test_every_shipped_row_sits_in_its_query_split() -> None:
 )
 def test_mean_ratings_map_to_esci_labels(score: float, label: str) -> None:
     assert homedepot_label(score) == label
+
+
+@pytest.mark.parametrize("score", [1.0, 1.33, 1.67, 2.0, 2.25, 2.33, 2.5, 2.67, 3.0])
+def test_label_shares_of_a_mean_rating_sum_to_one_and_follow_the_grade(score: float) -> None:
+    shares = homedepot_label_shares(score)
+    assert set(shares) == {"Exact", "Substitute", "Irrelevant"} and abs(sum(shares.values()) - 1) < 1e-9
+    assert all(v >= 0 for v in shares.values())
+    higher = homedepot_label_shares(min(3.0, score + 0.25))
+    assert higher["Exact"] >= shares["Exact"] and higher["Irrelevant"] <= shares["Irrelevant"]
+    # Away from a boundary the hard label dominates; spread 0 is the hard label itself.
+    if score in (1.0, 3.0):
+        assert shares[homedepot_label(score)] > 0.9
+    assert homedepot_label_shares(score, spread=0) == {
+        name: float(name == homedepot_label(score)) for name in ("Exact", "Substitute", "Irrelevant")
+    }
 
 
 def test_homedepot_test_split_imports_without_errors() -> None:
