@@ -82,7 +82,7 @@ def _validate_body_pairs(pairs: list[dict[str, Any]], settings: Settings, limit:
     return batch
 
 
-def _fitting(batch: PairBatch, label: LabelRequest, settings: Settings, *, strict: bool) -> PairBatch:
+def fit_to_teacher(batch: PairBatch, label: LabelRequest, settings: Settings, *, strict: bool) -> PairBatch:
     """``batch`` without the pairs whose prompt cannot fit the teacher's context (:mod:`pipelines.prompt_fit`).
 
     ``strict`` (pairs in a JSON body): the first such pair is a 422 naming it. Otherwise (a JSONL upload) they
@@ -159,7 +159,7 @@ async def annotate(body: AnnotateRequest, tenant: Tenant, settings: SettingsDep)
     """Label up to ``AGPO_MAX_SYNC_PAIRS`` pairs in the request; use jobs for more."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_sync_pairs)
     req = label_request(body, settings)
-    await run_in_threadpool(_fitting, batch, req, settings, strict=True)
+    await run_in_threadpool(fit_to_teacher, batch, req, settings, strict=True)
     backend = get_backend(settings)
     outcomes = await run_in_threadpool(
         label_pairs, [p.model_dump() for p in batch.pairs], backend, req, batch_size=settings.teacher_batch_size
@@ -208,7 +208,7 @@ def create_job(
         db,
         request,
         tenant,
-        batch=_fitting(batch, label, settings, strict=True),
+        batch=fit_to_teacher(batch, label, settings, strict=True),
         label=label,
         settings=settings,
         idempotency_key=idempotency_key,
@@ -272,7 +272,7 @@ async def create_job_jsonl(
             f"; line {first.row}" + (f", {first.field}" if first.field else "") + f": {first.message}" if first else ""
         )
         raise APIError(422, f"no valid pair in the upload{detail}", param=f"line {first.row}" if first else None)
-    batch = await run_in_threadpool(_fitting, batch, label, settings, strict=False)
+    batch = await run_in_threadpool(fit_to_teacher, batch, label, settings, strict=False)
     return await run_in_threadpool(
         _idempotent,
         db,

@@ -100,22 +100,93 @@ class CreateJobRequest(AnnotateRequest):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is None:
-            return None
-        if len(v) > MAX_METADATA_KEYS:
-            raise ValueError(f"metadata has {len(v)} keys; the limit is {MAX_METADATA_KEYS}")
-        for key, value in v.items():
-            if problem := unstorable(key) or unstorable(value):
-                raise ValueError(f"metadata entry {key[:40]!r} {problem}")
-            if len(key) > MAX_METADATA_KEY_CHARS:
-                raise ValueError(
-                    f"metadata key {key[:40]!r} is {len(key)} characters; the limit is {MAX_METADATA_KEY_CHARS}"
-                )
-            if len(value) > MAX_METADATA_VALUE_CHARS:
-                raise ValueError(
-                    f"metadata[{key[:40]!r}] is {len(value)} characters; the limit is {MAX_METADATA_VALUE_CHARS}"
-                )
-        return v
+        return check_metadata(v)
+
+
+def check_metadata(v: dict[str, str] | None) -> dict[str, str] | None:
+    """OpenAI's limits on metadata, and text that can be stored; a ValueError names the entry."""
+    if v is None:
+        return None
+    if len(v) > MAX_METADATA_KEYS:
+        raise ValueError(f"metadata has {len(v)} keys; the limit is {MAX_METADATA_KEYS}")
+    for key, value in v.items():
+        if problem := unstorable(key) or unstorable(value):
+            raise ValueError(f"metadata entry {key[:40]!r} {problem}")
+        if len(key) > MAX_METADATA_KEY_CHARS:
+            raise ValueError(
+                f"metadata key {key[:40]!r} is {len(key)} characters; the limit is {MAX_METADATA_KEY_CHARS}"
+            )
+        if len(value) > MAX_METADATA_VALUE_CHARS:
+            raise ValueError(
+                f"metadata[{key[:40]!r}] is {len(value)} characters; the limit is {MAX_METADATA_VALUE_CHARS}"
+            )
+    return v
+
+
+class CreateBatchRequest(BaseModel):
+    """``POST /v1/batches``, as the OpenAI Batch API takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_file_id: str = Field(..., max_length=40, description="a file uploaded with purpose batch")
+    endpoint: str = Field(..., max_length=64, description="/v1/annotate: each line's body is one pair")
+    completion_window: str = Field("24h", max_length=16, description="24h")
+    metadata: dict[str, str] | None = Field(None, description="free key/values returned with the batch")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(v)
+
+
+class FileOut(BaseModel):
+    id: str
+    object: str = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str = "processed"
+
+
+class BatchRequestCounts(BaseModel):
+    total: int
+    completed: int
+    failed: int
+
+
+class BatchOut(BaseModel):
+    id: str
+    object: str = "batch"
+    endpoint: str
+    errors: Any = None
+    input_file_id: str
+    completion_window: str
+    status: str = Field(
+        ..., description="in_progress, finalizing, completed, failed, cancelling, cancelled (OpenAI's names)"
+    )
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    created_at: int
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: BatchRequestCounts
+    metadata: dict[str, Any] | None = None
+    model: str | None = None
+
+
+class BatchList(BaseModel):
+    object: str = "list"
+    data: list[BatchOut]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool
 
 
 class RequestCounts(BaseModel):

@@ -36,6 +36,7 @@ NOT_IMPORTED = {
     "ruff": "the linter",
     "packaging": "used by these tests",
     "gguf": "transformers reads the SmolLM2 base's GGUF file with it (from_pretrained(..., gguf_file=...))",
+    "python-multipart": "FastAPI parses multipart forms (POST /v1/files) with it",
 }
 # Files the core never loads: the in-process and the vLLM teacher backends.
 # Modules for a teacher on this machine: they load its libraries lazily, and the API image runs without them

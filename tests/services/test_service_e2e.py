@@ -433,6 +433,79 @@ def test_stateful_fuzz_follows_created_jobs_and_finds_no_server_error(stack, cli
     assert len(calls) >= 50
 
 
+def _batch_line(pair: dict, **over: object) -> dict:
+    body = {"query": pair["query"], "ad": pair["ad"]}
+    return {"custom_id": pair["custom_id"], "method": "POST", "url": "/v1/annotate", "body": body, **over}
+
+
+def test_the_official_openai_client_runs_a_batch_end_to_end(stack, client, pool_pairs, tmp_path):
+    """files.create -> batches.create -> retrieve until completed -> the output and error files, with the
+    official SDK: every good line labelled exactly once, every bad line in the error file by line and field."""
+    import openai
+
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=key, max_retries=0)
+    pairs = pool_pairs[3000:3030]
+    lines = [_batch_line(p) for p in pairs]
+    lines.insert(10, _batch_line(pool_pairs[3030], url="/v1/chat/completions"))
+    chat = {"model": "relevance-teacher", "messages": [{"role": "user", "content": "Is a USB cable a charger?"}]}
+    lines.insert(20, {**_batch_line(pool_pairs[3031]), "body": chat})
+    lines.append(_batch_line({**pool_pairs[3032], "ad": {"title": ""}}))
+    path = tmp_path / "batch_input.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    uploaded = oa.files.create(file=path.open("rb"), purpose="batch")
+    assert uploaded.purpose == "batch" and uploaded.bytes == path.stat().st_size
+    assert oa.files.retrieve(uploaded.id).filename == "batch_input.jsonl"
+    assert oa.files.content(uploaded.id).content == path.read_bytes()
+    batch = oa.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/annotate",  # type: ignore[arg-type]
+        completion_window="24h",
+        metadata={"team": "ads"},
+    )
+    assert batch.status in ("in_progress", "finalizing", "completed"), batch
+    assert batch.request_counts.total == 33 and batch.metadata == {"team": "ads"}
+
+    def ended():  # type: ignore[no-untyped-def]
+        b = oa.batches.retrieve(batch.id)
+        return b if b.status in ("completed", "failed", "cancelled") else None
+
+    done = wait_until(ended, 240, f"batch {batch.id}", interval=0.5)
+    assert done.status == "completed" and done.completed_at >= done.created_at
+    counts = done.request_counts
+    assert counts.total == 33 and counts.completed + counts.failed == 33 and counts.failed >= 3
+    output = [json.loads(x) for x in oa.files.content(done.output_file_id).text.splitlines()]
+    errors = [json.loads(x) for x in oa.files.content(done.error_file_id).text.splitlines()]
+    assert len(output) == counts.completed and len(errors) == counts.failed
+    for line in output:
+        assert line["response"]["status_code"] == 200 and line["error"] is None
+        assert line["response"]["body"]["label"] in ("Exact", "Substitute", "Complement", "Irrelevant")
+    # Each good line exactly once, in the output or (a pair the teacher could not label) in the error file.
+    answered = [x["custom_id"] for x in output] + [x["custom_id"] for x in errors if x["custom_id"]]
+    assert sorted(answered) == sorted(p["custom_id"] for p in pairs)
+    rejected = {x["error"]["message"].split(":")[0] for x in errors if x["custom_id"] is None}
+    assert rejected == {"line 11, url", "line 21, body", "line 33, body.ad.title"}
+    assert batch.id in [b.id for b in oa.batches.list(limit=10).data]
+
+    # Cancelling: a second batch of the same file, stopped at once; another tenant sees neither.
+    second = oa.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/annotate",  # type: ignore[arg-type]
+        completion_window="24h",
+    )
+    assert oa.batches.cancel(second.id).status in ("cancelling", "cancelled", "completed")
+    stopped = wait_until(lambda: oa.batches.retrieve(second.id).status in ("cancelled", "completed"), 120, "the cancel")
+    assert stopped
+    stranger = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=new_key(stack, "stranger"), max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.retrieve(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        stranger.files.content(done.output_file_id)
+    with pytest.raises(openai.UnprocessableEntityError, match="endpoint"):
+        oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
+
+
 def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(stack, client, pool_pairs):
     headers = {"Idempotency-Key": "batch-42"}
     first = client.post("/v1/jobs", json={"pairs": pool_pairs[:2]}, headers=headers)

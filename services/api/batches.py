@@ -1,0 +1,245 @@
+"""The OpenAI Batch API over jobs: ``/v1/files`` and ``/v1/batches``, for clients written against OpenAI's SDK.
+
+A batch is a job whose pairs came from an uploaded file of Batch request lines (:mod:`pipelines.batches`); its
+output and error files are read from the job's results as they are downloaded. A batch or file of another tenant
+is a 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+
+from pipelines import batches as batch_format
+from pipelines import jobs as job_store
+from pipelines.db.models import Batch, StoredFile
+from pipelines.db.session import session_scope
+from pipelines.settings import Settings
+from relevance.pairs import unstorable
+from services.api.deps import DB, SettingsDep, Tenant, label_request
+from services.api.errors import APIError
+from services.api.jobs import ERRORS, fit_to_teacher, teacher_name
+from services.api.schemas import AnnotateOptions, BatchList, BatchOut, CreateBatchRequest, FileOut
+
+router = APIRouter(prefix="/v1", tags=["batch"])
+JSONL = "application/jsonl"
+PAGE = 1000
+
+
+def _file_view(f: StoredFile) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "object": "file",
+        "bytes": f.bytes_,
+        "created_at": batch_format.unix(f.created_at),
+        "filename": f.filename,
+        "purpose": f.purpose,
+        "status": "processed",
+    }
+
+
+def _stored_file(db: Session, tenant: str, file_id: str) -> StoredFile:
+    f = None if unstorable(file_id) else db.get(StoredFile, file_id)
+    if f is None or f.tenant != tenant:
+        raise APIError(404, f"no file {file_id!r}", type="not_found_error", param="file_id")
+    return f
+
+
+def _batch(db: Session, tenant: str, batch_id: str) -> Batch:
+    b = None if unstorable(batch_id) else db.get(Batch, batch_id)
+    if b is None or b.tenant != tenant:
+        raise APIError(404, f"no batch {batch_id!r}", type="not_found_error", param="batch_id")
+    return b
+
+
+def _view(db: Session, b: Batch) -> dict[str, Any]:
+    job = job_store.get_job(db, None, b.job_id)
+    return BatchOut(**batch_format.batch_view(b, job)).model_dump(mode="json")
+
+
+@router.post("/files", response_model=FileOut, responses=ERRORS, summary="Upload a file (purpose batch)")
+def create_file(
+    tenant: Tenant,
+    db: DB,
+    file: UploadFile,
+    purpose: Annotated[str, Form(max_length=32)],
+) -> dict[str, Any]:
+    """A Batch API input file: one request line per pair (``{custom_id, method, url, body}``)."""
+    if purpose != batch_format.PURPOSE:
+        wanted = batch_format.PURPOSE
+        raise APIError(422, f"purpose: only {wanted!r} files are kept here, got {purpose!r}", param="purpose")
+    filename = (file.filename or "input.jsonl")[:256]
+    if problem := unstorable(filename):
+        raise APIError(422, f"filename {problem}", param="file")
+    content = file.file.read()  # the body limit already held while the form was read
+    stored = StoredFile(
+        id=batch_format.new_file_id(),
+        tenant=tenant,
+        purpose=purpose,
+        filename=filename,
+        bytes_=len(content),
+        content=content,
+    )
+    db.add(stored)
+    db.flush()
+    view = _file_view(stored)
+    db.commit()
+    return view
+
+
+@router.get("/files/{file_id}", response_model=FileOut, responses=ERRORS, summary="An uploaded file's details")
+def get_file(file_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
+    return _file_view(_stored_file(db, tenant, file_id))
+
+
+@router.get(
+    "/files/{file_id}/content",
+    responses={**ERRORS, 200: {"content": {JSONL: {}}, "description": "the file's lines"}},
+    summary="A file's content: an upload, or a batch's output or error file",
+)
+def file_content(file_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> Response:
+    result_file = batch_format.batch_of_file(file_id)
+    if result_file is None:
+        return Response(_stored_file(db, tenant, file_id).content, media_type=JSONL)
+    batch_id, kind = result_file
+    b = _batch(db, tenant, batch_id)
+    lines = _output_lines if kind == "output" else _error_lines
+    return StreamingResponse(lines(settings, b.id, b.job_id), media_type=JSONL)
+
+
+def _paged(settings: Settings, job_id: str, page: Callable[..., Any]) -> Iterator[list[dict[str, Any]]]:
+    """The job's rows page by page, each page read in its own short session (a slow reader holds no connection)."""
+    after = 0
+    while True:
+        with session_scope(settings.database_url) as s:
+            rows, cursor = page(s, job_id, after=after, limit=PAGE)
+        yield rows
+        if cursor is None:
+            return
+        after = cursor
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
+
+
+def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
+    for rows in _paged(settings, job_id, job_store.results_page):
+        yield _jsonl([batch_format.output_line(batch_id, r) for r in rows if r.get("status") == "completed"])
+
+
+def _error_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
+    for rows in _paged(settings, job_id, job_store.errors_page):
+        yield _jsonl([batch_format.error_line(batch_id, r) for r in rows])
+
+
+@router.post("/batches", response_model=BatchOut, responses=ERRORS, summary="Run an uploaded file as a batch")
+def create_batch(
+    body: CreateBatchRequest, request: Request, tenant: Tenant, db: DB, settings: SettingsDep
+) -> JSONResponse:
+    """Every request line becomes a pair of one job; bad lines go to the batch's error file by line number."""
+    if body.endpoint not in batch_format.ENDPOINTS:
+        raise APIError(
+            422,
+            f"endpoint: {body.endpoint!r} is not served as a batch; use {batch_format.ENDPOINT} (a line's body is one "
+            "pair: query, ad)",
+            param="endpoint",
+        )
+    if body.completion_window not in batch_format.COMPLETION_WINDOWS:
+        windows = ", ".join(batch_format.COMPLETION_WINDOWS)
+        raise APIError(422, f"completion_window: {body.completion_window!r}; use {windows}", param="completion_window")
+    source = _stored_file(db, tenant, body.input_file_id)
+    if source.purpose != batch_format.PURPOSE:
+        message = f"input_file_id: the file's purpose is {source.purpose!r}, not batch"
+        raise APIError(422, message, param="input_file_id")
+    pairs = batch_format.parse_input(
+        source.content, endpoint=body.endpoint, limits=settings.pair_limits(), max_pairs=settings.max_pairs_per_job
+    )
+    if not pairs.pairs:
+        first = pairs.errors[0] if pairs.errors else None
+        where = f"line {first.row}" + (f", {first.field}" if first and first.field else "") if first else "the file"
+        detail = f"; {where}: {first.message}" if first else ": it is empty"
+        raise APIError(422, f"input_file_id: no request line can be labelled{detail}", param="input_file_id")
+    label = label_request(AnnotateOptions(), settings)
+    pairs = fit_to_teacher(pairs, label, settings, strict=False)
+    try:
+        created = job_store.create_job(
+            db,
+            tenant=tenant,
+            pairs=pairs.pairs,
+            lines=pairs.rows,
+            errors=pairs.errors,
+            request=label,
+            teacher=teacher_name(settings),
+            chunk_size=settings.chunk_size,
+            metadata=body.metadata,
+            max_pending=settings.tenant_max_pending_pairs,
+        )
+    except job_store.QuotaExceededError as exc:
+        raise APIError(
+            429, f"{exc} (AGPO_TENANT_MAX_PENDING_PAIRS)", type="rate_limit_error", headers={"Retry-After": "30"}
+        ) from None
+    b = Batch(
+        id=batch_format.new_batch_id(),
+        tenant=tenant,
+        job_id=created.job.id,
+        input_file_id=source.id,
+        endpoint=body.endpoint,
+        completion_window=body.completion_window,
+        created_at=created.job.created_at,
+    )
+    db.add(b)
+    db.flush()
+    content = BatchOut(**batch_format.batch_view(b, created.job)).model_dump(mode="json")
+    db.commit()
+    send = BackgroundTask(request.app.state.dispatcher.dispatch, created.chunk_ids) if created.chunk_ids else None
+    return JSONResponse(content=content, background=send)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, responses=ERRORS, summary="A batch and its counts")
+def get_batch(batch_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
+    return _view(db, _batch(db, tenant, batch_id))
+
+
+@router.post(
+    "/batches/{batch_id}/cancel", response_model=BatchOut, responses=ERRORS, summary="Cancel; results so far stay"
+)
+def cancel_batch(batch_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
+    b = _batch(db, tenant, batch_id)
+    job_store.request_cancel(db, job_store.get_job(db, None, b.job_id))
+    view = _view(db, b)
+    db.commit()
+    return view
+
+
+@router.get("/batches", response_model=BatchList, responses=ERRORS, summary="List batches, newest first")
+def list_batches(
+    tenant: Tenant,
+    db: DB,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=40, description="last id of the previous page")] = None,
+) -> dict[str, Any]:
+    query = select(Batch).where(Batch.tenant == tenant).order_by(Batch.created_at.desc(), Batch.id.desc())
+    if after is not None:
+        anchor = None if unstorable(after) else db.get(Batch, after)
+        if anchor is None or anchor.tenant != tenant:
+            raise APIError(422, f"after: no batch {after!r}", param="after")
+        query = query.where(
+            (Batch.created_at < anchor.created_at) | ((Batch.created_at == anchor.created_at) & (Batch.id < anchor.id))
+        )
+    rows = list(db.scalars(query.limit(limit + 1)))
+    data = [_view(db, b) for b in rows[:limit]]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(rows) > limit,
+    }

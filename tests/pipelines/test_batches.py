@@ -1,0 +1,120 @@
+"""The Batch API's file formats and statuses over jobs (pipelines/batches.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from pipelines.batches import (
+    batch_of_file,
+    batch_status,
+    batch_view,
+    error_file_id,
+    error_line,
+    output_file_id,
+    output_line,
+    parse_input,
+)
+
+
+def _line(custom_id: str, body: object, **over: object) -> bytes:
+    record = {"custom_id": custom_id, "method": "POST", "url": "/v1/annotate", "body": body, **over}
+    return json.dumps(record).encode()
+
+
+def test_request_lines_become_pairs_and_bad_lines_are_named_by_line_and_field() -> None:
+    good = {"query": "usb c cable", "ad": {"title": "Anker USB-C cable, 2 m"}, "meta": {"k": 1}}
+    content = b"\n".join(
+        [
+            _line("a", good),
+            b"",
+            _line("b", good, method="GET"),
+            _line("c", good, url="/v1/chat/completions"),
+            _line("d", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            _line("e", {"query": "q", "ad": {"title": ""}}),
+            _line("a", good),
+            b"[1, 2]",
+            b"{not json",
+            _line("f", good, extra=1),
+            _line("g", {**good, "custom_id": "x"}),
+            _line("h", good),
+        ]
+    )
+    batch = parse_input(content)
+    assert [p.custom_id for p in batch.pairs] == ["a", "h"] and batch.rows == [1, 12]
+    assert batch.pairs[0].meta == {"k": 1} and batch.pairs[0].ad.title == "Anker USB-C cable, 2 m"
+    errors = {e.row: (e.field, e.message) for e in batch.errors}
+    assert errors[3] == ("method", "must be POST, got 'GET'")
+    assert errors[4][0] == "url" and "/v1/annotate" in errors[4][1]
+    assert errors[5][0] == "body" and "chat completion" in errors[5][1]
+    assert errors[6][0] == "body.ad.title"
+    assert errors[7][0] == "custom_id" and "duplicate" in errors[7][1]
+    assert errors[8] == (None, "expected a JSON object, got list")
+    assert errors[9][1].startswith("invalid JSON")
+    assert errors[10][0] == "extra"
+    assert errors[11][0] == "body.custom_id"
+    assert sorted(errors) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def _job(**over: object) -> SimpleNamespace:
+    base = {
+        "status": "in_progress",
+        "cancel_requested": False,
+        "total": 10,
+        "completed": 4,
+        "failed": 1,
+        "cancelled": 0,
+        "rejected": 2,
+        "started_at": datetime(2026, 12, 6, 9, 0, 5, tzinfo=UTC),
+        "completed_at": None,
+        "metadata_": {"team": "ads"},
+        "teacher": "relevance-teacher",
+    }
+    return SimpleNamespace(**{**base, **over})
+
+
+def test_job_states_read_as_batch_statuses() -> None:
+    assert batch_status(_job(status="queued")) == "in_progress"
+    assert batch_status(_job()) == "in_progress"
+    assert batch_status(_job(completed=9)) == "finalizing"
+    assert batch_status(_job(cancel_requested=True, status="cancelling")) == "cancelling"
+    for terminal in ("completed", "cancelled", "failed"):
+        assert batch_status(_job(status=terminal)) == terminal
+
+
+def test_the_batch_view_names_result_files_only_once_the_batch_ended() -> None:
+    batch = SimpleNamespace(
+        id="batch_abc",
+        endpoint="/v1/annotate",
+        input_file_id="file-1",
+        completion_window="24h",
+        created_at=datetime(2026, 12, 6, 9, 0, 0, tzinfo=UTC),
+    )
+    running = batch_view(batch, _job())
+    assert running["output_file_id"] is None and running["error_file_id"] is None
+    assert running["request_counts"] == {"total": 12, "completed": 4, "failed": 3}
+    assert running["expires_at"] - running["created_at"] == 24 * 3600 and running["metadata"] == {"team": "ads"}
+    ended = datetime(2026, 12, 6, 9, 1, 0, tzinfo=UTC)
+    done = batch_view(batch, _job(status="completed", completed=9, completed_at=ended))
+    assert done["output_file_id"] == output_file_id("batch_abc") == "file-out-abc"
+    assert done["error_file_id"] == error_file_id("batch_abc") == "file-err-abc"
+    assert done["completed_at"] == int(ended.timestamp()) and done["cancelled_at"] is None
+    clean = batch_view(batch, _job(status="completed", completed=10, failed=0, rejected=0, completed_at=ended))
+    assert clean["error_file_id"] is None
+    assert batch_of_file("file-out-abc") == ("batch_abc", "output")
+    assert batch_of_file("file-err-abc") == ("batch_abc", "error")
+    assert batch_of_file("file-123") is None
+
+
+def test_output_and_error_lines_have_the_batch_shapes() -> None:
+    result = {"custom_id": "a", "status": "completed", "label": "Exact", "confidence": 1.0}
+    line = output_line("batch_abc", result)
+    assert line["custom_id"] == "a" and line["error"] is None
+    assert line["response"] == {"status_code": 200, "request_id": line["id"], "body": result}
+    assert line["id"].startswith("batch_req_") and output_line("batch_abc", result)["id"] == line["id"]
+    rejected = error_line("batch_abc", {"line": 4, "field": "url", "message": "must be ...", "kind": "invalid_input"})
+    assert rejected["response"] is None and rejected["custom_id"] is None
+    assert rejected["error"] == {"code": "invalid_input", "message": "line 4, url: must be ..."}
+    failed = error_line("batch_abc", {"line": 7, "custom_id": "b", "message": "no label", "kind": "teacher_failure"})
+    assert failed["custom_id"] == "b" and failed["error"]["message"] == "line 7: no label"
