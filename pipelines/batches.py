@@ -140,7 +140,7 @@ def batch_view(batch: Any, job: Any) -> dict[str, Any]:
     """The batch object as ``GET /v1/batches/{id}`` returns it."""
     status = batch_status(job)
     done = status in ("completed", "cancelled", "failed")
-    rejected_or_failed = job.failed + job.rejected > 0
+    rejected_or_failed = job.failed + job.rejected + job.cancelled > 0
     window = COMPLETION_WINDOWS.get(batch.completion_window, timedelta(hours=24))
     return {
         "id": batch.id,
@@ -161,11 +161,11 @@ def batch_view(batch: Any, job: Any) -> dict[str, Any]:
         "expired_at": None,
         "cancelling_at": None,
         "cancelled_at": unix(job.completed_at) if status == "cancelled" else None,
-        # Lines rejected at creation count as requests that failed, as a request the model refused would.
+        # Lines rejected at creation and pairs a cancel stopped count as failed requests, as in OpenAI's batches.
         "request_counts": {
             "total": job.total + job.rejected,
             "completed": job.completed,
-            "failed": job.failed + job.rejected,
+            "failed": job.failed + job.rejected + job.cancelled,
         },
         "metadata": job.metadata_,
         "model": job.teacher,

@@ -362,9 +362,11 @@ def pending_pairs(session: Session, tenant: str) -> int:
 
 
 def errors_page(
-    session: Session, job_id: str, *, after: int = 0, limit: int = 1000
+    session: Session, job_id: str, *, after: int = 0, limit: int = 1000, cancelled: bool = False
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Rejected input lines and failed pairs after input line ``after``, by line; them and the next cursor."""
+    """Rejected input lines and failed pairs after input line ``after``, by line; them and the next cursor.
+
+    ``cancelled`` adds the pairs a cancel stopped (a Batch API error file lists them; a job's results do)."""
     rejected = [
         {"line": e.line, "field": e.field, "message": e.message, "kind": "invalid_input"}
         for e in session.scalars(
@@ -374,17 +376,18 @@ def errors_page(
             .limit(limit + 1)
         )
     ]
+    states = ("failed", "cancelled") if cancelled else ("failed",)
     failed = [
         {
             "line": i.line,
             "custom_id": i.custom_id,
-            "message": (i.result or {}).get("error", "failed"),
+            "message": (i.result or {}).get("error", "failed") if i.state == "failed" else "the job was cancelled",
             "raw": (i.result or {}).get("reasoning"),
-            "kind": "teacher_failure",
+            "kind": "teacher_failure" if i.state == "failed" else "cancelled",
         }
         for i in session.scalars(
             select(JobItem)
-            .where(JobItem.job_id == job_id, JobItem.state == "failed", JobItem.line > after)
+            .where(JobItem.job_id == job_id, JobItem.state.in_(states), JobItem.line > after)
             .order_by(JobItem.line)
             .limit(limit + 1)
         )

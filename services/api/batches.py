@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
@@ -136,7 +137,7 @@ def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[by
 
 
 def _error_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
-    for rows in _paged(settings, job_id, job_store.errors_page):
+    for rows in _paged(settings, job_id, partial(job_store.errors_page, cancelled=True)):
         yield _jsonl([batch_format.error_line(batch_id, r) for r in rows])
 
 

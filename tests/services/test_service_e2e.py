@@ -497,6 +497,14 @@ def test_the_official_openai_client_runs_a_batch_end_to_end(stack, client, pool_
     assert oa.batches.cancel(second.id).status in ("cancelling", "cancelled", "completed")
     stopped = wait_until(lambda: oa.batches.retrieve(second.id).status in ("cancelled", "completed"), 120, "the cancel")
     assert stopped
+    final = oa.batches.retrieve(second.id)
+    c = final.request_counts
+    assert c.total == 33 and c.completed + c.failed == 33
+    out = oa.files.content(final.output_file_id).text.splitlines()
+    problems = [json.loads(x) for x in oa.files.content(final.error_file_id).text.splitlines()]
+    # Every request is accounted for: labelled, refused, failed, or stopped by the cancel.
+    assert len(out) == c.completed and len(problems) == c.failed
+    assert final.status == "completed" or any(x["error"]["code"] == "cancelled" for x in problems)
     stranger = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=new_key(stack, "stranger"), max_retries=0)
     with pytest.raises(openai.NotFoundError):
         stranger.batches.retrieve(batch.id)
