@@ -1,4 +1,5 @@
-"""Job commands against a running API: ``agpo annotate FILE`` and ``agpo jobs list|get|cancel|results|errors``."""
+"""Job commands against a running API: ``agpo annotate FILE`` and ``agpo jobs list|get|cancel|results|errors|
+export``."""
 
 from __future__ import annotations
 
@@ -142,6 +143,33 @@ def jobs_results(
 ) -> None:
     n = _on_job(url, key, lambda c: c.download_results(job_id, out))
     console.print(f"{n} result lines written to {out}")
+
+
+@jobs_app.command("export")
+def jobs_export(
+    job_id: str,
+    out: Annotated[Path, typer.Option("--out", help="a .parquet file, or a directory for --format hf")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet, or hf (a datasets directory: load_from_disk)")] = (
+        "parquet"
+    ),
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Results joined with their pairs, one row per pair; the teacher and prompt version in the metadata."""
+    from services.export import FORMATS, write_export
+
+    if fmt not in FORMATS:
+        raise _fail(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+    def run(client) -> int:  # type: ignore[no-untyped-def]
+        job = client.get_job(job_id)
+        return write_export(client.iter_results(job_id, include_pair=True), job, out, fmt)  # type: ignore[arg-type]
+
+    try:
+        n = _on_job(url, key, run)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{n} rows written to {out} ({fmt})")
 
 
 @jobs_app.command("errors")

@@ -328,16 +328,21 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def item_line(item: JobItem) -> dict[str, Any]:
+def item_line(item: JobItem, *, include_pair: bool = False) -> dict[str, Any]:
     if item.result is not None:
-        return {"custom_id": item.custom_id, **{k: v for k, v in item.result.items() if k != "custom_id"}}
-    return {"custom_id": item.custom_id, "status": item.state, "label": None}
+        line = {"custom_id": item.custom_id, **{k: v for k, v in item.result.items() if k != "custom_id"}}
+    else:
+        line = {"custom_id": item.custom_id, "status": item.state, "label": None}
+    if include_pair:
+        line["pair"] = {k: v for k, v in item.pair.items() if k != "custom_id"}
+    return line
 
 
 def results_page(
-    session: Session, job_id: str, *, after: int = 0, limit: int = 100
+    session: Session, job_id: str, *, after: int = 0, limit: int = 100, include_pair: bool = False
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Result lines in input order after input line ``after``; returns them and the cursor of the next page."""
+    """Result lines in input order after input line ``after``; returns them and the cursor of the next page.
+    ``include_pair`` adds each line's pair (query, ad, meta) as ``pair``."""
     rows = list(
         session.scalars(
             select(JobItem)
@@ -348,7 +353,7 @@ def results_page(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    return [item_line(r) for r in rows], (rows[-1].line if more and rows else None)
+    return [item_line(r, include_pair=include_pair) for r in rows], (rows[-1].line if more and rows else None)
 
 
 def pending_pairs(session: Session, tenant: str) -> int:

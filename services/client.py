@@ -94,12 +94,11 @@ class AnnotationClient:
     def download_errors(self, job_id: str, out: str | Path) -> int:
         return self._download(f"/v1/jobs/{job_id}/errors", out)
 
-    def iter_results(self, job_id: str, page: int = 500) -> Iterator[dict[str, Any]]:
+    def iter_results(self, job_id: str, page: int = 500, *, include_pair: bool = False) -> Iterator[dict[str, Any]]:
         after = 0
         while True:
-            body = self._check(
-                self.http.get(f"/v1/jobs/{job_id}/results/page", params={"after": after, "limit": page})
-            ).json()
+            params: dict[str, Any] = {"after": after, "limit": page, "include_pair": include_pair}
+            body = self._check(self.http.get(f"/v1/jobs/{job_id}/results/page", params=params)).json()
             yield from body["data"]
             if not body["has_more"]:
                 return

@@ -388,9 +388,12 @@ def results_page(
     settings: SettingsDep,
     after: Annotated[int, Query(ge=0, le=2**31 - 1, description="input line to start after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    include_pair: Annotated[bool, Query(description="add each line's pair (query, ad, meta) as `pair`")] = False,
 ) -> dict[str, Any]:
     _job_or_404(db, tenant, job_id)
-    data, cursor = job_store.results_page(db, job_id, after=after, limit=min(limit, settings.page_size_limit))
+    data, cursor = job_store.results_page(
+        db, job_id, after=after, limit=min(limit, settings.page_size_limit), include_pair=include_pair
+    )
     return {"object": "list", "data": data, "has_more": cursor is not None, "next_after": cursor}
 
 

@@ -514,6 +514,47 @@ def test_the_official_openai_client_runs_a_batch_end_to_end(stack, client, pool_
         oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
 
 
+def test_a_job_exports_as_parquet_and_as_a_datasets_directory(stack, client, pool_pairs, tmp_path):
+    import datasets
+    import pyarrow.parquet as pq
+
+    pairs = pool_pairs[3100:3112]
+    pairs[0] = {**pairs[0], "ad": {**pairs[0]["ad"], "attributes": {"colour": "red"}}, "meta": {"gold": "Exact"}}
+    job = wait_job(client, submit(client, pairs)["id"])
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    common = ["--url", stack.url, "--key", key]
+    for fmt, out in (("parquet", tmp_path / "labels.parquet"), ("hf", tmp_path / "labels-hf")):
+        done = subprocess.run(
+            [AGPO, "jobs", "export", job["id"], "--format", fmt, "--out", str(out), *common],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    table = pq.read_table(tmp_path / "labels.parquet")
+    rows = table.to_pylist()
+    assert [r["custom_id"] for r in rows] == [p["custom_id"] for p in pairs]
+    assert [r["query"] for r in rows] == [p["query"] for p in pairs]
+    assert [r["title"] for r in rows] == [p["ad"]["title"] for p in pairs]
+    assert json.loads(rows[0]["attributes"]) == {"colour": "red"} and json.loads(rows[0]["meta"]) == {"gold": "Exact"}
+    labels = {r["label"] for r in rows if r["status"] == "completed"}
+    assert labels and labels <= {"Exact", "Substitute", "Complement", "Irrelevant"}
+    meta = json.loads(table.schema.metadata[b"agpo"])
+    assert meta["job"]["id"] == job["id"] and meta["job"]["teacher"] == job["teacher"]
+    assert meta["job"]["prompt_version"] == job["prompt_version"]
+    hf = datasets.load_from_disk(str(tmp_path / "labels-hf"))
+    assert hf.num_rows == len(pairs) and hf["custom_id"] == [p["custom_id"] for p in pairs]
+    assert json.loads(hf.info.description)["job"]["id"] == job["id"]
+    bad = subprocess.run(
+        [AGPO, "jobs", "export", job["id"], "--format", "csv", "--out", str(tmp_path / "x"), *common],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--format 'csv'" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_idempotency_key_returns_the_same_job_and_rejects_a_different_request(stack, client, pool_pairs):
     headers = {"Idempotency-Key": "batch-42"}
     first = client.post("/v1/jobs", json={"pairs": pool_pairs[:2]}, headers=headers)
