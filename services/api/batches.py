@@ -32,6 +32,15 @@ from services.api.schemas import AnnotateOptions, BatchList, BatchOut, CreateBat
 router = APIRouter(prefix="/v1", tags=["batch"])
 JSONL = "application/jsonl"
 PAGE = 1000
+# Where a new file's or batch's id leads (OpenAPI links), for generated clients and the stateful fuzzer.
+FILE_LINKS = {
+    name: {"operationId": operation, "parameters": {"file_id": "$response.body#/id"}}
+    for name, operation in (("GetFile", "get_file"), ("GetFileContent", "get_file_content"))
+}
+BATCH_LINKS = {
+    name: {"operationId": operation, "parameters": {"batch_id": "$response.body#/id"}}
+    for name, operation in (("GetBatch", "get_batch"), ("CancelBatch", "cancel_batch"))
+}
 
 
 def _file_view(f: StoredFile) -> dict[str, Any]:
@@ -65,7 +74,13 @@ def _view(db: Session, b: Batch) -> dict[str, Any]:
     return BatchOut(**batch_format.batch_view(b, job)).model_dump(mode="json")
 
 
-@router.post("/files", response_model=FileOut, responses=ERRORS, summary="Upload a file (purpose batch)")
+@router.post(
+    "/files",
+    response_model=FileOut,
+    responses={**ERRORS, 200: {"description": "the stored file", "links": FILE_LINKS}},
+    summary="Upload a file (purpose batch)",
+    operation_id="create_file",
+)
 def create_file(
     tenant: Tenant,
     db: DB,
@@ -95,7 +110,13 @@ def create_file(
     return view
 
 
-@router.get("/files/{file_id}", response_model=FileOut, responses=ERRORS, summary="An uploaded file's details")
+@router.get(
+    "/files/{file_id}",
+    response_model=FileOut,
+    responses=ERRORS,
+    summary="An uploaded file's details",
+    operation_id="get_file",
+)
 def get_file(file_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     return _file_view(_stored_file(db, tenant, file_id))
 
@@ -104,6 +125,7 @@ def get_file(file_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     "/files/{file_id}/content",
     responses={**ERRORS, 200: {"content": {JSONL: {}}, "description": "the file's lines"}},
     summary="A file's content: an upload, or a batch's output or error file",
+    operation_id="get_file_content",
 )
 def file_content(file_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> Response:
     result_file = batch_format.batch_of_file(file_id)
@@ -141,7 +163,13 @@ def _error_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[byt
         yield _jsonl([batch_format.error_line(batch_id, r) for r in rows])
 
 
-@router.post("/batches", response_model=BatchOut, responses=ERRORS, summary="Run an uploaded file as a batch")
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    responses={**ERRORS, 200: {"description": "the batch, in progress", "links": BATCH_LINKS}},
+    summary="Run an uploaded file as a batch",
+    operation_id="create_batch",
+)
 def create_batch(
     body: CreateBatchRequest, request: Request, tenant: Tenant, db: DB, settings: SettingsDep
 ) -> JSONResponse:
@@ -204,13 +232,23 @@ def create_batch(
     return JSONResponse(content=content, background=send)
 
 
-@router.get("/batches/{batch_id}", response_model=BatchOut, responses=ERRORS, summary="A batch and its counts")
+@router.get(
+    "/batches/{batch_id}",
+    response_model=BatchOut,
+    responses=ERRORS,
+    summary="A batch and its counts",
+    operation_id="get_batch",
+)
 def get_batch(batch_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     return _view(db, _batch(db, tenant, batch_id))
 
 
 @router.post(
-    "/batches/{batch_id}/cancel", response_model=BatchOut, responses=ERRORS, summary="Cancel; results so far stay"
+    "/batches/{batch_id}/cancel",
+    response_model=BatchOut,
+    responses=ERRORS,
+    summary="Cancel; results so far stay",
+    operation_id="cancel_batch",
 )
 def cancel_batch(batch_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     b = _batch(db, tenant, batch_id)
