@@ -199,6 +199,9 @@ def bench_service(
     max_tokens: Annotated[int, typer.Option(help="teacher max tokens")] = 96,
     clients: Annotated[int, typer.Option(help="status readers, each polling a job every --poll-interval s")] = 50,
     poll_interval: Annotated[float, typer.Option(help="seconds between one status reader's polls")] = 0.5,
+    worker_nice: Annotated[
+        int | None, typer.Option(help="the status part's worker niceness (default: AGPO_WORKER_NICE's default, 10)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
     only: Annotated[str, typer.Option(help="comma list of pipeline,ingestion,status,score,fairness")] = (
         "pipeline,ingestion,status,score,fairness"
@@ -257,6 +260,7 @@ def bench_service(
                 seconds=15,
                 busy_pairs=3000,
                 logdir=work,
+                worker_nice=worker_nice,
             )
         console.print(report["status_reads"])
     if "score" in parts and student is None:
