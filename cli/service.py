@@ -211,6 +211,10 @@ def bench_service(
     ] = None,
     score_clients: Annotated[int, typer.Option(help="concurrent /v1/score clients")] = 8,
     score_threads: Annotated[int, typer.Option(help="the student engine's threads (AGPO_SCORE_THREADS)")] = 1,
+    score_pairs: Annotated[
+        Path | None,
+        typer.Option(help="pairs JSONL the /v1/score part sends (default: the synthetic pool, long descriptions)"),
+    ] = None,
 ) -> None:
     """Service benchmarks: pipeline overhead, ingestion vs COPY, status-read latency (experiments/bench/service.py)."""
     import tempfile
@@ -267,9 +271,12 @@ def bench_service(
         console.print("score: not run (give --student with an `agpo student export` dir)")
     elif "score" in parts:
         with console.status(f"/v1/score: {score_clients} clients..."), bench.temp_database(pg) as db:
+            scored = pool
+            if score_pairs is not None:
+                scored = [json.loads(x) for x in score_pairs.read_text(encoding="utf-8").splitlines() if x.strip()]
             report["score"] = bench.bench_score(
                 str(student),
-                pool,
+                scored,
                 db,
                 str(teacher),
                 idle,

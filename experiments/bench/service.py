@@ -447,6 +447,8 @@ def bench_score(
     with running([["serve", "api", "--port", str(port)]], env, logdir, names=["score-api"]):
         wait_until(lambda: answers(url + "/healthz"), 120, "the API")
         httpx.post(f"{url}/v1/score", json={"pairs": pairs[:1]}, timeout=120).raise_for_status()  # loads the model
+        # The machine's floor: the same server and client answering the cheapest route.
+        out["healthz_1_client"] = _latency_summary(asyncio.run(_hammer(f"{url}/healthz", 1, seconds)), seconds)
         for size in sizes:
             body = {"pairs": pairs[:size]}
             for n in sorted({1, clients}):
