@@ -156,7 +156,7 @@ def jobs_export(
     key: Key = None,
 ) -> None:
     """Results joined with their pairs, one row per pair; the teacher and prompt version in the metadata."""
-    from services.export import FORMATS, write_export
+    from cli.export import FORMATS, write_export
 
     if fmt not in FORMATS:
         raise _fail(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")

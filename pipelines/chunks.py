@@ -49,6 +49,13 @@ class ChunkReport:
     job_status: str | None = None
 
 
+def _lock_job(session: Session, job_id: str) -> None:
+    """Lock the job's row before anything of its chunks or items, as cancelling does (``request_cancel`` updates
+    the job first): every writer of a job's rows queues on this one lock instead of taking locks in two orders,
+    which deadlocked a cancel against a worker closing its chunk."""
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+
+
 def _claim(session: Session, chunk_id: int, worker: str, lease_seconds: float) -> bool:
     now = utcnow()
     claimed = session.execute(
@@ -109,6 +116,10 @@ def process_chunk(
     """
     bind(chunk_id=chunk_id)
     with session_scope(db_url) as s:
+        owner = s.scalar(select(Chunk.job_id).where(Chunk.id == chunk_id))
+        if owner is None:
+            return ChunkReport(chunk_id, "skipped")
+        _lock_job(s, owner)
         if not _claim(s, chunk_id, worker, lease_seconds):
             return ChunkReport(chunk_id, "skipped")
         chunk = s.get(Chunk, chunk_id)
@@ -158,6 +169,7 @@ def process_chunk(
         )
     except JobCancelledError:
         with session_scope(db_url) as s:
+            _lock_job(s, job_id)
             if _release(s, chunk_id, worker):
                 cancel_chunks(s, job_id, [chunk_no])
                 s.flush()
@@ -191,6 +203,7 @@ def process_chunk(
     ]
     try:
         with session_scope(db_url) as s:
+            _lock_job(s, job_id)
             if cache_rows:
                 s.execute(_insert_ignore(s), cache_rows)
             if updates:
@@ -354,7 +367,9 @@ def stale_chunks(db_url: str, requeue_after_seconds: float) -> list[int]:
         )
         if ids:
             s.execute(update(Chunk).where(Chunk.id.in_(ids)).values(dispatched_at=now))
-        # A job whose last chunk closed while its finaliser crashed is closed here.
+    # A job whose last chunk closed while its finaliser crashed is closed here, in a transaction of its own: one
+    # that held chunk locks while it waited for job locks could deadlock with a cancel (job first, then chunks).
+    with session_scope(db_url) as s:
         for job_id in s.scalars(select(Job.id).where(Job.status.in_(("in_progress", "cancelling", "queued")))):
             finalize_job(s, job_id)
     return ids

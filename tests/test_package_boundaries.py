@@ -1,7 +1,7 @@
 """The packages depend on each other in one direction only, as README's layout and docs/architecture.md draw them.
 
-relevance (the domain), agpo (the algorithm) and llm (pretrained bases and model loading) import no other part
-of the project; rlvr runs RL on agpo;
+relevance (the domain), agpo (the algorithm) and llm (pretrained bases, model loading, what the CPU computes
+fast) import no other part of the project; rlvr runs RL on agpo;
 teacher training builds on rlvr; the annotation engine (pipelines) never imports teacher training or RL; the
 HTTP services sit on the engine and the student's scorer; experiments may use anything, and only the CLI
 imports them; nothing imports the CLI.
@@ -22,7 +22,7 @@ ALLOWED = {
     "rlvr": {"agpo", "llm"},
     "teacher": {"agpo", "llm", "rlvr", "relevance"},
     "pipelines": {"relevance", "llm"},
-    "student": {"relevance"},
+    "student": {"relevance", "llm"},
     "services": {"pipelines", "student", "relevance"},
     "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services"},
     "cli": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments"},

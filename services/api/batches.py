@@ -7,8 +7,7 @@ is a 404, like one that does not exist.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Annotated, Any
 
@@ -16,17 +15,15 @@ from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from pipelines import batches as batch_format
 from pipelines import jobs as job_store
 from pipelines.db.models import Batch, StoredFile
-from pipelines.db.session import session_scope
 from pipelines.settings import Settings
 from relevance.pairs import unstorable
 from services.api.deps import DB, SettingsDep, Tenant, label_request
 from services.api.errors import APIError
-from services.api.jobs import ERRORS, fit_to_teacher, teacher_name
+from services.api.jobs import ERRORS, created_response, fit_to_teacher, jsonl_bytes, paged, store_job
 from services.api.schemas import AnnotateOptions, BatchList, BatchOut, CreateBatchRequest, FileOut
 
 router = APIRouter(prefix="/v1", tags=["batch"])
@@ -137,30 +134,14 @@ def file_content(file_id: str, tenant: Tenant, db: DB, settings: SettingsDep) ->
     return StreamingResponse(lines(settings, b.id, b.job_id), media_type=JSONL)
 
 
-def _paged(settings: Settings, job_id: str, page: Callable[..., Any]) -> Iterator[list[dict[str, Any]]]:
-    """The job's rows page by page, each page read in its own short session (a slow reader holds no connection)."""
-    after = 0
-    while True:
-        with session_scope(settings.database_url) as s:
-            rows, cursor = page(s, job_id, after=after, limit=PAGE)
-        yield rows
-        if cursor is None:
-            return
-        after = cursor
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
-
-
 def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
-    for rows in _paged(settings, job_id, job_store.results_page):
-        yield _jsonl([batch_format.output_line(batch_id, r) for r in rows if r.get("status") == "completed"])
+    for rows in paged(settings, job_id, job_store.results_page):
+        yield jsonl_bytes([batch_format.output_line(batch_id, r) for r in rows if r.get("status") == "completed"])
 
 
 def _error_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
-    for rows in _paged(settings, job_id, partial(job_store.errors_page, cancelled=True)):
-        yield _jsonl([batch_format.error_line(batch_id, r) for r in rows])
+    for rows in paged(settings, job_id, partial(job_store.errors_page, cancelled=True)):
+        yield jsonl_bytes([batch_format.error_line(batch_id, r) for r in rows])
 
 
 @router.post(
@@ -198,23 +179,7 @@ def create_batch(
         raise APIError(422, f"input_file_id: no request line can be labelled{detail}", param="input_file_id")
     label = label_request(AnnotateOptions(), settings)
     pairs = fit_to_teacher(pairs, label, settings, strict=False)
-    try:
-        created = job_store.create_job(
-            db,
-            tenant=tenant,
-            pairs=pairs.pairs,
-            lines=pairs.rows,
-            errors=pairs.errors,
-            request=label,
-            teacher=teacher_name(settings),
-            chunk_size=settings.chunk_size,
-            metadata=body.metadata,
-            max_pending=settings.tenant_max_pending_pairs,
-        )
-    except job_store.QuotaExceededError as exc:
-        raise APIError(
-            429, f"{exc} (AGPO_TENANT_MAX_PENDING_PAIRS)", type="rate_limit_error", headers={"Retry-After": "30"}
-        ) from None
+    created = store_job(db, tenant, pairs, label, settings, metadata=body.metadata)
     b = Batch(
         id=batch_format.new_batch_id(),
         tenant=tenant,
@@ -227,9 +192,7 @@ def create_batch(
     db.add(b)
     db.flush()
     content = BatchOut(**batch_format.batch_view(b, created.job)).model_dump(mode="json")
-    db.commit()
-    send = BackgroundTask(request.app.state.dispatcher.dispatch, created.chunk_ids) if created.chunk_ids else None
-    return JSONResponse(content=content, background=send)
+    return created_response(db, request, created, content, status_code=200)  # OpenAI answers a new batch with 200
 
 
 @router.get(

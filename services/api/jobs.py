@@ -105,41 +105,31 @@ def fit_to_teacher(batch: PairBatch, label: LabelRequest, settings: Settings, *,
     return checked
 
 
-def _create(
+def store_job(
     db: Any,
-    request: Request,
     tenant: str,
     batch: PairBatch,
     label: LabelRequest,
     settings: Settings,
-    idempotency_key: str | None,
-    metadata: dict[str, Any] | None,
-) -> JSONResponse:
-    created = job_store.create_job(
-        db,
-        tenant=tenant,
-        pairs=batch.pairs,
-        lines=batch.rows,
-        errors=batch.errors,
-        request=label,
-        teacher=teacher_name(settings),
-        chunk_size=settings.chunk_size,
-        idempotency_key=idempotency_key,
-        metadata=metadata,
-        max_pending=settings.tenant_max_pending_pairs,
-    )
-    # Rendered before the commit: a response that cannot be rendered must not leave a job behind.
-    content = JobOut(**job_store.job_view(created.job)).model_dump(mode="json")
-    db.commit()  # the job must be durable before a worker can be told about it
-    # Chunks go to the broker after the answer is sent (500 sends for a 100k-pair job): the job is already safe,
-    # and a send that never happens is what the stale-chunk sweep is for.
-    send = BackgroundTask(request.app.state.dispatcher.dispatch, created.chunk_ids) if created.chunk_ids else None
-    return JSONResponse(status_code=201 if created.created else 200, content=content, background=send)
-
-
-def _idempotent(db: Any, request: Request, tenant: str, **kwargs: Any) -> JSONResponse:
+    *,
+    idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> job_store.CreatedJob:
+    """The job for ``batch``, flushed but not committed; a reused key or a full queue is the client's error."""
     try:
-        return _create(db, request, tenant, **kwargs)
+        return job_store.create_job(
+            db,
+            tenant=tenant,
+            pairs=batch.pairs,
+            lines=batch.rows,
+            errors=batch.errors,
+            request=label,
+            teacher=teacher_name(settings),
+            chunk_size=settings.chunk_size,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            max_pending=settings.tenant_max_pending_pairs,
+        )
     except job_store.IdempotencyConflictError as exc:
         raise APIError(409, str(exc), param="Idempotency-Key") from None
     except job_store.QuotaExceededError as exc:
@@ -149,6 +139,34 @@ def _idempotent(db: Any, request: Request, tenant: str, **kwargs: Any) -> JSONRe
             type="rate_limit_error",
             headers={"Retry-After": "30"},
         ) from None
+
+
+def created_response(
+    db: Any, request: Request, created: job_store.CreatedJob, content: dict[str, Any], status_code: int | None = None
+) -> JSONResponse:
+    """Commit, answer ``content``, then send the job's chunks to the broker.
+
+    ``content`` is rendered before the commit: a response that cannot be rendered must not leave a job behind.
+    Chunks go to the broker after the answer is sent (500 sends for a 100k-pair job): the job is already safe,
+    and a send that never happens is what the stale-chunk sweep is for."""
+    db.commit()  # the job must be durable before a worker can be told about it
+    send = BackgroundTask(request.app.state.dispatcher.dispatch, created.chunk_ids) if created.chunk_ids else None
+    status = status_code or (201 if created.created else 200)
+    return JSONResponse(status_code=status, content=content, background=send)
+
+
+def _new_job(
+    db: Any,
+    request: Request,
+    tenant: str,
+    batch: PairBatch,
+    label: LabelRequest,
+    settings: Settings,
+    idempotency_key: str | None,
+    metadata: dict[str, Any] | None,
+) -> JSONResponse:
+    created = store_job(db, tenant, batch, label, settings, idempotency_key=idempotency_key, metadata=metadata)
+    return created_response(db, request, created, JobOut(**job_store.job_view(created.job)).model_dump(mode="json"))
 
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, description="retry-safe creation")]
@@ -204,7 +222,7 @@ def create_job(
     batch = _validate_body_pairs(body.pairs, settings, settings.max_pairs_per_job)
     options = AnnotateOptions(**body.model_dump(include=set(AnnotateOptions.model_fields)))
     label = label_request(options, settings)
-    return _idempotent(
+    return _new_job(
         db,
         request,
         tenant,
@@ -274,7 +292,7 @@ async def create_job_jsonl(
         raise APIError(422, f"no valid pair in the upload{detail}", param=f"line {first.row}" if first else None)
     batch = await run_in_threadpool(fit_to_teacher, batch, label, settings, strict=False)
     return await run_in_threadpool(
-        _idempotent,
+        _new_job,
         db,
         request,
         tenant,
@@ -342,17 +360,26 @@ def cancel_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
 DOWNLOAD_PAGE = 1000
 
 
-def _stream(settings: Settings, job_id: str, page: Any) -> Iterator[bytes]:
-    """A download, page by page (keyset on the input line), each page read in its own short session: a client
+def paged(settings: Settings, job_id: str, page: Any) -> Iterator[list[dict[str, Any]]]:
+    """A job's rows page by page (keyset on the input line), each page read in its own short session: a client
     that reads slowly, or never, holds no database connection while it waits."""
     after = 0
     while True:
         with session_scope(settings.database_url) as s:
             rows, cursor = page(s, job_id, after=after, limit=DOWNLOAD_PAGE)
-        yield "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+        yield rows
         if cursor is None:
             return
         after = cursor
+
+
+def jsonl_bytes(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+
+
+def _stream(settings: Settings, job_id: str, page: Any) -> Iterator[bytes]:
+    for rows in paged(settings, job_id, page):
+        yield jsonl_bytes(rows)
 
 
 @router.get(
