@@ -34,7 +34,7 @@ def test_quick_journey_writes_a_report_of_real_numbers(tmp_path: Path):
             value = summary[who][metric]
             assert isinstance(value, float) and 0.0 <= value <= 1.0, (who, metric, value)
     # The teacher beats always answering the majority label by far; a broken pipeline (every pair failed, or one
-    # label for all) would not. The quick student learns from 200 noisy labels in 60 steps: only sanity here.
+    # label for all) would not. The quick student learns from 200 noisy labels in 40 steps of 16: only sanity here.
     assert summary["teacher"]["macro_f1"] > summary["baselines"]["majority"]["macro_f1"] + 0.1
     assert summary["teacher"]["unparseable_rate"] < 0.1
     assert summary["export"]["parity_ok"] is True
