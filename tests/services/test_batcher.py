@@ -34,6 +34,17 @@ async def _wait_started(fn: Recorder) -> None:
         await asyncio.sleep(0.001)
 
 
+async def _behind_a_held_batch(fn: Recorder, batcher: MicroBatcher, requests: list[list[str]]) -> list[asyncio.Task]:
+    """Submit ``requests`` while a first one-item batch is held in ``fn``, so they wait together; then let it go."""
+    first = asyncio.create_task(batcher.submit(["x"]))
+    await _wait_started(fn)
+    waiting = [asyncio.create_task(batcher.submit(items)) for items in requests]
+    await asyncio.sleep(0.01)
+    fn.release.set()
+    assert await first == ["X"]
+    return waiting
+
+
 def test_a_lone_request_is_scored_at_once() -> None:
     async def main() -> None:
         fn = Recorder()
@@ -52,17 +63,9 @@ def test_requests_that_wait_together_are_scored_together_in_order() -> None:
         fn.hold_first = True
         sizes: list[int] = []
         batcher = MicroBatcher(fn, max_pairs=8, on_batch=sizes.append)
-        first = asyncio.create_task(batcher.submit(["x"]))
-        await _wait_started(fn)
         # These arrive while the first batch runs: 3 + 2 + 3 = 8 fit one batch, the last must wait for the next.
-        waiting = [
-            asyncio.create_task(batcher.submit(items))
-            for items in (["a1", "a2", "a3"], ["b1", "b2"], ["c1", "c2", "c3"], ["d1", "d2"])
-        ]
-        await asyncio.sleep(0.01)
-        fn.release.set()
-        assert await first == ["X"]
-        results = await asyncio.gather(*waiting)
+        requests = [["a1", "a2", "a3"], ["b1", "b2"], ["c1", "c2", "c3"], ["d1", "d2"]]
+        results = await asyncio.gather(*await _behind_a_held_batch(fn, batcher, requests))
         await batcher.close()
         assert results == [["A1", "A2", "A3"], ["B1", "B2"], ["C1", "C2", "C3"], ["D1", "D2"]]
         assert fn.batches == [["x"], ["a1", "a2", "a3", "b1", "b2", "c1", "c2", "c3"], ["d1", "d2"]]
@@ -76,14 +79,7 @@ def test_one_request_that_cannot_be_scored_fails_alone() -> None:
         fn = Recorder()
         fn.hold_first = True
         batcher = MicroBatcher(fn, max_pairs=64)
-        first = asyncio.create_task(batcher.submit(["x"]))
-        await _wait_started(fn)
-        good1 = asyncio.create_task(batcher.submit(["g1"]))
-        bad = asyncio.create_task(batcher.submit(["bad", "g2"]))
-        good2 = asyncio.create_task(batcher.submit(["g3"]))
-        await asyncio.sleep(0.01)
-        fn.release.set()
-        await first
+        good1, bad, good2 = await _behind_a_held_batch(fn, batcher, [["g1"], ["bad", "g2"], ["g3"]])
         assert await good1 == ["G1"] and await good2 == ["G3"]
         with pytest.raises(ValueError, match="bad"):
             await bad
