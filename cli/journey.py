@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +14,9 @@ from rich.table import Table
 from cli.common import console
 from cli.common import fail as _fail
 
+if TYPE_CHECKING:
+    from experiments.journey_data import DataSource
+
 app = typer.Typer()
 
 
@@ -21,22 +24,36 @@ app = typer.Typer()
 def journey(
     out: Annotated[Path | None, typer.Option(help="report folder (default: runs/journey-<time>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="a small run (about 3 minutes on 2 cores)")] = False,
-    teacher: Annotated[Path, typer.Option(help="teacher model dir")] = Path("models/relevance-teacher"),
-    seed: Annotated[int, typer.Option(help="benchmark and training seed")] = 0,
-    samples: Annotated[int | None, typer.Option(min=1, max=32, help="teacher samples per pair (default: 2)")] = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="real: Home Depot pairs rated by people, labelled by the SmolLM2 teacher; synthetic: the "
+            "synthetic benchmark, labelled by the tiny teacher"
+        ),
+    ] = "real",
+    teacher: Annotated[
+        Path | None, typer.Option(help="teacher model or adapter dir (default: the data's teacher)")
+    ] = None,
+    pool: Annotated[int | None, typer.Option(min=1, help="pairs the teacher labels through the service")] = None,
+    seed: Annotated[int, typer.Option(help="data and training seed")] = 0,
+    samples: Annotated[
+        int | None, typer.Option(min=1, max=32, help="samples per pair for a sampling teacher (default: 2)")
+    ] = None,
 ) -> None:
-    """The whole product on the embedded default: the AGPO teacher labels pairs through the real service, a
-    student learns from them, is exported and served; a report with plots lands in a folder named at the end."""
-    from experiments.journey import JourneyConfig, run
+    """The whole product on the embedded default: the teacher labels pairs through the real service, a student
+    learns from them, is judged on held-out human labels beside a zero-shot bi-encoder, exported and served; a
+    report with plots lands in a folder named at the end."""
+    from experiments.journey import DATA_SOURCES, JourneyConfig, run
     from experiments.kit import format_ndcg
 
+    if data not in DATA_SOURCES:
+        raise _fail(f"--data: {data!r} is not a data source; use one of {', '.join(DATA_SOURCES)}")
     out = out or Path("runs") / f"journey-{time.strftime('%Y%m%d-%H%M%S')}"
-    options = {} if samples is None else {"samples": samples}
-    cfg = (
-        JourneyConfig.quick(out, teacher=teacher, seed=seed, **options)
-        if quick
-        else JourneyConfig(out, teacher=teacher, seed=seed, **options)
-    )
+    options: dict[str, Any] = {"teacher": teacher, "seed": seed, "pool": pool}
+    if samples is not None:
+        options["samples"] = samples
+    source = cast("DataSource", data)
+    cfg = JourneyConfig.quick_run(out, source, **options) if quick else JourneyConfig(out, source, **options)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -46,7 +63,7 @@ def journey(
     )
     t0 = time.perf_counter()
     with Progress(*columns, console=console, disable=os.environ.get("AGPO_NO_PROGRESS") == "1") as progress:
-        task = progress.add_task("teacher labelling", total=cfg.pool, extra="")
+        task = progress.add_task("teacher labelling", total=cfg.pool or 0, extra="")
 
         def on_progress(done: int, total: int, status: str) -> None:
             progress.update(task, completed=done, total=total, extra=status)
@@ -63,15 +80,23 @@ def journey(
         f"{t['accuracy']:.3f}",
         f"unparseable {t['unparseable_rate']:.1%}, ECE {t['ece']:.3f}",
     )
+    test = "Home Depot test" if summary["data"]["source"] == "real" else "gold-test"
     table.add_row(
-        "student (gold-test)", f"{s['macro_f1']:.3f}", f"{s['accuracy']:.3f}", f"NDCG@10 {format_ndcg(s['ndcg@10'])}"
+        f"student ({test})",
+        f"{s['macro_f1']:.3f}",
+        f"{s['accuracy']:.3f}",
+        f"kappa {s['cohen_kappa']:.3f}, NDCG@10 {format_ndcg(s['ndcg@10'])}",
     )
+    if (tt := summary.get("teacher_test")) is not None:
+        table.add_row(
+            f"  teacher ({test})", f"{tt['macro_f1']:.3f}", f"{tt['accuracy']:.3f}", f"kappa {tt['cohen_kappa']:.3f}"
+        )
     for name, b in summary["baselines"].items():
         table.add_row(
             f"  baseline: {name}",
             f"{b['macro_f1']:.3f}" if b["macro_f1"] is not None else "-",
-            "",
-            f"NDCG@10 {format_ndcg(b['ndcg@10'])}",
+            f"{b['accuracy']:.3f}" if b.get("accuracy") is not None else "",
+            f"kappa {b['cohen_kappa']:.3f}" if b.get("cohen_kappa") is not None else "",
         )
     tp = summary["throughput"]
     table.add_row(

@@ -1,12 +1,14 @@
-"""The whole journey on the embedded default: pairs -> the AGPO teacher through the real service -> a student.
+"""The whole journey on the embedded default: pairs -> the teacher through the real service -> a student.
 
 Steps (each a plain function; :func:`run` strings them together):
 
-1. generate the synthetic benchmark (seeded): an unlabelled pool (with a hidden answer key), dev and gold-test;
+1. the data (:mod:`experiments.journey_data`): real Home Depot pairs rated by people (the default), or the
+   synthetic benchmark; a pool to label with its labels held back, dev and test;
 2. start the annotation API as a process on SQLite (a Celery worker process too when Redis answers);
 3. submit the pool as a job over HTTP and follow it;
-4. measure the teacher's labels against the pool's answer key;
-5. train a student on the teacher's labels, evaluate it on gold-test, export it to ONNX (parity-checked);
+4. measure the teacher's labels against the pool's held-back labels;
+5. train a student on the teacher's labels, evaluate it on test beside the zero-shot bi-encoder and the majority
+   class, export it to ONNX (parity-checked);
 6. score a few pairs through ``POST /v1/score`` and time it;
 7. stop everything and write a self-contained Markdown report with PNG plots.
 """
@@ -26,7 +28,20 @@ from typing import Any
 
 import httpx
 
+from experiments.journey_data import (
+    DATA_SOURCES,
+    DEFAULT_TEACHERS,
+    DataSource,
+    JourneyData,
+    committed_test_labels,
+    read_jsonl,
+    real_data,
+    synthetic_data,
+    training_rows,
+    write_jsonl,
+)
 from experiments.kit import plot_confusion
+from llm.hardware import cpu_has_bf16
 from services.procs import AGPO, QUIET_ENV, answers, free_port, running, wait_until
 
 PASSK_PLOTS = ("docs/results/passk_study_test_easy.png", "docs/results/passk_study_test_hard.png")
@@ -34,38 +49,55 @@ PASSK_JSON = "docs/results/passk_study.json"
 PASSK_METHODS = ("base", "grpo", "agpo", "dr_grpo", "nsr", "w_reinforce")
 
 
+# Sizes per data source. Real: 1,000 live pairs label in about 2 minutes with the SmolLM2 teacher's overlap
+# method; the student then sees about one pass over them and the 12,656 committed labels of the same teacher.
+FULL: dict[DataSource, dict[str, Any]] = {
+    "real": {"pool": 1000, "test": None, "dev": None, "student_steps": 400, "student_max_length": 64},
+    # A fresh head needs hundreds of steps (student.train.epochs_for); 300 at batch 32 under bf16 autocast fit the
+    # demo's 10 minutes on 2 cores.
+    "synthetic": {"pool": 2000, "test": 1000, "dev": 300, "student_steps": 300, "student_max_length": 96},
+}
+# A smoke run of every stage: on a CPU without bf16 units 60 steps of 32 took two of its three minutes.
+QUICK: dict[DataSource, dict[str, Any]] = {
+    "real": {"pool": 64, "test": 400, "dev": 200},
+    "synthetic": {"pool": 200, "test": 200, "dev": 100},
+}
+QUICK_COMMON = {"student_steps": 40, "student_batch_size": 16, "score_pairs": 16, "quick": True}
+
+
 @dataclass
 class JourneyConfig:
     out: Path
-    teacher: Path = Path("models/relevance-teacher")
-    pool: int = 2000
-    gold_test: int = 1000
-    dev: int = 300
-    # 2 samples: the teacher's labels score as with 4 (macro-F1 0.833 against 0.832) and the journey fits its 10
-    # minutes (7.5 min measured; 13.1 with 4 on a busier machine). The API's own default stays 4.
+    data: DataSource = "real"
+    teacher: Path | None = None  # None: the data's default teacher
+    pool: int | None = None  # pairs labelled through the service (None: FULL[data])
+    test: int | None = None  # real: a seeded subset of test (None: all); synthetic: gold-test pairs
+    dev: int | None = None
+    # 2 samples for a sampling teacher: the tiny teacher's labels score as with 4 (macro-F1 0.833 against 0.832)
+    # and the journey fits its 10 minutes. The API's own default stays 4; a scoring teacher reads one answer.
     samples: int = 2
     max_tokens: int = 160
-    # A fresh head needs hundreds of steps (student.train.epochs_for); 300 at batch 32 under bf16 autocast fit the
-    # demo's 10 minutes on 2 cores.
-    student_steps: int = 300
+    student_steps: int | None = None
     student_batch_size: int = 32
+    student_max_length: int | None = None
     score_pairs: int = 32
     seed: int = 0
+    quick: bool = False
     broker_url: str = "redis://127.0.0.1:6379/0"
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.data not in DATA_SOURCES:
+            raise ValueError(f"data must be one of {', '.join(DATA_SOURCES)}, got {self.data!r}")
+        self.teacher = self.teacher or DEFAULT_TEACHERS[self.data]
+        sizes = {**FULL[self.data], **(QUICK[self.data] if self.quick else {})}
+        for name, value in sizes.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
     @classmethod
-    def quick(cls, out: Path, **kw: Any) -> JourneyConfig:
-        # A smoke run of every stage: on a CPU without bf16 units 60 steps of 32 took two of its three minutes.
-        small = {
-            "pool": 200,
-            "gold_test": 200,
-            "dev": 100,
-            "student_steps": 40,
-            "student_batch_size": 16,
-            "score_pairs": 16,
-        }
-        return cls(out=out, **{**small, **kw})
+    def quick_run(cls, out: Path, data: DataSource = "real", **kw: Any) -> JourneyConfig:
+        return cls(out=out, data=data, **{**QUICK_COMMON, **kw})
 
 
 def redis_answers(url: str) -> bool:
@@ -86,7 +118,8 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
     env = {
         **os.environ,
         **QUIET_ENV,
-        "OMP_NUM_THREADS": "1",
+        # The worker labels while the API idles (and nothing else runs): it may use the machine's cores.
+        "OMP_NUM_THREADS": str(min(os.cpu_count() or 1, 4)),
         "AGPO_DATABASE_URL": f"sqlite:///{cfg.out / 'service.db'}",
         "AGPO_QUEUE": "celery" if use_celery else "local",
         "AGPO_BROKER_URL": cfg.broker_url,
@@ -94,6 +127,9 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
         "AGPO_SAMPLES": str(cfg.samples),
         "AGPO_MAX_TOKENS": str(cfg.max_tokens),
         "AGPO_CHUNK_SIZE": "64",
+        # The committed labels were made in bf16: where the CPU computes it in hardware the live labels are made
+        # the same way (and about twice as fast); elsewhere in the weights' own dtype.
+        "AGPO_TEACHER_DTYPE": "bfloat16" if cpu_has_bf16() else "auto",
         # The student is exported later in the run; /v1/score loads it on first use.
         "AGPO_STUDENT_MODEL": str(cfg.out / "student-onnx"),
     }
@@ -121,14 +157,11 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
         yield url, key
 
 
-def generate_data(cfg: JourneyConfig) -> Path:
-    from relevance.synthetic.generator import generate_benchmark
-
-    data = cfg.out / "data"
-    generate_benchmark(
-        data, seed=cfg.seed, teacher_train=0, dev=cfg.dev, gold_test=cfg.gold_test, pool=cfg.pool, pool_answers=True
-    )
-    return data
+def load_data(cfg: JourneyConfig) -> JourneyData:
+    teacher, pool = Path(cfg.teacher or DEFAULT_TEACHERS[cfg.data]), cfg.pool or FULL[cfg.data]["pool"]
+    if cfg.data == "real":
+        return real_data(cfg.out, teacher, pool, cfg.seed, test=cfg.test, dev=cfg.dev)
+    return synthetic_data(cfg.out, pool, cfg.seed, dev=cfg.dev or 300, gold_test=cfg.test or 1000)
 
 
 def annotate(url: str, key: str, pool: Path, out: Path, progress: Callable[[int, int, str], None]) -> dict[str, Any]:
@@ -162,6 +195,34 @@ def teacher_quality(results: Path, answers: Path) -> dict[str, Any]:
     report["unparseable_rate"] = sum(r["status"] != "completed" for r in rows) / max(1, len(rows))
     report["_y"] = (y_true, y_pred, confidences)
     return report
+
+
+def teacher_on_test(data: JourneyData, teacher: str | None) -> dict[str, Any] | None:
+    """The teacher on the test pairs, from its committed labels of them (the journey does not relabel 3,301
+    pairs); None when there are none, or another teacher made them."""
+    from relevance.metrics import evaluate_labels
+
+    labels = committed_test_labels(data, teacher)
+    if labels is None:
+        return None
+    test = read_jsonl(data.test)
+    report = evaluate_labels([p["meta"]["label"] for p in test], [labels.get(p["custom_id"]) for p in test])
+    report = report if isinstance(report, dict) else asdict(report)
+    return {k: report[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa")} | {"labels": str(data.committed_test)}
+
+
+def live_agreement(data: JourneyData, results: Path) -> dict[str, Any] | None:
+    """How often the live labels equal the committed labels of the same pairs: the same teacher, method and
+    prompt should give the same label, up to near ties that batched bf16 arithmetic can swap."""
+    if data.committed_pool is None:
+        return None
+    committed = {line["custom_id"]: line for line in read_jsonl(data.committed_pool)}
+    live = [line for line in read_jsonl(results) if line["custom_id"] in committed]
+    same_teacher = [line for line in live if line.get("teacher") == committed[line["custom_id"]].get("teacher")]
+    if not same_teacher:
+        return None
+    equal = sum(line.get("label") == committed[line["custom_id"]]["label"] for line in same_teacher)
+    return {"pairs": len(same_teacher), "same_label": round(equal / len(same_teacher), 4)}
 
 
 def score_through_api(url: str, key: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -242,7 +303,8 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
     from student.export import export
     from student.train import TrainConfig, train
 
-    if not (cfg.teacher / "config.json").exists():
+    assert cfg.teacher is not None
+    if not any((cfg.teacher / name).exists() for name in ("config.json", "adapter_config.json")):
         raise FileNotFoundError(f"teacher {cfg.teacher} not found: build it with `agpo teacher build`")
     cfg.out.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
@@ -253,46 +315,58 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         cfg.timings[name] = round(now - clock, 1)
         clock = now
 
-    data = generate_data(cfg)
+    data = load_data(cfg)
     lap("data")
-    log(f"benchmark: pool {cfg.pool}, dev {cfg.dev}, gold-test {cfg.gold_test} pairs in {data}")
+    log(f"{cfg.data} data: pool {data.pool_size} pairs to label, dev {data.dev}, test {data.test}")
     results = cfg.out / "teacher_results.jsonl"
     with service(cfg, log) as (url, key):
         lap("service start")
-        job = annotate(url, key, data / "pool.jsonl", results, progress)
+        job = annotate(url, key, data.pool, results, progress)
         lap("annotation")
         log(f"job {job['id']} {job['status']}: {job['request_counts']}")
-        teacher = teacher_quality(results, data / "pool_answers.jsonl")
+        teacher = teacher_quality(results, data.answers)
+        teacher_id = job.get("teacher")
+        rows, committed = training_rows(data, results, teacher_id)
+        train_file = cfg.out / "student_train.jsonl"
+        write_jsonl(rows, train_file)
+        if data.committed_pool is not None:
+            log(
+                f"the student learns from {len(rows) - committed:,} live labels and {committed:,} committed labels "
+                "of the same teacher"
+                if committed
+                else f"the committed labels are another teacher's than {teacher_id}: the student learns from the "
+                "live labels alone"
+            )
         student_dir = cfg.out / "student"
         # Hard labels: over 3 training seeds on the same teacher labels, hard targets reached gold-test macro-F1
         # 0.755-0.775 where the soft recipe (alpha 0.5, KD temperature 2) scattered over 0.608-0.719, around the
         # bi-encoder's 0.654 (docs/results/demo_recipe.md).
         train_cfg = TrainConfig(
             targets="hard",
-            max_steps=cfg.student_steps,
+            max_steps=cfg.student_steps or -1,
             batch_size=cfg.student_batch_size,
-            max_length=96,
+            max_length=cfg.student_max_length or 96,
             seed=cfg.seed,
             threads=os.cpu_count() or 1,  # the service is idle while the student trains
             bf16=True,
             progress=os.environ.get("AGPO_NO_PROGRESS") != "1",
         )
         log("training the student on the teacher's labels (checkpoint chosen on gold dev)...")
-        trained = train(results, student_dir, train_cfg, pairs=data / "pool.jsonl", dev_path=data / "dev.jsonl")
+        trained = train(train_file, student_dir, train_cfg, source="teacher", dev_path=data.dev)
         lap("student training")
-        student = evaluate(student_dir, data / "gold_test.jsonl", dev_path=data / "dev.jsonl")
+        student = evaluate(student_dir, data.test, dev_path=data.dev)
         lap("student evaluation")
-        log("exporting to ONNX (fp32 + int8, parity-checked on gold-test)...")
+        log("exporting to ONNX (fp32 + int8, parity-checked on dev)...")
         # An int8 model that disagrees with PyTorch beyond the gate is left out; fp32 (and bf16) still ship.
-        exported = export(
-            student_dir, cfg.out / "student-onnx", data / "gold_test.jsonl", overwrite=True, drop_failed_int8=True
-        )
+        exported = export(student_dir, cfg.out / "student-onnx", data.dev, overwrite=True, drop_failed_int8=True)
         if exported["parity"].get("int8_dropped"):
             log("[yellow]the int8 model failed its parity gate and was left out[/yellow]")
         lap("export")
-        pairs = [json.loads(x) for x in (data / "gold_test.jsonl").read_text().splitlines()[: cfg.score_pairs]]
+        pairs = read_jsonl(data.test)[: cfg.score_pairs]
         scoring = score_through_api(url, key, pairs)
         lap("scoring")
+    teacher_test = teacher_on_test(data, teacher_id)
+    agreement = live_agreement(data, results)
     plots = cfg.out / "plots"
     plots.mkdir(exist_ok=True)
     y_true, y_pred, conf = teacher.pop("_y")
@@ -307,11 +381,11 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         student["student"]["confusion"]["matrix"],
         student["student"]["confusion"]["rows"],
         plots / "student_confusion.png",
-        "student on gold-test",
+        f"student on {'test' if cfg.data == 'real' else 'gold-test'}",
     )
 
     s = student["student"]
-    series = {"teacher (vote share)": (conf, [a == b for a, b in zip(y_true, y_pred, strict=True)])}
+    series = {"teacher (confidence)": (conf, [a == b for a, b in zip(y_true, y_pred, strict=True)])}
     plot_calibration(series, plots / "calibration.png")
     teacher_rate = job["request_counts"]["total"] / max(job["wall_seconds"], 1e-9)
     plot_throughput(
@@ -323,8 +397,20 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
             shutil.copy2(src, plots / Path(src).name)
     summary = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items() if k != "timings"},
-        "job": {k: job[k] for k in ("id", "status", "request_counts", "teacher", "samples", "wall_seconds")},
+        "data": {
+            "source": data.source,
+            "description": data.description,
+            "test": str(data.test),
+            "test_pairs": student["n"],
+            "dev": str(data.dev),
+        },
+        "job": {
+            k: job.get(k) for k in ("id", "status", "request_counts", "teacher", "samples", "decoding", "wall_seconds")
+        },
         "teacher": {k: teacher[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa", "ece", "unparseable_rate")},
+        "teacher_test": teacher_test,
+        "live_vs_committed": agreement,
+        "student_data": {"rows": len(rows), "live": len(rows) - committed, "committed": committed},
         "student": {
             k: s.get(k)
             for k in (
@@ -339,7 +425,8 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
             )
         },
         "baselines": {
-            name: {k: b.get(k) for k in ("macro_f1", "ndcg@10")} for name, b in student.get("baselines", {}).items()
+            name: {k: b.get(k) for k in ("macro_f1", "accuracy", "cohen_kappa", "ndcg@10")}
+            for name, b in student.get("baselines", {}).items()
         },
         "student_training": {"seconds": cfg.timings.get("student training"), "result": str(trained)[:300]},
         "export": {
@@ -359,59 +446,110 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
     return summary
 
 
+def _command(config: dict[str, Any]) -> str:
+    parts = ["agpo journey"]
+    if config.get("quick"):
+        parts.append("--quick")
+    if config["data"] != "real":
+        parts.append(f"--data {config['data']}")
+    if config["teacher"] != str(DEFAULT_TEACHERS[config["data"]]):
+        parts.append(f"--teacher {config['teacher']}")
+    if config["samples"] != JourneyConfig.samples:
+        parts.append(f"--samples {config['samples']}")
+    return " ".join([*parts, f"--seed {config['seed']}", "--out <folder>"])
+
+
+def _metric_row(name: str, m: dict[str, Any] | None) -> str:
+    if not m:
+        return f"| {name} | n/a | n/a | n/a |"
+    return f"| {name} | {_fmt(m.get('macro_f1'))} | {_fmt(m.get('cohen_kappa'))} | {_fmt(m.get('accuracy'))} |"
+
+
+def _passk_section() -> str:
+    if not Path(PASSK_JSON).exists():
+        return ""
+    pk = json.loads(Path(PASSK_JSON).read_text())["cells"]
+    rows = []
+    for method in (m for m in PASSK_METHODS if m in pk):
+        for split in ("test_easy", "test_hard"):
+            cell = pk[method].get(split, {})
+            if cell:
+                ks = sorted(cell, key=int)
+                rows.append(f"| {method} | {split} | {cell[ks[0]][0]:.3f} | {cell[ks[-1]][0]:.3f} (k={ks[-1]}) |")
+    table = "\n".join(["| model | split | pass@1 | pass@max k |", "| --- | --- | --- | --- |", *rows])
+    return f"""## AGPO vs GRPO: pass@k (from `agpo study --config configs/study.yaml`, docs/results/passk_study.md)
+
+Mean over three seeds at each method's dev-tuned learning rate.
+
+{table}
+
+![pass@k easy](plots/passk_study_test_easy.png) ![pass@k hard](plots/passk_study_test_hard.png)
+"""
+
+
 def write_report(summary: dict[str, Any], path: Path) -> Path:
     t, s, c, sc = summary["teacher"], summary["student"], summary["job"]["request_counts"], summary["scoring"]
-    quick = "--quick " if summary["config"]["pool"] <= 200 else ""
-    if summary["config"]["samples"] != JourneyConfig.samples:
-        quick += f"--samples {summary['config']['samples']} "
-    passk = ""
-    if Path(PASSK_JSON).exists():
-        pk = json.loads(Path(PASSK_JSON).read_text())["cells"]
-        rows = []
-        for method in (m for m in PASSK_METHODS if m in pk):
-            for split in ("test_easy", "test_hard"):
-                cell = pk[method].get(split, {})
-                if cell:
-                    ks = sorted(cell, key=int)
-                    rows.append(f"| {method} | {split} | {cell[ks[0]][0]:.3f} | {cell[ks[-1]][0]:.3f} (k={ks[-1]}) |")
-        passk = "\n".join(["| model | split | pass@1 | pass@max k |", "| --- | --- | --- | --- |", *rows])
-    baselines = "\n".join(
-        f"| {name} | {_fmt(b['macro_f1'])} | {_fmt(b['ndcg@10'])} |" for name, b in summary["baselines"].items()
+    d, sd = summary["data"], summary["student_data"]
+    real = d["source"] == "real"
+    test_name = "Home Depot test" if real else "gold-test"
+    answer_key = "the raters' labels, held back from the service" if real else "the pool's answer key"
+    method = (summary["job"].get("decoding") or {}).get("method", "sample")
+    agreement = summary.get("live_vs_committed")
+    committed_note = (
+        f"{sd['live']:,} live labels and {sd['committed']:,} labels the same teacher made of other unseen train rows "
+        "earlier (committed in `relevance/real_data/teacher_labels`, so the journey need not relabel them)"
+        if sd["committed"]
+        else f"the {sd['live']:,} live labels"
     )
+    if agreement:
+        committed_note += (
+            f"; on the {agreement['pairs']:,} live pairs the committed labels also cover, the two agree on "
+            f"{agreement['same_label']:.1%}"
+        )
+    rows = [
+        _metric_row(f"student (trained on {sd['rows']:,} teacher labels)", s),
+        _metric_row("teacher (its committed labels of test)", summary.get("teacher_test"))
+        if summary.get("teacher_test")
+        else "",
+        *(_metric_row(f"baseline: {name}", b) for name, b in summary["baselines"].items()),
+    ]
+    on_test = "\n".join(r for r in rows if r)
     text = f"""# AGPO Relevance: the journey on the embedded default
 
-Pairs from the synthetic pool went through the annotation API to the AGPO teacher; a student learned from the
-teacher's labels and was measured on gold-test, exported to ONNX and served by `POST /v1/score`.
-Regenerate: `agpo journey {quick}--out <folder>` (seed {summary["config"]["seed"]}).
+Data: {d["description"]}. The teacher labelled the pool through the annotation API; a student learned from the
+teacher's labels, was measured on {test_name} ({d["test_pairs"]:,} pairs), exported to ONNX and served by
+`POST /v1/score`.
+Regenerate: `{_command(summary["config"])}`.
 
 ## Teacher (through the service)
 
 Job `{summary["job"]["id"]}`: {c["total"]} pairs, {c["completed"]} labelled, {c["failed"]} failed, {c["cached"]} from
-cache, {summary["job"]["samples"]} samples each, teacher `{summary["job"]["teacher"]}`.
+cache; teacher `{summary["job"]["teacher"]}`, label method `{method}`
+({summary["job"]["samples"]} sample{"s" if summary["job"]["samples"] != 1 else ""} per pair).
 
-| metric (pool, against its answer key) | value |
+| metric (pool, against {answer_key}) | value |
 | --- | --- |
 | accuracy | {_fmt(t["accuracy"])} |
 | macro-F1 | {_fmt(t["macro_f1"])} |
 | Cohen's kappa | {_fmt(t["cohen_kappa"])} |
-| ECE of the vote share | {_fmt(t["ece"])} |
+| ECE of the confidence | {_fmt(t["ece"])} |
 | unparseable rate | {_fmt(t["unparseable_rate"])} |
 
 ![teacher confusion](plots/teacher_confusion.png) ![calibration](plots/calibration.png)
 
-## Student (distilled from the teacher's labels, evaluated on gold-test)
+## Student and references on {test_name}
 
-| metric | value |
+The student learned from {committed_note}; its checkpoint was chosen on dev ({d["dev"]}).
+
+| on {test_name} | macro-F1 | Cohen's kappa | accuracy |
+| --- | --- | --- | --- |
+{on_test}
+
+| student | value |
 | --- | --- |
-| macro-F1 | {_fmt(s["macro_f1"])} |
-| accuracy | {_fmt(s["accuracy"])} |
 | NDCG@10 (ESCI gains) | {_fmt(s["ndcg@10"])} |
 | ROC-AUC Exact vs rest | {_fmt(s["roc_auc_exact"])} |
 | ECE before / after temperature | {_fmt(s["ece_before_temperature"])} / {_fmt(s["ece_after_temperature"])} |
-
-| baseline | macro-F1 | NDCG@10 |
-| --- | --- | --- |
-{baselines}
 
 ![student confusion](plots/student_confusion.png)
 
@@ -428,14 +566,7 @@ cache, {summary["job"]["samples"]} samples each, teacher `{summary["job"]["teach
 
 ![throughput](plots/throughput.png)
 
-## AGPO vs GRPO: pass@k (from `agpo study --config configs/study.yaml`, docs/results/passk_study.md)
-
-Mean over three seeds at each method's dev-tuned learning rate.
-
-{passk}
-
-![pass@k easy](plots/passk_study_test_easy.png) ![pass@k hard](plots/passk_study_test_hard.png)
-
+{_passk_section()}
 ## Timings (s)
 
 {json.dumps(summary["timings_s"])}

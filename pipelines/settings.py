@@ -1,20 +1,35 @@
 """Settings of every service process, read once from the environment (prefix ``AGPO_``).
 
 The defaults are the embedded deployment: SQLite in the working directory, a Redis on localhost when one
-answers (else an in-process worker thread), and the tiny teacher the project builds. Production overrides them
-with environment variables (see ``.env.example`` and the README's configuration table).
+answers (else an in-process worker thread), and the committed SmolLM2 teacher, labelling as its model card says.
+Production overrides them with environment variables (see ``.env.example`` and the README's configuration table).
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairLimits
+
+DEFAULT_TEACHER = "models/relevance-teacher-smollm2-more"
+MODEL_CARD = "model_card.json"
+
+
+def teacher_card(model: str) -> dict[str, Any]:
+    """The model card of a teacher directory, or {} for a served name or a directory without one."""
+    path = Path(model) / MODEL_CARD
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 class Settings(BaseSettings):
@@ -34,7 +49,11 @@ class Settings(BaseSettings):
     teacher_backend: Literal["transformers", "openai", "vllm"] = Field(
         "transformers", description="transformers (in-process), openai (any OpenAI-compatible server), vllm (GPU)"
     )
-    teacher_model: str = Field("models/relevance-teacher", description="model dir (transformers, vllm) or served name")
+    teacher_model: str = Field(
+        DEFAULT_TEACHER,
+        description="model dir (transformers, vllm) or served name; models/relevance-teacher is the tiny teacher "
+        "built from scratch on synthetic pairs",
+    )
     teacher_url: str = Field("http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL (backend openai)")
     teacher_api_key: str = Field("EMPTY", description="bearer key for the teacher server (backend openai)")
     teacher_revision: str | None = Field(
@@ -78,17 +97,22 @@ class Settings(BaseSettings):
     )
     score_threads: int = Field(1, ge=1, description="the student engine's threads in the API process")
     # annotation defaults
-    label_method: LabelMethod = Field(
-        "sample",
+    label_method: LabelMethod | None = Field(
+        None,
         description="sample: `samples` answers voted; score: one greedy answer, the labels' probabilities at its "
-        "label line; overlap: rule-written overlap reasoning, then the labels' probabilities (transformers only)",
+        "label line; overlap: rule-written overlap reasoning, then the labels' probabilities (transformers only); "
+        "default: the teacher's model card (label_method) on the transformers backend, else sample",
     )
     samples: int = Field(4, ge=1, le=32, description="samples per pair (self-consistency)")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="sampling temperature (0: greedy)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
     max_tokens: int = Field(160, ge=1, le=4096, description="tokens per teacher answer")
     label_schema: str = Field("esci", description="default label schema: esci, graded, binary, wands")
-    prompt_template: str = Field("compact", description="default prompt template: compact (tiny teacher), full")
+    prompt_template: str | None = Field(
+        None,
+        description="default prompt template: compact, full, brief; default: the template the teacher was trained "
+        "on (its model card's prompt_template), else compact",
+    )
     unparseable_retries: int = Field(1, ge=0, le=5, description="re-asks for samples without a label")
     # jobs
     chunk_size: int = Field(200, ge=1, description="pairs per Celery task")
@@ -123,6 +147,18 @@ class Settings(BaseSettings):
         "text", description="service logs: text, or json (one object per line, with job_id, chunk_id and tenant)"
     )
     auth: bool = Field(True, description="bearer API keys; false only on a laptop (every caller is tenant default)")
+
+    @model_validator(mode="after")
+    def _teacher_defaults(self) -> Settings:
+        # A teacher answers best in the prompt it was trained on, and only a teacher that learnt to score labels
+        # can use a scored method: both defaults come from its card, so changing AGPO_TEACHER_MODEL is enough.
+        card = teacher_card(self.teacher_model)
+        if self.prompt_template is None:
+            self.prompt_template = card.get("prompt_template") or "compact"
+        if self.label_method is None:
+            method = card.get("label_method") if self.teacher_backend == "transformers" else None
+            self.label_method = method or "sample"
+        return self
 
     @model_validator(mode="after")
     def _scoring_backend(self) -> Settings:

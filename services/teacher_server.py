@@ -51,7 +51,10 @@ class TeacherServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGPO_TEACHER_", env_file=None, extra="ignore")
 
-    model: str = Field("models/relevance-teacher", description="local HF model directory to serve")
+    model: str = Field(
+        "models/relevance-teacher-smollm2-more",
+        description="local HF model directory, or a LoRA adapter directory (merged into its base on load), to serve",
+    )
     served_name: str | None = Field(None, description="model id clients ask for; default: the directory's name")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1")
     dtype: str | None = Field(None, description="torch dtype name (float32, bfloat16, auto); default: float32")

@@ -268,6 +268,10 @@ def _card(config: TeacherConfig, out: Path, source: dict[str, Any], **extra: Any
 
     base = BASES.get(config.base or "")
     adapter_bytes = (out / "adapter_model.safetensors").stat().st_size
+    fields = recipe_fields(config, source)
+    # Real rows teach the overlap reasoning (relevance.overlap); after it the labels' probabilities are read in one
+    # forward, as accurate on real dev pairs as a written answer and three times faster. The service's default.
+    method = "overlap" if fields.get("data", {}).get("real") else "sample"
     return {
         "name": f"relevance-teacher-{config.base}",
         "task": "query-ad relevance (ESCI labels): brief reasoning, then a final line 'Label: <label>'",
@@ -286,7 +290,8 @@ def _card(config: TeacherConfig, out: Path, source: dict[str, Any], **extra: Any
             ),
         },
         "adapter_size_bytes": adapter_bytes,
-        **recipe_fields(config, source),
+        "label_method": method,
+        **fields,
         **extra,
         "versions": _versions(),
     }
