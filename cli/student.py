@@ -392,3 +392,41 @@ def value_chain(
         raise _fail(str(exc)) from None
     write_report(summary, report, _command_line())
     console.print(f"wrote {report}")
+
+
+@app.command()
+def cascade(
+    student: Annotated[Path, typer.Option(help="student model dir (agpo student train)", exists=True)],
+    teacher_dev: Annotated[Path, typer.Option(help="the teacher's result lines for the dev pairs", exists=True)],
+    dev: Annotated[Path, typer.Option(help="gold dev pairs (meta.label)", exists=True)] = Path(
+        "runs/relevance/real/homedepot_dev.jsonl"
+    ),
+    test: Annotated[Path, typer.Option(help="gold test pairs (meta.label)", exists=True)] = Path(
+        "runs/relevance/real/homedepot_test.jsonl"
+    ),
+    teacher_test: Annotated[Path, typer.Option(help="the teacher's result lines for the test pairs", exists=True)] = (
+        Path("relevance/real_data/teacher_labels/homedepot_test.jsonl")
+    ),
+    targets: Annotated[str, typer.Option(help="agreements with the teacher to choose thresholds for, on dev")] = (
+        "0.99,0.95,0.9,0.85,0.8"
+    ),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
+        "docs/results/cascade_real.md"
+    ),
+) -> None:
+    """Student-first labelling: how many teacher calls a student saves, and what it costs, on human labels."""
+    from experiments.cascade import run_cascade, write_report
+    from student.data import DataError
+
+    try:
+        goals = [float(x) for x in targets.split(",") if x.strip()]
+    except ValueError:
+        raise _fail(f"--targets {targets!r}: expected comma-separated shares, e.g. 0.95,0.9") from None
+    if not goals or not all(0.0 <= g <= 1.0 for g in goals):
+        raise _fail(f"--targets {targets!r}: each agreement target must be in [0, 1]")
+    try:
+        summary = run_cascade(student, dev, teacher_dev, test, teacher_test, goals, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    write_report(summary, report, _command_line())
+    console.print(f"wrote {report}")

@@ -151,3 +151,41 @@ def test_cli_and_scorer_import_without_torch() -> None:
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_cascade_chooses_thresholds_on_dev_and_reports_them_on_test(
+    tmp_path: Path, trained_student: Path, student_bench: Path
+) -> None:
+    from student_helpers import teacher_results
+
+    dev, test = student_bench / "dev.jsonl", student_bench / "gold_test.jsonl"
+    # A teacher that is right 6 times in 8 on dev and test alike (its labels here are the gold ones).
+    teacher_dev = teacher_results(dev, tmp_path / "teacher_dev.jsonl", inline_pairs=False, failed_every=0)
+    teacher_test = teacher_results(test, tmp_path / "teacher_test.jsonl", inline_pairs=False, failed_every=0)
+    report = tmp_path / "cascade.md"
+    args = ["cascade", "--student", str(trained_student), "--dev", str(dev), "--teacher-dev", str(teacher_dev)]
+    args += ["--test", str(test), "--teacher-test", str(teacher_test), "--targets", "1,0.9", "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(report.with_suffix(".json").read_text())
+    full, ninety = summary["chosen_on_dev"]
+    # The teacher's labels are the gold ones: the cascade can only lose to the teacher alone, and saves more
+    # teacher calls the less agreement it must keep.
+    assert summary["teacher_alone"]["macro_f1"] == 1.0
+    assert full["dev_student_share"] <= ninety["dev_student_share"]
+    assert all(c["macro_f1"] <= 1.0 for c in summary["test_curve"])
+    assert summary["test_curve"][0]["student_share"] == 0.0 and summary["test_curve"][-1]["student_share"] == 1.0
+    assert report.with_suffix(".png").stat().st_size > 1000 and "| 90% |" in report.read_text()
+
+
+def test_cascade_names_a_pair_without_a_teacher_label(tmp_path: Path, trained_student: Path, student_bench: Path):
+    dev = student_bench / "dev.jsonl"
+    first = json.loads(dev.read_text().splitlines()[0])
+    partial = tmp_path / "teacher.jsonl"
+    partial.write_text(json.dumps({"custom_id": first["custom_id"], "status": "completed", "label": "Exact"}) + "\n")
+    args = ["cascade", "--student", str(trained_student), "--dev", str(dev), "--teacher-dev", str(partial)]
+    args += ["--test", str(dev), "--teacher-test", str(partial), "--report", str(tmp_path / "c.md")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "no completed teacher label for" in " ".join(result.output.split())
+    bad = runner.invoke(app, [*args, "--targets", "0.9,1.5"])
+    assert bad.exit_code == 2 and "must be in [0, 1]" in bad.output
