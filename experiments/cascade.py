@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from student.cascade import Route, cascade_labels, softmax, sweep, threshold_for_agreement
+from student.cascade import Route, cascade_labels, sweep, threshold_for_agreement
 
 
 def teacher_indices(path: Path, ids: Sequence[str], names: Sequence[str]) -> np.ndarray:
@@ -48,7 +48,7 @@ class Split:
     def __init__(self, student: Path, gold: Path, teacher: Path, batch_size: int = 256) -> None:
         from student.data import load_gold
         from student.evaluate import predict_logits
-        from student.modelio import read_meta
+        from student.modelio import read_meta, softmax
 
         meta = read_meta(student)
         self.names = list(_schema_names(meta.get("schema", "esci")))

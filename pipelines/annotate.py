@@ -36,6 +36,8 @@ class LabelRequest:
     prompt_template: str = "compact"
     decoding: Decoding = field(default_factory=Decoding)
     unparseable_retries: int = 1
+    # mode cascade (pipelines.cascade): the student's label where its confidence reaches this; None: teacher only.
+    cascade_threshold: float | None = None
 
     @property
     def label_schema(self) -> str:
@@ -64,6 +66,7 @@ class PairOutcome:
     prompt_version: str
     cached: bool = False
     error: str | None = None
+    source: str = "teacher"  # or "student" (a cascade job's pair the student was sure of)
 
     def to_cache(self) -> dict[str, Any]:
         keys = ("label", "confidence", "distribution", "reasoning", "samples", "teacher", "prompt_version")
@@ -291,6 +294,7 @@ def result_line(custom_id: str, outcome: PairOutcome | None, *, state: str, erro
         "teacher": outcome.teacher,
         "prompt_version": outcome.prompt_version,
         "cached": outcome.cached,
+        "source": outcome.source,
     }
     if outcome.error:
         line["error"] = outcome.error

@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipelines.annotate import BatchStats, LabelRequest, PairOutcome, cache_key, label_pairs, result_line
-from pipelines.backends.base import TeacherBackend
+from pipelines.backends.base import TeacherBackend, TeacherError
+from pipelines.cascade import PairScorer, student_outcomes
 from pipelines.db.models import Chunk, Job, JobItem, LabelCacheEntry, utcnow
 from pipelines.db.session import session_scope
 from pipelines.fairness import should_yield
@@ -107,6 +108,7 @@ def process_chunk(
     unparseable_retries: int = 1,
     max_attempts: int = 3,
     slice_seconds: float | None = None,
+    get_student: Callable[[], PairScorer] | None = None,
 ) -> ChunkReport:
     """Label the pending pairs of chunk ``chunk_id`` (see the module docstring); safe to call any number of times.
 
@@ -166,6 +168,7 @@ def process_chunk(
             stats=stats,
             renew=lambda: _renew(db_url, chunk_id, job_id, worker, lease_seconds),
             preempt=preempt,
+            get_student=get_student,
         )
     except JobCancelledError:
         with session_scope(db_url) as s:
@@ -263,8 +266,10 @@ def _answers(
     stats: BatchStats,
     renew: Callable[[], None],
     preempt: Callable[[], bool] | None = None,
+    get_student: Callable[[], PairScorer] | None = None,
 ) -> tuple[list[str], dict[str, PairOutcome], dict[str, PairOutcome]]:
-    """Each item's cache key, the outcomes the label cache holds, and the teacher's answers for the rest (by key).
+    """Each item's cache key, the outcomes known without the teacher (the label cache's, and in a cascade job the
+    student's), and the teacher's answers for the rest (by key); only the last go into the cache.
 
     One teacher request per distinct content, however often it repeats in the chunk. The teacher is asked a
     batch at a time; when ``preempt()`` says so between batches, the answers so far are returned.
@@ -289,6 +294,20 @@ def _answers(
     for key, (_, _, pair) in zip(keys, items, strict=True):
         if key not in cached:
             todo.setdefault(key, pair)
+    if request.cascade_threshold is not None and todo:
+        if get_student is None:
+            raise TeacherError("a cascade job needs a student: set AGPO_STUDENT_MODEL on the workers")
+        waiting_keys = list(todo)
+        taken = student_outcomes(
+            [todo[k] for k in waiting_keys],
+            get_student(),
+            request.cascade_threshold,
+            request.schema,
+            request.prompt_version,
+        )
+        for i, outcome in taken.items():
+            cached[waiting_keys[i]] = outcome
+            del todo[waiting_keys[i]]
     fresh: dict[str, PairOutcome] = {}
     waiting = list(todo.items())
     for start in range(0, len(waiting), batch_size):

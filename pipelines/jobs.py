@@ -55,7 +55,10 @@ def aware(dt: datetime | None) -> datetime | None:
 
 def request_hash(pair_jsons: Sequence[str], request: LabelRequest, errors: Sequence[RowError]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([request.label_schema, request.prompt_template, request.decoding.cache_key()]).encode())
+    fields: list[Any] = [request.label_schema, request.prompt_template, request.decoding.cache_key()]
+    if request.cascade_threshold is not None:  # teacher-only jobs keep the hash they had before cascades
+        fields.append(request.cascade_threshold)
+    h.update(json.dumps(fields).encode())
     for text in pair_jsons:
         h.update(text.encode("utf-8"))
         h.update(b"\n")
@@ -309,6 +312,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "prompt_version": job.prompt_version,
         "teacher": job.teacher,
         "samples": job.samples,
+        "mode": "teacher" if job.decoding.get("cascade_threshold") is None else "cascade",
         "decoding": job.decoding,
         "request_counts": {
             "total": job.total,

@@ -18,7 +18,10 @@ def job_columns(request: LabelRequest) -> dict[str, Any]:
         "prompt_template": request.prompt_template,
         "prompt_version": request.prompt_version,
         "samples": request.decoding.n,
-        "decoding": request.decoding.record(),
+        "decoding": {
+            **request.decoding.record(),
+            **({} if request.cascade_threshold is None else {"cascade_threshold": request.cascade_threshold}),
+        },
     }
 
 
@@ -34,4 +37,10 @@ def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
         seed=d.get("seed"),
         method=d.get("method", "sample"),  # jobs created before label methods existed sampled
     )
-    return LabelRequest(get_schema(job.label_schema), job.prompt_template, decoding, unparseable_retries)
+    return LabelRequest(
+        get_schema(job.label_schema),
+        job.prompt_template,
+        decoding,
+        unparseable_retries,
+        cascade_threshold=d.get("cascade_threshold"),
+    )

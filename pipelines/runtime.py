@@ -108,6 +108,7 @@ def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[n
 
     Every message runs at most one chunk to its end, so messages never run short of open chunks.
     """
+    from pipelines.cascade import load_student
     from pipelines.chunks import process_chunk
     from pipelines.db.models import utcnow
     from pipelines.db.session import session_scope
@@ -128,6 +129,11 @@ def run_chunk(settings: Settings, chunk_id: int, worker: str):  # type: ignore[n
                 batch_size=settings.teacher_batch_size,
                 unparseable_retries=settings.unparseable_retries,
                 slice_seconds=settings.fair_slice_seconds,
+                get_student=(
+                    (lambda: load_student(settings.student_model or "", settings.student_variant))
+                    if settings.student_model
+                    else None
+                ),
             )
             log.info("chunk %s: %s (%d labelled, %d failed)", target, report.outcome, report.completed, report.failed)
         raced = report.outcome == "skipped" and target != chunk_id

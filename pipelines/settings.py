@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         64, ge=1, description="the most pairs scored in one forward, gathered across concurrent /v1/score requests"
     )
     score_threads: int = Field(1, ge=1, description="the student engine's threads in the API process")
+    cascade_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="a cascade job's default threshold: the student's label where its confidence reaches it, the "
+        "teacher's elsewhere; choose it with `agpo student cascade` (unset: cascade jobs must give one)",
+    )
     # annotation defaults
     label_method: LabelMethod | None = Field(
         None,

@@ -13,13 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def cascade_labels(student: np.ndarray, teacher: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
     """Label indices: the student's where ``confidence >= threshold``, else the teacher's."""
     return np.where(confidence >= threshold, student, teacher)

@@ -2,7 +2,8 @@
 
 relevance (the domain), agpo (the algorithm) and llm (pretrained bases, model loading, what the CPU computes
 fast) import no other part of the project; rlvr runs RL on agpo;
-teacher training builds on rlvr; the annotation engine (pipelines) never imports teacher training or RL; the
+teacher training builds on rlvr; the annotation engine (pipelines) never imports teacher training or RL (it loads
+the student's scorer for cascade jobs); the
 HTTP services sit on the engine and the student's scorer; experiments may use anything, and only the CLI
 imports them; nothing imports the CLI.
 """
@@ -21,7 +22,7 @@ ALLOWED = {
     "llm": set(),
     "rlvr": {"agpo", "llm"},
     "teacher": {"agpo", "llm", "rlvr", "relevance"},
-    "pipelines": {"relevance", "llm"},
+    "pipelines": {"relevance", "llm", "student"},
     "student": {"relevance", "llm"},
     "services": {"pipelines", "student", "relevance"},
     "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services"},

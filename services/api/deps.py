@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -93,3 +94,42 @@ def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
         method=method,
     )
     return LabelRequest(get_schema(schema), template, decoding, settings.unparseable_retries)
+
+
+def with_mode(label: LabelRequest, mode: str | None, threshold: float | None, settings: Settings) -> LabelRequest:
+    """A job's request in its mode: a cascade needs a student on this server and a threshold."""
+    if (mode or "teacher") == "teacher":
+        if threshold is not None:
+            raise APIError(422, "cascade_threshold: only a job in mode 'cascade' takes one", param="cascade_threshold")
+        return label
+    if not settings.student_model:
+        raise APIError(
+            422,
+            "mode: 'cascade' needs a distilled student; this server has none (set AGPO_STUDENT_MODEL to an export "
+            "dir of `agpo student export`)",
+            param="mode",
+        )
+    from student.modelio import read_meta
+
+    try:
+        student_labels = set(read_meta(settings.student_model).get("labels") or ())
+    except (OSError, ValueError):
+        raise APIError(
+            503, f"the student export {settings.student_model} cannot be read", type="service_unavailable"
+        ) from None
+    if not student_labels <= set(label.schema.names):
+        raise APIError(
+            422,
+            f"label_schema: the student labels with {', '.join(sorted(student_labels))}, not the labels of schema "
+            f"{label.schema.name!r}; a cascade job uses the student's schema",
+            param="label_schema",
+        )
+    chosen = settings.cascade_threshold if threshold is None else threshold
+    if chosen is None:
+        raise APIError(
+            422,
+            "cascade_threshold: a cascade job needs one, and this server sets no AGPO_CASCADE_THRESHOLD; choose it "
+            "on dev with `agpo student cascade`",
+            param="cascade_threshold",
+        )
+    return replace(label, cascade_threshold=chosen)

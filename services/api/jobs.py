@@ -24,15 +24,18 @@ from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
-from services.api.deps import DB, SettingsDep, Tenant, label_request
+from services.api.deps import DB, SettingsDep, Tenant, label_request, with_mode
 from services.api.errors import APIError
 from services.api.schemas import (
+    MODE_DESCRIPTION,
+    THRESHOLD_DESCRIPTION,
     AnnotateOptions,
     AnnotateRequest,
     AnnotateResponse,
     CreateJobRequest,
     ErrorResponse,
     JobList,
+    JobMode,
     JobOut,
     ResultPage,
 )
@@ -221,7 +224,7 @@ def create_job(
     """Queue ``pairs`` for labelling. With an ``Idempotency-Key`` a retried request returns the same job (200)."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_pairs_per_job)
     options = AnnotateOptions(**body.model_dump(include=set(AnnotateOptions.model_fields)))
-    label = label_request(options, settings)
+    label = with_mode(label_request(options, settings), body.mode, body.cascade_threshold, settings)
     return _new_job(
         db,
         request,
@@ -257,6 +260,8 @@ async def create_job_jsonl(
     top_p: Annotated[float | None, Query(gt=0.0, le=1.0)] = None,
     max_tokens: Annotated[int | None, Query(ge=1, le=4096)] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    mode: Annotated[JobMode | None, Query(description=MODE_DESCRIPTION)] = None,
+    cascade_threshold: Annotated[float | None, Query(gt=0.0, le=1.0, description=THRESHOLD_DESCRIPTION)] = None,
 ) -> JSONResponse:
     """One pair per line. Bad lines do not stop the job: they go to its errors file with their line numbers."""
     options = AnnotateOptions(
@@ -269,7 +274,7 @@ async def create_job_jsonl(
         max_tokens=max_tokens,
         seed=seed,
     )
-    label = label_request(options, settings)
+    label = with_mode(label_request(options, settings), mode, cascade_threshold, settings)
     raw = await request.body()  # BodyLimitMiddleware caps it, chunked or not
     lines = raw.split(b"\n")
     batch = await run_in_threadpool(

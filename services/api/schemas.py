@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -90,7 +90,19 @@ class AnnotateRequest(AnnotateOptions):
     )
 
 
+JobMode = Literal["teacher", "cascade"]
+MODE_DESCRIPTION = (
+    "teacher (default): the teacher labels every pair; cascade: the distilled student (AGPO_STUDENT_MODEL) labels "
+    "the pairs it is sure of and the teacher the rest, each result line saying which (source)"
+)
+THRESHOLD_DESCRIPTION = (
+    "mode cascade: the student confidence from which the student's label is kept (default AGPO_CASCADE_THRESHOLD)"
+)
+
+
 class CreateJobRequest(AnnotateRequest):
+    mode: JobMode | None = Field(None, description=MODE_DESCRIPTION)
+    cascade_threshold: float | None = Field(None, gt=0.0, le=1.0, description=THRESHOLD_DESCRIPTION)
     metadata: dict[str, str] | None = Field(
         None,
         description=f"free key/values returned with the job: at most {MAX_METADATA_KEYS} keys of "
@@ -208,6 +220,7 @@ class JobOut(BaseModel):
     prompt_version: str
     teacher: str
     samples: int
+    mode: JobMode = "teacher"
     decoding: dict[str, Any]
     request_counts: RequestCounts
     teacher_prompts: int

@@ -338,3 +338,11 @@ def test_auth_off_every_caller_is_the_default_tenant(open_api: Api, pool_pairs: 
     assert open_api.wait(job_id, None)["status"] == "completed"
     with session_scope(open_api.settings.database_url) as s:
         assert s.get(Job, job_id).tenant == "default"
+
+
+def test_a_cascade_job_on_a_server_without_a_student_is_a_422_naming_mode(api: Api, pool_pairs: list[dict]):
+    r = api.post("/v1/jobs", json={"pairs": _pairs(pool_pairs, 0, 2), "mode": "cascade", "cascade_threshold": 0.6})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "mode" and "AGPO_STUDENT_MODEL" in r.text
+    bad = api.post("/v1/jobs", json={"pairs": _pairs(pool_pairs, 0, 2), "mode": "student-only"})
+    assert bad.status_code == 422 and "mode" in bad.text
+    assert api.post("/v1/jobs", json={"pairs": _pairs(pool_pairs, 0, 2)}).json()["mode"] == "teacher"

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from student.cascade import cascade_labels, softmax, sweep, threshold_for_agreement
+from student.cascade import cascade_labels, sweep, threshold_for_agreement
 
 
 def _random(seed: int, n: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,10 +57,3 @@ def test_a_target_outside_zero_to_one_is_refused() -> None:
     student, teacher, conf = _random(1)
     with pytest.raises(ValueError, match="target agreement"):
         threshold_for_agreement(student, teacher, conf, 1.2)
-
-
-def test_softmax_with_temperature_is_a_distribution_that_flattens() -> None:
-    logits = np.array([[2.0, 0.0, -1.0]])
-    sharp, flat = softmax(logits), softmax(logits, temperature=3.0)
-    assert np.allclose(sharp.sum(axis=1), 1.0) and np.allclose(flat.sum(axis=1), 1.0)
-    assert flat.max() < sharp.max() and sharp.argmax() == flat.argmax() == 0
