@@ -6,21 +6,31 @@ parser is tolerant of case, markdown, codes and trailing text. It is strict abou
 LAST ``Label:`` line, and returns None rather than guessing when there is no such line, the value is not a
 label of the schema, or it names two labels (``Exact or Substitute``). An unparseable answer is retried or
 recorded as failed by the caller; it is never mapped to a label here.
+
+Chinese answers read the same way: the text is NFKC-folded first (full-width ``：（）Ｅ`` become ``:()E``), a line
+may start with 标签 or 最终标签 ("label", "final label"), Chinese brackets, quotes and full stops are decoration,
+或 / 还是 / 、 start an alternative, and a schema's aliases name labels in any language (ESCI: 完全相关 ...).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
 
 LABEL_PREFIX = "Label:"
 
 # A line whose first word (after bullets, headings, quotes and emphasis) is "label" or "final label", then ':'.
-_LINE = re.compile(r"^[\s>#*_`\-]*(?:final\s+)?label[\s*_`]*[:=](?P<value>.*)$", re.IGNORECASE | re.MULTILINE)
-_DECOR = re.compile(r"[*_`\"'\[\]<>{}]")
-# After a label, these start an alternative ("Exact or Substitute", "E/S") and make the answer ambiguous.
-_ALTERNATIVE = re.compile(r"^\s*(?:/|\||,|;|&|\+|\bor\b|\band\b|\bvs\.?)\s*(?P<rest>.*)$", re.IGNORECASE)
+_LINE = re.compile(
+    r"^[\s>#*_`\-]*(?:(?:final\s+)?label|(?:最终)?标签)[\s*_`]*[:=](?P<value>.*)$", re.IGNORECASE | re.MULTILINE
+)
+_DECOR = re.compile(r"[*_`\"'\[\]<>{}【】「」『』“”‘’《》〈〉]")
+# After a label, these start an alternative ("Exact or Substitute", "E/S", "完全相关或可替代") and make the answer
+# ambiguous.
+_ALTERNATIVE = re.compile(
+    r"^\s*(?:/|\||,|;|&|\+|、|或者|或|还是|\bor\b|\band\b|\bvs\.?)\s*(?P<rest>.*)$", re.IGNORECASE
+)
 _WORD_CHAR = re.compile(r"\w")
 
 
@@ -58,7 +68,7 @@ def _leading_label(value: str, schema: LabelSchema) -> tuple[str, str] | None:
 
 
 def _clean(value: str) -> str:
-    return _DECOR.sub(" ", value).strip().strip(" .:;-\u2013\u2014").strip()
+    return _DECOR.sub(" ", value).strip().strip(" .:;-\u2013\u2014。、").strip()
 
 
 def parse_label(text: str | None, schema: str | LabelSchema = DEFAULT_SCHEMA) -> str | None:
@@ -70,6 +80,7 @@ def parse_label(text: str | None, schema: str | LabelSchema = DEFAULT_SCHEMA) ->
     """
     if not text:
         return None
+    text = unicodedata.normalize("NFKC", text)
     sch = get_schema(schema)
     matches = list(_LINE.finditer(text))
     if not matches:

@@ -129,7 +129,7 @@ ESCI = LabelSchema(
             "The ad is the product the query asks for and meets every stated constraint "
             "(brand, model, colour, size, capacity, gender and so on).",
             "the asked-for product; every query detail matches",
-            aliases=("exact match",),
+            aliases=("exact match", "完全相关", "精确匹配"),
         ),
         Label(
             "Substitute",
@@ -139,7 +139,7 @@ ESCI = LabelSchema(
             "The ad is the same kind of product but fails at least one stated constraint, such as another brand, "
             "model, colour, size or capacity; it could serve in its place.",
             "same kind of product, but some query detail differs",
-            aliases=("substitutes",),
+            aliases=("substitutes", "可替代", "替代品"),
         ),
         Label(
             "Complement",
@@ -149,7 +149,7 @@ ESCI = LabelSchema(
             "The ad is a different kind of product that is used together with the one asked for, "
             "such as a case for a phone or ink for a printer.",
             "another product used together with the asked-for one",
-            aliases=("complementary", "complements"),
+            aliases=("complementary", "complements", "互补品", "互补"),
         ),
         Label(
             "Irrelevant",
@@ -158,7 +158,7 @@ ESCI = LabelSchema(
             0.0,
             "The ad is neither the product asked for, a replacement for it, nor something used with it.",
             "unrelated to the query",
-            aliases=("not relevant",),
+            aliases=("not relevant", "不相关", "无关"),
         ),
     ),
 )

@@ -29,6 +29,16 @@ PARSED = [
     ("The brand matches.\nThe colour matches.\nLabel: Exact\n", "Exact"),
     ("Label: Exact\nOn second thought the size differs.\nLabel: Substitute", "Substitute"),
     ("<think>Label: Irrelevant?</think>\nLabel: Complement", "Complement"),
+    # Chinese answers: full-width punctuation, 标签 lines, Chinese names and decorations.
+    ("Label：Exact", "Exact"),
+    ("Label：Ｅ", "Exact"),
+    ("标签：完全相关", "Exact"),
+    ("品牌一致，型号一致。\n标签: 不相关。", "Irrelevant"),
+    ("最终标签：【可替代】", "Substitute"),
+    ("标签：完全相关，因为品牌和型号都一致", "Exact"),
+    ("标签：“互补品”", "Complement"),
+    ("**标签**：无关", "Irrelevant"),
+    ("标签：Substitute（尺寸不同）", "Substitute"),
 ]
 
 UNPARSEABLE = [
@@ -48,6 +58,11 @@ UNPARSEABLE = [
     "Label: Exact Irrelevant",
     "Label: I think it is Exact",  # a code must stand alone
     "Label: Exact\nLabel: unsure",  # the last Label line decides; no fallback to an earlier one
+    "标签：完全相关或可替代",  # two labels
+    "标签：完全相关、不相关",
+    "标签：相关",  # not a label: relevant to what degree?
+    "标签：完全相关的产品",  # a longer word, not the label
+    "我认为完全相关",  # no label line
 ]
 
 
