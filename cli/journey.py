@@ -98,6 +98,14 @@ def journey(
             f"{b['accuracy']:.3f}" if b.get("accuracy") is not None else "",
             f"kappa {b['cohen_kappa']:.3f}" if b.get("cohen_kappa") is not None else "",
         )
+    if (cascade := summary.get("cascade")) is not None:
+        c = cascade["chosen_on_dev"][0]
+        table.add_row(
+            "  student-first (cascade)",
+            f"{c['macro_f1']:.3f}",
+            f"{c['accuracy']:.3f}",
+            f"student labels {c['student_share']:.0%} at {c['target']:.0%} dev agreement with the teacher",
+        )
     tp = summary["throughput"]
     table.add_row(
         "throughput",

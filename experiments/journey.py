@@ -34,6 +34,7 @@ from experiments.journey_data import (
     DataSource,
     JourneyData,
     committed_test_labels,
+    made_by,
     read_jsonl,
     real_data,
     synthetic_data,
@@ -211,6 +212,26 @@ def teacher_on_test(data: JourneyData, teacher: str | None) -> dict[str, Any] | 
     return {k: report[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa")} | {"labels": str(data.committed_test)}
 
 
+CASCADE_TARGET = 0.95
+
+
+def student_first(
+    data: JourneyData, student_dir: Path, teacher: str | None, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """What a cascade job (``mode: cascade``) would save with this student: the threshold chosen on dev for 95%
+    agreement with the teacher, judged on test; from the teacher's committed labels of both, so only when this
+    teacher made them."""
+    from experiments.cascade import run_cascade
+
+    if not (made_by(data.committed_dev, teacher) and made_by(data.committed_test, teacher)):
+        return None
+    assert data.committed_dev is not None and data.committed_test is not None
+    summary = run_cascade(
+        student_dir, data.dev, data.committed_dev, data.test, data.committed_test, [CASCADE_TARGET], log
+    )
+    return {k: summary[k] for k in ("teacher_alone", "student_alone", "chosen_on_dev")}
+
+
 def live_agreement(data: JourneyData, results: Path) -> dict[str, Any] | None:
     """How often the live labels equal the committed labels of the same pairs: the same teacher, method and
     prompt should give the same label, up to near ties that batched bf16 arithmetic can swap."""
@@ -367,6 +388,8 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         lap("scoring")
     teacher_test = teacher_on_test(data, teacher_id)
     agreement = live_agreement(data, results)
+    cascade = student_first(data, student_dir, teacher_id, log)
+    lap("cascade")
     plots = cfg.out / "plots"
     plots.mkdir(exist_ok=True)
     y_true, y_pred, conf = teacher.pop("_y")
@@ -410,6 +433,7 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         "teacher": {k: teacher[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa", "ece", "unparseable_rate")},
         "teacher_test": teacher_test,
         "live_vs_committed": agreement,
+        "cascade": cascade,
         "student_data": {"rows": len(rows), "live": len(rows) - committed, "committed": committed},
         "student": {
             k: s.get(k)
@@ -487,6 +511,30 @@ Mean over three seeds at each method's dev-tuned learning rate.
 """
 
 
+def _cascade_section(cascade: dict[str, Any] | None, test_name: str) -> str:
+    if not cascade:
+        return ""
+    c, t = cascade["chosen_on_dev"][0], cascade["teacher_alone"]
+    d = c["macro_f1_minus_teacher"]
+    if c["threshold"] is None:
+        return f"""
+## Student-first labelling
+
+No student confidence kept {c["target"]:.0%} agreement with the teacher on dev: a cascade job with this student
+would leave every pair to the teacher.
+"""
+    return f"""
+## Student-first labelling
+
+With this student in front of the teacher (a job in `mode: cascade` with `cascade_threshold` {c["threshold"]:.3f},
+the threshold chosen on dev for {c["target"]:.0%} agreement with the teacher's committed labels), the student would
+have labelled {c["student_share"]:.1%} of {test_name} and the teacher the rest: macro-F1 {c["macro_f1"]:.3f} /
+kappa {c["kappa"]:.3f} against the teacher alone's {t["macro_f1"]:.3f} / {t["kappa"]:.3f} (difference
+{d["mean"]:+.3f}, 95% interval [{d["low"]:+.3f}, {d["high"]:+.3f}] over test pairs). `agpo student cascade` draws the
+whole curve.
+"""
+
+
 def write_report(summary: dict[str, Any], path: Path) -> Path:
     t, s, c, sc = summary["teacher"], summary["student"], summary["job"]["request_counts"], summary["scoring"]
     d, sd = summary["data"], summary["student_data"]
@@ -552,7 +600,7 @@ The student learned from {committed_note}; its checkpoint was chosen on dev ({d[
 | ECE before / after temperature | {_fmt(s["ece_before_temperature"])} / {_fmt(s["ece_after_temperature"])} |
 
 ![student confusion](plots/student_confusion.png)
-
+{_cascade_section(summary.get("cascade"), test_name)}
 ## Throughput (this machine, {os.cpu_count()} CPUs)
 
 | path | pairs/s |

@@ -36,6 +36,7 @@ class JourneyData:
     pool_size: int
     committed_pool: Path | None = None  # earlier teacher labels of more unseen rows (result lines)
     committed_test: Path | None = None  # the same teacher's labels of test
+    committed_dev: Path | None = None  # and of dev (where a cascade's threshold is chosen)
     pairs: Path | None = None  # every pair the committed labels refer to
 
 
@@ -93,6 +94,7 @@ def real_data(
         pool_size=len(live),
         committed_pool=committed if committed.is_file() else None,
         committed_test=COMMITTED_LABELS / "homedepot_test.jsonl",
+        committed_dev=COMMITTED_LABELS / "homedepot_dev.jsonl",
         pairs=data / "homedepot_train.jsonl",
     )
 
@@ -136,11 +138,15 @@ def training_rows(data: JourneyData, results: Path, teacher: str | None) -> tupl
     return rows + extra, len(extra)
 
 
+def made_by(path: Path | None, teacher: str | None) -> bool:
+    """Whether the committed label file ``path`` exists and ``teacher`` made every line of it."""
+    return path is not None and path.is_file() and teacher is not None and teacher_name(read_jsonl(path)) == teacher
+
+
 def committed_test_labels(data: JourneyData, teacher: str | None) -> dict[str, str] | None:
     """The teacher's committed labels of the test pairs, when this teacher made them."""
-    if data.committed_test is None or not data.committed_test.is_file() or teacher is None:
+    if not made_by(data.committed_test, teacher):
         return None
+    assert data.committed_test is not None
     lines = read_jsonl(data.committed_test)
-    if teacher_name(lines) != teacher:
-        return None
     return {line["custom_id"]: line["label"] for line in lines if line.get("status") == "completed"}

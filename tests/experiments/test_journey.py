@@ -47,6 +47,10 @@ def test_quick_journey_writes_a_report_of_real_numbers(tmp_path: Path):
     # The live labels are the committed ones up to near ties (the same teacher, prompt and method).
     assert summary["live_vs_committed"]["pairs"] == 64 and summary["live_vs_committed"]["same_label"] >= 0.85
     assert summary["student_data"] == {"rows": 13_656, "live": 64, "committed": 13_592}
+    # What a cascade job would save with this student, from the teacher's committed dev and test labels.
+    chosen = summary["cascade"]["chosen_on_dev"][0]
+    assert chosen["target"] == 0.95 and 0.0 <= chosen["student_share"] <= 1.0
+    assert chosen["agreement_with_teacher"] >= 0.8 and "## Student-first labelling" in (out / "report.md").read_text()
     assert summary["export"]["parity_ok"] is True
     assert summary["scoring"]["pairs_per_s_batch"] > 0 and summary["scoring"]["sample"][0]["label"]
     # The API serves the first variant of its preference order that passed its gate at export.
