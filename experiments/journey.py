@@ -159,10 +159,11 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
 
 
 def load_data(cfg: JourneyConfig) -> JourneyData:
-    teacher, pool = Path(cfg.teacher or DEFAULT_TEACHERS[cfg.data]), cfg.pool or FULL[cfg.data]["pool"]
+    assert cfg.teacher is not None and cfg.pool is not None  # JourneyConfig.__post_init__ filled every size
     if cfg.data == "real":
-        return real_data(cfg.out, teacher, pool, cfg.seed, test=cfg.test, dev=cfg.dev)
-    return synthetic_data(cfg.out, pool, cfg.seed, dev=cfg.dev or 300, gold_test=cfg.test or 1000)
+        return real_data(cfg.out, cfg.teacher, cfg.pool, cfg.seed, test=cfg.test, dev=cfg.dev)
+    assert cfg.dev is not None and cfg.test is not None
+    return synthetic_data(cfg.out, cfg.pool, cfg.seed, dev=cfg.dev, gold_test=cfg.test)
 
 
 def annotate(url: str, key: str, pool: Path, out: Path, progress: Callable[[int, int, str], None]) -> dict[str, Any]:

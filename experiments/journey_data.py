@@ -9,12 +9,12 @@ is the one that made them; dev picks the student's checkpoint; test (disjoint by
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from teacher.data import read_jsonl, write_jsonl
 
 DataSource = Literal["real", "synthetic"]
 DATA_SOURCES: tuple[DataSource, ...] = ("real", "synthetic")
@@ -38,16 +38,6 @@ class JourneyData:
     committed_test: Path | None = None  # the same teacher's labels of test
     committed_dev: Path | None = None  # and of dev (where a cascade's threshold is chosen)
     pairs: Path | None = None  # every pair the committed labels refer to
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
-    path.write_text("".join(lines), encoding="utf-8")
-    return len(lines)
 
 
 def hold_back_labels(pairs: list[dict[str, Any]], pool: Path, answers: Path) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from experiments.kit import finished_run, format_interval, format_mean_std, mean_std_cell
 from rlvr.config import from_mapping, read_mapping
+from teacher.data import read_jsonl, write_jsonl
 
 Log = Callable[[str], None]
 GOLD, TEACHER = "gold", "teacher"
@@ -123,10 +124,6 @@ def check_files(cfg: ChainConfig) -> None:
 # -- training sets -------------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def gold_subset(gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` gold pairs made of whole queries (shuffled by ``seed``), none of them in ``exclude``."""
     from experiments.student_curve import query_subset
@@ -207,12 +204,12 @@ def load_inputs(cfg: ChainConfig, schema: str = "esci") -> Inputs:
 
     teacher: list[dict[str, Any]] = []
     if cfg.data.pool and cfg.data.pool_labels:
-        pool = {row["custom_id"]: row for row in _read_jsonl(cfg.data.pool)}
-        teacher = teacher_rows(_read_jsonl(cfg.data.pool_labels), pool)
+        pool = {row["custom_id"]: row for row in read_jsonl(cfg.data.pool)}
+        teacher = teacher_rows(read_jsonl(cfg.data.pool_labels), pool)
     test = load_gold(cfg.data.test, schema).examples
     sch = get_schema(schema)
     return Inputs(
-        gold=_read_jsonl(cfg.data.gold) if cfg.data.gold else [],
+        gold=read_jsonl(cfg.data.gold) if cfg.data.gold else [],
         teacher=teacher,
         test_pairs=[(e.query, e.ad_text) for e in test],
         test_labels=np.array([sch.index(e.label) for e in test]),
@@ -243,7 +240,7 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
         return done
     train_file = out / "train.jsonl"
     rows = training_rows(arm, inputs, cfg, seed)
-    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(rows, train_file)
     config = TrainConfig(**{**cfg.recipe, **arm.recipe, "seed": seed, "progress": False})
     started = time.perf_counter()
     trained = train(train_file, out / "model", config, source="teacher", dev_path=cfg.data.dev, schema=inputs.schema)
@@ -295,7 +292,7 @@ def reference_predictions(cfg: ChainConfig, inputs: Inputs) -> dict[str, np.ndar
         "majority": np.full(len(test), sch.index(sch.normalize(majority) or majority)),
     }
     if cfg.data.test_labels:
-        by_id = {line["custom_id"]: line for line in _read_jsonl(cfg.data.test_labels)}
+        by_id = {line["custom_id"]: line for line in read_jsonl(cfg.data.test_labels)}
         missing = [e.custom_id for e in test if e.custom_id not in by_id]
         if missing:
             raise ValueError(f"data.test_labels has no teacher label for {len(missing)} test pairs, e.g. {missing[0]}")
