@@ -143,17 +143,20 @@ def _session():  # type: ignore[no-untyped-def]
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="the tenant this key acts for")],
-    name: Annotated[str, typer.Option(help="a note to recognise the key by")] = "",
+    name: Annotated[str, typer.Option(help="a note to recognise the key by; a reviewer's name for reviewer keys")] = "",
+    role: Annotated[
+        str, typer.Option(help="client (runs jobs and reviews) or reviewer (only reviews, at /review)")
+    ] = "client",
 ) -> None:
     """Create a key; it is shown once."""
     from pipelines.keys import create_key
 
     try:
         with _session() as s:
-            key, info = create_key(s, tenant, name)
+            key, info = create_key(s, tenant, name, role)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"key id {info.id} for tenant {info.tenant!r} (store it now; it is not shown again):")
+    console.print(f"{info.role} key id {info.id} for tenant {info.tenant!r} (store it now; it is not shown again):")
     print(key)
 
 
@@ -173,12 +176,13 @@ def keys_list(tenant: Annotated[str | None, typer.Option(help="only this tenant"
 
     with _session() as s:
         rows = list_keys(s, tenant)
-    table = Table("id", "tenant", "name", "prefix", "created", "revoked")
+    table = Table("id", "tenant", "name", "role", "prefix", "created", "revoked")
     for k in rows:
         table.add_row(
             str(k.id),
             k.tenant,
             k.name,
+            k.role,
             k.prefix + "...",
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",

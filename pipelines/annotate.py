@@ -67,6 +67,8 @@ class PairOutcome:
     cached: bool = False
     error: str | None = None
     source: str = "teacher"  # or "student" (a cascade job's pair the student was sure of)
+    # In a cascade job, the student's guess on a pair it left to the teacher: {"label", "confidence"}
+    student: dict[str, Any] | None = None
 
     def to_cache(self) -> dict[str, Any]:
         keys = ("label", "confidence", "distribution", "reasoning", "samples", "teacher", "prompt_version")
@@ -296,6 +298,8 @@ def result_line(custom_id: str, outcome: PairOutcome | None, *, state: str, erro
         "cached": outcome.cached,
         "source": outcome.source,
     }
+    if outcome.student is not None:
+        line["student"] = outcome.student
     if outcome.error:
         line["error"] = outcome.error
     return line

@@ -49,16 +49,20 @@ def student_outcomes(
     threshold: float,
     schema: LabelSchema,
     prompt_version: str,
-) -> dict[int, PairOutcome]:
-    """The student's outcome for each pair (by index) whose top probability is at least ``threshold``; a label
-    outside the job's schema is never taken (the teacher labels that pair)."""
+) -> tuple[dict[int, PairOutcome], dict[int, dict[str, Any]]]:
+    """The student's outcome for each pair (by index) whose top probability is at least ``threshold``, and its
+    guess (``{"label", "confidence"}``) on every other pair, which the teacher labels: review puts the pairs where
+    the two disagree first. A label outside the job's schema is never taken."""
     if not pairs:
-        return {}
+        return {}, {}
     scores = scorer.score(pairs)
     taken: dict[int, PairOutcome] = {}
+    guesses: dict[int, dict[str, Any]] = {}
     for i, score in enumerate(scores):
         confidence = float(np.max(list(score.probabilities.values())))
-        if confidence >= threshold and score.label in schema.names:
+        if not (confidence >= threshold and score.label in schema.names):
+            guesses[i] = {"label": score.label, "confidence": round(confidence, 6)}
+        else:
             taken[i] = PairOutcome(
                 label=score.label,
                 confidence=confidence,
@@ -69,4 +73,4 @@ def student_outcomes(
                 prompt_version=prompt_version,
                 source="student",
             )
-    return taken
+    return taken, guesses

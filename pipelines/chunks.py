@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from pipelines.fairness import should_yield
 from pipelines.jobs import cancel_chunks, finalize_job
 from pipelines.logs import bind, log_scope
 from pipelines.requests import job_request
+from relevance.votes import uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,18 @@ def process_chunk(
         report.completed += ok
         report.failed += not ok
         report.cached += ok and outcome.cached
-        updates.append({"item_id": item_id, "new_state": "completed" if ok else "failed", "new_result": line})
+        updates.append(
+            {
+                "item_id": item_id,
+                "new_state": "completed" if ok else "failed",
+                "new_result": line,
+                "new_label": outcome.label,
+                "new_confidence": outcome.confidence if ok else None,
+                "new_uncertainty": uncertainty(
+                    outcome.label, outcome.distribution, (outcome.student or {}).get("label")
+                ),
+            }
+        )
     cache_rows = [
         {"key": key, **o.to_cache(), "created_at": utcnow()} for key, o in fresh_by_key.items() if o.label is not None
     ]
@@ -215,7 +227,13 @@ def process_chunk(
                 s.execute(
                     update(items)
                     .where(items.c.id == bindparam("item_id"), items.c.state == "pending")
-                    .values(state=bindparam("new_state"), result=bindparam("new_result")),
+                    .values(
+                        state=bindparam("new_state"),
+                        result=bindparam("new_result"),
+                        label=bindparam("new_label"),
+                        confidence=bindparam("new_confidence"),
+                        uncertainty=bindparam("new_uncertainty"),
+                    ),
                     updates,
                 )
             counts = {
@@ -298,7 +316,7 @@ def _answers(
         if get_student is None:
             raise TeacherError("a cascade job needs a student: set AGPO_STUDENT_MODEL on the workers")
         waiting_keys = list(todo)
-        taken = student_outcomes(
+        taken, guesses = student_outcomes(
             [todo[k] for k in waiting_keys],
             get_student(),
             request.cascade_threshold,
@@ -308,13 +326,18 @@ def _answers(
         for i, outcome in taken.items():
             cached[waiting_keys[i]] = outcome
             del todo[waiting_keys[i]]
+        student_guess = {waiting_keys[i]: guess for i, guess in guesses.items()}
+    else:
+        student_guess = {}
     fresh: dict[str, PairOutcome] = {}
     waiting = list(todo.items())
     for start in range(0, len(waiting), batch_size):
         part = waiting[start : start + batch_size]
         pairs = [pair for _, pair in part]
         answers = label_pairs(pairs, backend, request, batch_size=batch_size, stats=stats, on_batch=renew)
-        fresh.update(zip((key for key, _ in part), answers, strict=True))
+        for (key, _), answer in zip(part, answers, strict=True):
+            # The guess rides on the result only; the label cache keeps the teacher's answer alone.
+            fresh[key] = replace(answer, student=student_guess[key]) if key in student_guess else answer
         if start + batch_size < len(waiting) and preempt is not None and preempt():
             break
     return keys, cached, fresh

@@ -12,7 +12,8 @@ With no parseable sample the label is None, the confidence 0 and the distributio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
@@ -45,3 +46,16 @@ def vote(labels: Sequence[str | None], schema: str | LabelSchema = DEFAULT_SCHEM
     best = max(sch.names, key=lambda name: (counts[name], -sch.index(name)))
     distribution = {name: counts[name] / n_valid for name in sch.names}
     return Vote(best, counts[best] / n, distribution, counts, n, n_valid)
+
+
+def uncertainty(label: str | None, distribution: Mapping[str, float], second_opinion: str | None = None) -> float:
+    """How much a label needs a human, for ordering review: the normalised entropy of its distribution (0 when all
+    mass is on one label, 1 when it is spread evenly), plus 1 when a second opinion (a student's label) differs, so
+    that disagreements come first. A failed pair (no label) scores 2, above every labelled one."""
+    if label is None:
+        return 2.0
+    mass = [p for p in distribution.values() if p > 0]
+    total = sum(mass)
+    entropy = -sum(p / total * math.log(p / total) for p in mass) if total > 0 else 0.0
+    spread = entropy / math.log(len(distribution)) if len(distribution) > 1 else 0.0
+    return round(spread + (second_opinion is not None and second_opinion != label), 6)

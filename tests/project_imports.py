@@ -12,7 +12,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments", "cli")
+PROJECT = (
+    "agpo",
+    "llm",
+    "rlvr",
+    "relevance",
+    "teacher",
+    "pipelines",
+    "student",
+    "review",
+    "services",
+    "experiments",
+    "cli",
+)
 
 
 def module_imports(path: Path, top_level_only: bool = False) -> set[str]:

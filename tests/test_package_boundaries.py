@@ -3,8 +3,8 @@
 relevance (the domain), agpo (the algorithm) and llm (pretrained bases, model loading, what the CPU computes
 fast) import no other part of the project; rlvr runs RL on agpo;
 teacher training builds on rlvr; the annotation engine (pipelines) never imports teacher training or RL (it loads
-the student's scorer for cascade jobs); the
-HTTP services sit on the engine and the student's scorer; experiments may use anything, and only the CLI
+the student's scorer for cascade jobs); human review (review) reads the engine's tables; the
+HTTP services sit on the engine, review and the student's scorer; experiments may use anything, and only the CLI
 imports them; nothing imports the CLI.
 """
 
@@ -24,9 +24,10 @@ ALLOWED = {
     "teacher": {"agpo", "llm", "rlvr", "relevance"},
     "pipelines": {"relevance", "llm", "student"},
     "student": {"relevance", "llm"},
-    "services": {"pipelines", "student", "relevance"},
-    "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services"},
-    "cli": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments"},
+    "review": {"pipelines", "relevance"},
+    "services": {"pipelines", "student", "relevance", "review"},
+    "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "review"},
+    "cli": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments", "review"},
 }
 RELEVANCE_THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow"}
 

@@ -45,6 +45,8 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128), default="")
     prefix: Mapped[str] = mapped_column(String(16))  # shown in listings; the key itself is never stored
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "client" runs jobs; "reviewer" only reviews them (the review page and its routes)
+    role: Mapped[str] = mapped_column(String(16), default="client", server_default="client")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -110,6 +112,7 @@ class JobItem(Base):
         UniqueConstraint("job_id", "custom_id", name="uq_items_job_custom_id"),
         Index("ix_items_job_chunk", "job_id", "chunk_no"),
         Index("ix_items_job_line", "job_id", "line"),
+        Index("ix_items_job_uncertainty", "job_id", "uncertainty"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -120,6 +123,10 @@ class JobItem(Base):
     pair: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | completed | failed | cancelled
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Copied out of ``result`` when it is written, for the review queue's filters and order.
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(nullable=True)
+    uncertainty: Mapped[float | None] = mapped_column(nullable=True)
 
 
 class JobError(Base):
@@ -160,6 +167,25 @@ class Batch(Base):
     endpoint: Mapped[str] = mapped_column(String(64))
     completion_window: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Review(Base):
+    """A reviewer's label for one result; the teacher's result is never changed. One row per reviewer and pair:
+    reviewing again updates it (``updated_at``)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer", name="uq_reviews_item_reviewer"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("job_items.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(64))
+    teacher_label: Mapped[str | None] = mapped_column(String(64), nullable=True)  # what the reviewer was shown
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class LabelCacheEntry(Base):

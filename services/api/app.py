@@ -13,7 +13,7 @@ from pipelines.db.session import migrate
 from pipelines.dispatch import make_dispatcher
 from pipelines.prompt_fit import prompt_meter
 from pipelines.settings import Settings, get_settings
-from services.api import batches, jobs, ops, score
+from services.api import batches, jobs, ops, review, score
 from services.api.errors import install
 from services.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 
@@ -25,7 +25,11 @@ the response; send many as a job (`POST /v1/jobs` with JSON, `POST /v1/jobs/json
 it with `GET /v1/jobs/{id}` and download `GET /v1/jobs/{id}/results`. Every result carries the majority label of
 n teacher samples, its vote share as confidence, and the vote distribution.
 
-Authenticate with `Authorization: Bearer <key>` (`agpo keys create --tenant NAME`).
+Review the labels a human should check at `/review` (a page on this server): the queue of a job ordered by
+uncertainty, reviews per reviewer, agreement with the teacher, and the reviewed pairs as gold.
+
+Authenticate with `Authorization: Bearer <key>` (`agpo keys create --tenant NAME`; a reviewer's key,
+`--role reviewer`, reviews but cannot run jobs).
 """
 
 
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.include_router(jobs.router)
     app.include_router(score.router)
     app.include_router(batches.router)
+    app.include_router(review.router)
     app.include_router(ops.router)
     # The last added runs first: the body limit holds for every request, metrics included.
     app.add_middleware(MetricsMiddleware, requests=metrics.requests, latency=metrics.latency)

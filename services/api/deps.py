@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from pipelines.annotate import LabelRequest
 from pipelines.backends.base import Decoding
 from pipelines.db.session import session_scope
-from pipelines.keys import authenticate
+from pipelines.keys import Caller, authenticate
 from pipelines.settings import Settings
 from relevance.prompts import template_names
 from relevance.schemas import get_schema, schema_names
@@ -34,24 +34,40 @@ def get_db(settings: Annotated[Settings, Depends(request_settings)]) -> Iterator
         yield session
 
 
-def get_tenant(
+def get_caller(
     settings: Annotated[Settings, Depends(request_settings)],
     db: Annotated[Session, Depends(get_db, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
+    reviewer: Annotated[str | None, Header(alias="X-Reviewer", include_in_schema=False)] = None,
+) -> Caller:
     if not settings.auth:
-        return "default"
+        # No keys on a laptop: whoever calls is tenant default, and names themselves for reviews.
+        return Caller("default", (reviewer or "").strip()[:128] or "reviewer")
     if credentials is None or not credentials.credentials:
         raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", type="authentication_error")
-    tenant = authenticate(db, credentials.credentials)
+    caller = authenticate(db, credentials.credentials)
     # End the read: the connection goes back to the pool while the route waits on its client (an upload).
     db.commit()
-    if tenant is None:
+    if caller is None:
         raise APIError(401, "invalid or revoked API key", type="authentication_error")
-    return tenant
+    return caller
+
+
+def get_tenant(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> str:
+    """The tenant of a key that may run jobs; a reviewer's key is refused here."""
+    if caller.role != "client":
+        raise APIError(
+            403,
+            f"this is a reviewer's key: it reviews jobs (/review, /v1/jobs/{{id}}/queue) but cannot call "
+            f"{request.method} {request.url.path}",
+            type="permission_error",
+        )
+    return caller.tenant
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
+# Any key, reviewers' included: the review routes.
+CallerDep = Annotated[Caller, Depends(get_caller)]
 # Function scope: the session (and its pooled connection) is given back when the route returns, not after the
 # response is sent, so a streamed download to a slow client holds none.
 DB = Annotated[Session, Depends(get_db, scope="function")]

@@ -24,7 +24,7 @@ from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
-from services.api.deps import DB, SettingsDep, Tenant, label_request, with_mode
+from services.api.deps import DB, CallerDep, SettingsDep, Tenant, label_request, with_mode
 from services.api.errors import APIError
 from services.api.schemas import (
     MODE_DESCRIPTION,
@@ -309,7 +309,7 @@ async def create_job_jsonl(
     )
 
 
-def _job_or_404(db: Any, tenant: str, job_id: str) -> Any:
+def job_or_404(db: Any, tenant: str, job_id: str) -> Any:
     # An id holding a NUL or a lone surrogate names no job, and PostgreSQL refuses to compare text with one.
     job = None if unstorable(job_id) else job_store.get_job(db, tenant, job_id)
     if job is None:
@@ -319,7 +319,7 @@ def _job_or_404(db: Any, tenant: str, job_id: str) -> Any:
 
 @router.get("/jobs", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
 def list_jobs(
-    tenant: Tenant,
+    caller: CallerDep,  # reviewers too: the review page lists the jobs to review
     db: DB,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=40, description="last id of the previous page")] = None,
@@ -328,7 +328,7 @@ def list_jobs(
     for name, value in (("after", after), ("status", status)):
         if value is not None and (problem := unstorable(value)):
             raise APIError(422, f"{name} {problem}", param=name)
-    rows = job_store.list_jobs(db, tenant, limit=limit + 1, after=after, status=status)
+    rows = job_store.list_jobs(db, caller.tenant, limit=limit + 1, after=after, status=status)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -346,8 +346,8 @@ def list_jobs(
     summary="A job with its progress counts",
     operation_id="get_job",
 )
-def get_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
-    return job_store.job_view(_job_or_404(db, tenant, job_id))
+def get_job(job_id: str, caller: CallerDep, db: DB) -> dict[str, Any]:
+    return job_store.job_view(job_or_404(db, caller.tenant, job_id))
 
 
 @router.post(
@@ -358,7 +358,7 @@ def get_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
     operation_id="cancel_job",
 )
 def cancel_job(job_id: str, tenant: Tenant, db: DB) -> dict[str, Any]:
-    job = job_store.request_cancel(db, _job_or_404(db, tenant, job_id))
+    job = job_store.request_cancel(db, job_or_404(db, tenant, job_id))
     return job_store.job_view(job)
 
 
@@ -394,7 +394,7 @@ def _stream(settings: Settings, job_id: str, page: Any) -> Iterator[bytes]:
     operation_id="get_job_results",
 )
 def results_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
-    _job_or_404(db, tenant, job_id)
+    job_or_404(db, tenant, job_id)
     return _jsonl_file(settings, job_id, job_store.results_page, "results")
 
 
@@ -422,7 +422,7 @@ def results_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     include_pair: Annotated[bool, Query(description="add each line's pair (query, ad, meta) as `pair`")] = False,
 ) -> dict[str, Any]:
-    _job_or_404(db, tenant, job_id)
+    job_or_404(db, tenant, job_id)
     data, cursor = job_store.results_page(
         db, job_id, after=after, limit=min(limit, settings.page_size_limit), include_pair=include_pair
     )
@@ -436,5 +436,5 @@ def results_page(
     operation_id="get_job_errors",
 )
 def errors_file(job_id: str, tenant: Tenant, db: DB, settings: SettingsDep) -> StreamingResponse:
-    _job_or_404(db, tenant, job_id)
+    job_or_404(db, tenant, job_id)
     return _jsonl_file(settings, job_id, job_store.errors_page, "errors")

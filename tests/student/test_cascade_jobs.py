@@ -42,8 +42,10 @@ class _Scores:
 def test_the_student_keeps_only_pairs_at_or_above_the_threshold_and_only_labels_of_the_jobs_schema() -> None:
     rows = [[0.9, 0.05, 0.03, 0.02], [0.5, 0.3, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1], [0.05, 0.05, 0.8, 0.1]]
     pairs = [{"query": "q", "ad": {"title": "t"}}] * 4
-    taken = student_outcomes(pairs, _Scores(rows), 0.6, get_schema("esci"), "v1")
+    taken, guesses = student_outcomes(pairs, _Scores(rows), 0.6, get_schema("esci"), "v1")
     assert sorted(taken) == [0, 2, 3]
+    # The pair left to the teacher keeps the student's guess, for review's teacher-student disagreement.
+    assert guesses == {1: {"label": "Exact", "confidence": pytest.approx(0.5)}}
     assert all(isinstance(o, PairOutcome) and o.source == "student" for o in taken.values())
     assert (
         taken[0].label == "Exact"
@@ -51,7 +53,8 @@ def test_the_student_keeps_only_pairs_at_or_above_the_threshold_and_only_labels_
         and taken[0].teacher == "student:fixed/fp32"
     )
     # WANDS has no Complement: the teacher labels that pair.
-    assert sorted(student_outcomes(pairs, _Scores(rows), 0.6, get_schema("wands"), "v1")) == [0, 2]
+    wands_taken, wands_guesses = student_outcomes(pairs, _Scores(rows), 0.6, get_schema("wands"), "v1")
+    assert sorted(wands_taken) == [0, 2] and sorted(wands_guesses) == [1, 3]
 
 
 def _wait(client: httpx.Client, job_id: str) -> dict:
@@ -123,8 +126,10 @@ def test_a_cascade_job_labels_student_first_and_caches_only_the_teachers_answers
             assert line["confidence"] == pytest.approx(max(score.probabilities.values()), abs=1e-5)
         else:
             assert line["source"] == "teacher" and line["teacher"] == job["teacher"]
+            assert line["student"] == {"label": score.label, "confidence": pytest.approx(line["student"]["confidence"])}
+            assert line["student"]["confidence"] == pytest.approx(max(score.probabilities.values()), abs=1e-5)
     assert len(gold) - len(to_student) <= job["teacher_prompts"] < len(gold)
-    assert all(line["source"] == "teacher" for line in teacher_only.values())
+    assert all(line["source"] == "teacher" and "student" not in line for line in teacher_only.values())
     for cid, line in teacher_only.items():
         answered = cascade[cid]["source"] == "teacher" and cascade[cid]["status"] == "completed"
         assert line["cached"] is answered, (cid, line, cascade[cid])
