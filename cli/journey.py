@@ -116,3 +116,8 @@ def journey(
     )
     console.print(table)
     console.print(f"report: [bold]{out / 'report.md'}[/bold]")
+    if review := summary.get("review"):
+        console.print(
+            f"review the teacher's labels: [bold]{review['serve']}[/bold], then open [bold]{review['url']}[/bold] "
+            f"(sign in with the key in {review['key_file']})"
+        )

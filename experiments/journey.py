@@ -144,6 +144,14 @@ def service(cfg: JourneyConfig, log: Callable[[str], None]) -> Iterator[tuple[st
         .stdout.strip()
         .splitlines()[-1]
     )
+    # A reviewer's key for the review page, kept beside the database it belongs to.
+    reviewer = subprocess.run(
+        [AGPO, "keys", "create", "--tenant", "journey", "--name", "reviewer", "--role", "reviewer"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    key_file = cfg.out / "reviewer.key"
+    key_file.write_text(reviewer + "\n")
+    key_file.chmod(0o600)
     # --beat: the stale-chunk sweep re-sends a chunk whose send or worker was lost.
     commands = [["serve", "api", "--port", str(port)]] + ([["worker", "--beat"]] if use_celery else [])
     with running(commands, env, logs) as procs:
@@ -182,6 +190,25 @@ def annotate(url: str, key: str, pool: Path, out: Path, progress: Callable[[int,
         client.download_results(job["id"], out)
     job["wall_seconds"] = seconds
     return job
+
+
+def review_link(cfg: JourneyConfig, url: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Checks that the job's review queue answers a reviewer, and says how to open it after the run."""
+    reviewer = (cfg.out / "reviewer.key").read_text().strip()
+    headers = {"Authorization": f"Bearer {reviewer}"}
+    page = httpx.get(f"{url}/review", timeout=30)
+    queue = httpx.get(f"{url}/v1/jobs/{job['id']}/queue", headers=headers, params={"limit": 1}, timeout=60)
+    queue.raise_for_status()
+    if page.status_code != 200 or queue.json()["total"] != job["request_counts"]["total"]:
+        raise RuntimeError(f"the review page or queue did not answer: {page.status_code}, {queue.text[:200]}")
+    db = (cfg.out / "service.db").resolve()
+    return {
+        "job_id": job["id"],
+        "serve": f"AGPO_DATABASE_URL=sqlite:///{db} agpo serve api --port 8000",
+        "url": f"http://127.0.0.1:8000/review?job={job['id']}",
+        "key_file": str(cfg.out / "reviewer.key"),
+        "queue_total": queue.json()["total"],
+    }
 
 
 def teacher_quality(results: Path, answers: Path) -> dict[str, Any]:
@@ -346,6 +373,7 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         job = annotate(url, key, data.pool, results, progress)
         lap("annotation")
         log(f"job {job['id']} {job['status']}: {job['request_counts']}")
+        review = review_link(cfg, url, job)
         teacher = teacher_quality(results, data.answers)
         teacher_id = job.get("teacher")
         rows, committed = training_rows(data, results, teacher_id)
@@ -435,6 +463,7 @@ def run(cfg: JourneyConfig, log: Callable[[str], None], progress: Callable[[int,
         "teacher_test": teacher_test,
         "live_vs_committed": agreement,
         "cascade": cascade,
+        "review": review,
         "student_data": {"rows": len(rows), "live": len(rows) - committed, "committed": committed},
         "student": {
             k: s.get(k)
@@ -536,6 +565,20 @@ whole curve.
 """
 
 
+def _review_section(review: dict[str, Any] | None) -> str:
+    if not review:
+        return ""
+    return f"""## Review the teacher's labels
+
+The job's {review["queue_total"]:,} labels wait in the review queue, the least sure first. Serve the run's
+database and open the page, signing in with the reviewer's key in `{review["key_file"]}`:
+
+    {review["serve"]}
+    open {review["url"]}
+
+"""
+
+
 def write_report(summary: dict[str, Any], path: Path) -> Path:
     t, s, c, sc = summary["teacher"], summary["student"], summary["job"]["request_counts"], summary["scoring"]
     d, sd = summary["data"], summary["student_data"]
@@ -615,6 +658,7 @@ The student learned from {committed_note}; its checkpoint was chosen on dev ({d[
 
 ![throughput](plots/throughput.png)
 
+{_review_section(summary.get("review"))}
 {_passk_section()}
 ## Timings (s)
 

@@ -222,8 +222,8 @@ async def review_import(
 ) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(422, f"body: not JSON ({exc})", param="body") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise APIError(422, f"body: not JSON, or nested too deeply ({str(exc)[:200]})", param="body") from None
     if isinstance(body, dict):  # our own export, edited and sent back whole
         body = body.get("records" if format == "argilla" else "tasks")
     read = interop.argilla_reviews if format == "argilla" else interop.label_studio_reviews

@@ -37,6 +37,8 @@ NOT_IMPORTED = {
     "packaging": "used by these tests",
     "gguf": "transformers reads the SmolLM2 base's GGUF file with it (from_pretrained(..., gguf_file=...))",
     "python-multipart": "FastAPI parses multipart forms (POST /v1/files) with it",
+    "playwright": "the review page's browser test drives chromium with it",
+    "argilla": "the tests read review exports back with Argilla's own Record.from_dict",
 }
 # Files the core never loads: the in-process and the vLLM teacher backends.
 # Modules for a teacher on this machine: they load its libraries lazily, and the API image runs without them
@@ -100,7 +102,7 @@ def test_the_core_holds_no_torch_trl_transformers_or_onnx():
 def test_the_api_and_the_engine_import_only_the_core():
     """Everything the API, the remote-teacher engine and the domain import, lazily or not, is in core + service."""
     allowed = core() | names(extras()["service"])
-    for path in package_files("relevance", "pipelines", "services"):
+    for path in package_files("relevance", "pipelines", "review", "services"):
         if str(path.relative_to(ROOT)) in LOCAL_BACKENDS:
             continue
         missing = third_party_imports(path) - allowed

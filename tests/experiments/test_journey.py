@@ -27,9 +27,14 @@ def test_quick_journey_writes_a_report_of_real_numbers(tmp_path: Path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"report: {out / 'report.md'}" in done.stdout.replace("\n", "")
+    # It ends with the way to the review page for its job, whose queue answered a reviewer's key during the run.
+    assert "/review?job=job_" in done.stdout.replace("\n", "").split("report:")[-1]
 
     summary = json.loads((out / "summary.json").read_text())
     counts = summary["job"]["request_counts"]
+    review = summary["review"]
+    assert review["job_id"] == summary["job"]["id"] and review["queue_total"] == 64
+    assert review["url"].endswith(f"/review?job={summary['job']['id']}") and (out / "reviewer.key").exists()
     assert summary["job"]["status"] == "completed" and counts["completed"] + counts["failed"] == counts["total"] == 64
     # The service took the teacher's prompt and label method from its model card.
     assert summary["job"]["teacher"].startswith("relevance-teacher-smollm2-more@")
