@@ -10,7 +10,7 @@ CONSTRAINTS := constraints.txt
 WEIGHTS := requirements/weights.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-quick test test-slow lint format bench clean lock check-service-install
+.PHONY: setup demo demo-quick test test-slow lint format bench clean lock check-service-install cascade-synthetic
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(WEIGHTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ demo: $(STAMP)
 
 demo-quick: $(STAMP)
 	$(BIN)/agpo journey --quick
+
+## Student-first labelling on the synthetic benchmark (docs/results/cascade_synthetic.md): the synthetic journey's
+## student and the tiny teacher's labels of its dev and gold-test, made here by the workers' code.
+CASCADE_SYN := runs/cascade-synthetic
+cascade-synthetic: $(STAMP)
+	$(BIN)/agpo journey --data synthetic --out $(CASCADE_SYN)/journey
+	$(BIN)/agpo teacher label $(CASCADE_SYN)/journey/data/dev.jsonl --out $(CASCADE_SYN)/teacher_dev.jsonl
+	$(BIN)/agpo teacher label $(CASCADE_SYN)/journey/data/gold_test.jsonl --out $(CASCADE_SYN)/teacher_test.jsonl
+	$(BIN)/agpo student cascade --student $(CASCADE_SYN)/journey/student \
+	  --dev $(CASCADE_SYN)/journey/data/dev.jsonl --teacher-dev $(CASCADE_SYN)/teacher_dev.jsonl \
+	  --test $(CASCADE_SYN)/journey/data/gold_test.jsonl --teacher-test $(CASCADE_SYN)/teacher_test.jsonl \
+	  --report docs/results/cascade_synthetic.md
 
 ## Lint and the default test suite (slow checks excluded; `make test-slow` runs them).
 test: $(STAMP)

@@ -271,6 +271,37 @@ def eval_cmd(
     console.print(f"report: {json_path}; confusion matrix: {png}")
 
 
+@app.command("label")
+def label_cmd(
+    pairs_file: Annotated[Path, typer.Argument(help="pairs JSONL (the job contract's pairs)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="result lines JSONL to write")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="teacher model dir")] = DEFAULT_MODEL,
+    samples: Annotated[int, typer.Option(min=1, help="samples per pair (label method sample)")] = 2,
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
+    max_tokens: Annotated[int, typer.Option(help="answer length limit")] = 160,
+    method: Annotated[str | None, typer.Option(help="sample, score or overlap (default: the model card's)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="e.g. bfloat16 (default: the stored dtype)")] = None,
+) -> None:
+    """Label a pairs file here, by the workers' code, without the service: result lines of the job contract."""
+    from pipelines.label_file import label_file
+
+    if method not in (None, "sample", "score", "overlap"):
+        raise _fail(f"--method {method!r}: use sample, score or overlap")
+    total = sum(1 for line in pairs_file.read_text(encoding="utf-8").splitlines() if line.strip())
+    bar, advance = _progress_bar(total, f"labelling {pairs_file.name}")
+    with bar or contextlib.nullcontext():
+        try:
+            done = label_file(
+                pairs_file, str(model), out, samples=samples, temperature=temperature, max_tokens=max_tokens,
+                method=method, dtype=dtype, on_batch=(lambda: advance(32)) if advance else None,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except (OSError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    console.print(
+        f"{done['labelled']:,} of {done['pairs']:,} pairs labelled ({done['method']}) in {done['seconds']} s: {out}"
+    )
+
+
 @app.command("prefix-effect")
 def prefix_effect(
     base: Annotated[Path, typer.Option(help="the SFT base the models were trained from")],

@@ -59,6 +59,14 @@ class Arm:
     # "label": the gold label, one-hot; "graded": shares from the raters' mean (``meta.score``, Home Depot's 1-3),
     # a soft target for ``targets: soft`` recipes
     gold_targets: str = "label"
+    # Human review of the teacher's pool labels: this many pool pairs take the raters' label (``meta.label`` of the
+    # pool file) in place of the teacher's, chosen as the review queue orders them ("uncertainty", most uncertain
+    # first, :func:`relevance.votes.uncertainty`) or at random ("random", seeded by the seed), the control
+    reviewed: int = 0
+    review_order: str = "uncertainty"
+
+
+REVIEW_ORDERS = ("uncertainty", "random")
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,10 @@ class ChainConfig:
                 problems.append(f"arm {arm.name!r}: gold_targets must be one of {list(GOLD_TARGETS)}")
             elif arm.gold_targets == "graded" and (arm.flip or GOLD not in arm.uses):
                 problems.append(f"arm {arm.name!r}: graded gold targets need an arm that uses gold and flips none")
+            if arm.reviewed and TEACHER not in arm.uses:
+                problems.append(f"arm {arm.name!r}: reviewed replaces teacher labels, but the arm does not use them")
+            if arm.reviewed < 0 or arm.review_order not in REVIEW_ORDERS:
+                problems.append(f"arm {arm.name!r}: reviewed >= 0 and review_order one of {list(REVIEW_ORDERS)}")
         references = {*names, "bi_encoder", "majority", *(("teacher",) if self.data.test_labels else ())}
         for arm, ref in self.comparisons:
             if arm not in names:
@@ -171,6 +183,34 @@ def gold_as_result(row: dict[str, Any], targets: str = "label") -> dict[str, Any
     return line
 
 
+def reviewed_rows(
+    rows: Sequence[dict[str, Any]], human: dict[str, str], n: int, order: str, seed: int
+) -> list[dict[str, Any]]:
+    """``rows`` (teacher result lines) where ``n`` of them carry the human label instead, certain: the ``n`` the
+    review queue shows first (``order="uncertainty"``), or ``n`` drawn at random by ``seed``."""
+    from relevance.votes import uncertainty
+
+    if n > len(rows):
+        raise ValueError(f"reviewed: {n} pairs asked for, the pool has {len(rows)} teacher labels")
+    if order == "uncertainty":
+        ranked = sorted(
+            range(len(rows)),
+            key=lambda i: (-uncertainty(rows[i]["label"], rows[i].get("distribution") or {}), rows[i]["custom_id"]),
+        )
+    else:
+        ranked = [int(i) for i in np.random.default_rng([seed, 2028]).permutation(len(rows))]
+    chosen = set(ranked[:n])
+    out = []
+    for i, row in enumerate(rows):
+        if i in chosen:
+            label = human.get(row["custom_id"])
+            if label is None:
+                raise ValueError(f"pool pair {row['custom_id']!r} has no meta.label: review needs the raters' labels")
+            row = {**row, "label": label, "confidence": 1.0, "distribution": None}
+        out.append(row)
+    return out
+
+
 def teacher_rows(labels: Sequence[dict[str, Any]], pool: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The teacher's completed result lines with their pairs inline (failed lines carry no label to learn)."""
     rows = []
@@ -193,6 +233,7 @@ class Inputs:
 
     gold: list[dict[str, Any]]
     teacher: list[dict[str, Any]]
+    pool_human: dict[str, str]  # the pool's own human labels (meta.label), for arms that review
     test_pairs: list[tuple[str, str]]
     test_labels: np.ndarray  # schema indices
     schema: str
@@ -203,14 +244,17 @@ def load_inputs(cfg: ChainConfig, schema: str = "esci") -> Inputs:
     from student.data import load_gold
 
     teacher: list[dict[str, Any]] = []
+    human: dict[str, str] = {}
     if cfg.data.pool and cfg.data.pool_labels:
         pool = {row["custom_id"]: row for row in read_jsonl(cfg.data.pool)}
         teacher = teacher_rows(read_jsonl(cfg.data.pool_labels), pool)
+        human = {k: row["meta"]["label"] for k, row in pool.items() if (row.get("meta") or {}).get("label")}
     test = load_gold(cfg.data.test, schema).examples
     sch = get_schema(schema)
     return Inputs(
         gold=read_jsonl(cfg.data.gold) if cfg.data.gold else [],
         teacher=teacher,
+        pool_human=human,
         test_pairs=[(e.query, e.ad_text) for e in test],
         test_labels=np.array([sch.index(e.label) for e in test]),
         schema=schema,
@@ -225,7 +269,10 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
         gold = flip_labels(gold_subset(inputs.gold, pool_ids, n, seed), arm.flip, seed)
         rows += [gold_as_result(r, arm.gold_targets) for r in gold]
     if TEACHER in arm.uses:
-        rows += inputs.teacher
+        teacher = inputs.teacher
+        if arm.reviewed:
+            teacher = reviewed_rows(teacher, inputs.pool_human, arm.reviewed, arm.review_order, seed)
+        rows += teacher
     return rows
 
 
@@ -523,6 +570,9 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
             gold += f", {arm['flip']:.0%} of its Exact/Substitute labels swapped"
         if arm.get("gold_targets") == "graded":
             gold += ", soft targets from the raters' mean (label shares of a normal, sd 0.3, around it)"
+        if arm.get("reviewed"):
+            how = "the review queue's first (most uncertain)" if arm["review_order"] == "uncertainty" else "random"
+            gold += f", {arm['reviewed']:,} {how} pool pairs reviewed: the raters' label replaces the teacher's"
         extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"

@@ -1,5 +1,6 @@
-"""Fixtures shared across the tree: a tiny causal LM, tiny teacher servers (real uvicorn on free local ports),
-and the small synthetic benchmark the student and experiment tests train on."""
+"""Fixtures shared across the tree: a tiny causal LM, tiny teacher servers (real uvicorn on free local ports), a
+fresh PostgreSQL database and a private Redis per module (`infra.py`), and the small synthetic benchmark the
+student and experiment tests train on."""
 
 from __future__ import annotations
 
@@ -120,3 +121,24 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("countdown") / "base"
     build_base(out, BaseRecipe(trace_passes=1, epochs=0.02, hidden=32, layers=1, batch_size=32), command="test")
     return out
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped after the module."""
+    from infra import create_database, drop_database
+
+    name = create_database()
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private redis-server for the module (see :class:`infra.RedisServer`)."""
+    from infra import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -18,6 +18,7 @@ from experiments.value_chain import (
     gold_as_result,
     gold_subset,
     load_chain_config,
+    reviewed_rows,
     run_chain,
     seed_differences,
     seeds_to_resolve,
@@ -116,6 +117,33 @@ def test_graded_gold_carries_the_label_shares_of_the_raters_mean() -> None:
     assert shares == homedepot_label_shares(2.33)
     with pytest.raises(ValueError, match=r"no meta\.score"):
         gold_as_result({**row, "meta": {"label": "Exact"}}, "graded")
+
+
+def test_review_puts_the_raters_label_on_the_pairs_the_queue_shows_first() -> None:
+    from relevance.votes import uncertainty
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        p = rng.dirichlet([1, 1, 1, 1])
+        dist = dict(zip(("Exact", "Substitute", "Complement", "Irrelevant"), map(float, p), strict=True))
+        rows.append(
+            {"custom_id": f"c{i}", "label": max(dist, key=dist.get), "confidence": max(p), "distribution": dist}
+        )
+    human = {r["custom_id"]: "Irrelevant" for r in rows}
+    out = reviewed_rows(rows, human, 10, "uncertainty", seed=0)
+    changed = [o for o, r in zip(out, rows, strict=True) if o is not r]
+    assert len(changed) == 10 and all(o["label"] == "Irrelevant" and o["distribution"] is None for o in changed)
+    cut = sorted((uncertainty(r["label"], r["distribution"]) for r in rows), reverse=True)[9]
+    assert all(uncertainty(r["label"], r["distribution"]) >= cut for r in rows if r["custom_id"] in
+               {o["custom_id"] for o in changed})  # fmt: skip
+    a, b = reviewed_rows(rows, human, 10, "random", 1), reviewed_rows(rows, human, 10, "random", 2)
+    assert [x["label"] for x in a] != [x["label"] for x in b]
+    assert reviewed_rows(rows, human, 10, "random", 1) == a
+    with pytest.raises(ValueError, match=r"no meta\.label"):
+        reviewed_rows(rows, {}, 1, "uncertainty", 0)
+    with pytest.raises(ValueError, match="the pool has 40"):
+        reviewed_rows(rows, human, 41, "uncertainty", 0)
 
 
 def test_configs_name_what_is_wrong(tmp_path: Path) -> None:

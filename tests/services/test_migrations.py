@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import create_database, drop_database
+from infra import create_database, drop_database
 from sqlalchemy import create_engine, text
 
 # Each process loads everything first, then waits for the same instant: their migrations overlap for sure.

@@ -133,3 +133,48 @@ def test_a_cascade_job_labels_student_first_and_caches_only_the_teachers_answers
     for cid, line in teacher_only.items():
         answered = cascade[cid]["source"] == "teacher" and cascade[cid]["status"] == "completed"
         assert line["cached"] is answered, (cid, line, cascade[cid])
+
+
+def test_a_cascade_job_through_celery_on_postgresql_keeps_the_same_routing(
+    tmp_path: Path, exported_student: Path, student_bench: Path, pg_url: str, redis_server
+) -> None:  # type: ignore[no-untyped-def]
+    """The production path: the API hands chunks to a Celery worker process over Redis, results in PostgreSQL. The
+    worker loads the student itself; the routing, the student's guesses and the review queue's source filter hold."""
+    gold = read_pairs_jsonl(student_bench / "gold_test.jsonl").pairs[:30]
+    direct = Scorer(exported_student, "fp32").score(gold)
+    confidence = np.array([max(s.probabilities.values()) for s in direct])
+    threshold = float(np.median(confidence))
+    to_student = {p.custom_id for p, c in zip(gold, confidence, strict=True) if c >= threshold}
+    pairs = [p.model_dump(mode="json", exclude={"meta"}) for p in gold]
+    port = free_port()
+    env = {
+        "AGPO_DATABASE_URL": pg_url,
+        "AGPO_BROKER_URL": redis_server.url,
+        "AGPO_QUEUE": "celery",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(ROOT / "models/relevance-teacher"),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "112",
+        "AGPO_CHUNK_SIZE": "10",
+        "AGPO_STUDENT_MODEL": str(exported_student),
+        "AGPO_STUDENT_VARIANT": "fp32",
+    }
+    url = f"http://127.0.0.1:{port}"
+    commands = [["serve", "api", "--port", str(port)], ["worker"]]
+    with running(commands, env, tmp_path, names=["api", "worker"]), httpx.Client(base_url=url, timeout=60) as c:
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        created = c.post("/v1/jobs", json={"pairs": pairs, "mode": "cascade", "cascade_threshold": threshold})
+        assert created.status_code == 201, created.text
+        job = _wait(c, created.json()["id"])
+        lines = _results(c, job["id"])
+        from_student = c.get(f"/v1/jobs/{job['id']}/queue", params={"source": "student", "limit": 50}).json()
+        disagreements = c.get(f"/v1/jobs/{job['id']}/queue", params={"limit": 1}).json()["items"]
+    assert job["status"] == "completed" and job["request_counts"]["completed"] + job["request_counts"]["failed"] == 30
+    assert {cid for cid, line in lines.items() if line["source"] == "student"} == to_student
+    teacher_lines = [line for line in lines.values() if line["source"] == "teacher" and line["label"]]
+    assert teacher_lines and all(line["student"]["label"] in direct[0].probabilities for line in teacher_lines)
+    assert {i["custom_id"] for i in from_student["items"]} == to_student
+    # The queue's first pair is one the teacher failed, or one where the student disagreed, if any exists.
+    if any(line["label"] is None or line["student"]["label"] != line["label"] for line in teacher_lines):
+        top = lines[disagreements[0]["custom_id"]]
+        assert top["label"] is None or top["student"]["label"] != top["label"]
