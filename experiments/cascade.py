@@ -154,7 +154,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         point = (c["student_share"], c["macro_f1"])
         ax.annotate(f"{c['target']:.0%}", point, textcoords="offset points", xytext=(4, 4))
     ax.set_xlabel("share of teacher calls saved (pairs the student labels)")
-    ax.set_ylabel("macro-F1 on test (human labels)")
+    ax.set_ylabel("macro-F1 on test (gold labels)")
     ax.set_title("student-first labelling (dots: thresholds chosen on dev)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -189,8 +189,8 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
             "",
             f"Student `{summary['student']}`. Thresholds chosen on dev ({summary['dev']['pairs']:,} pairs, the "
             f"teacher's labels in `{summary['dev']['teacher']}`), judged on test ({summary['test']['pairs']:,} "
-            f"pairs) against human labels. The student and the teacher agree on {agree['dev']:.1%} of dev pairs and "
-            f"{agree['test']:.1%} of test pairs.",
+            f"pairs) against its gold labels (meta.label). The student and the teacher agree on "
+            f"{agree['dev']:.1%} of dev pairs and {agree['test']:.1%} of test pairs.",
             "",
             "| agreement target (dev) | threshold | saved on dev | saved on test | agreement on test | macro-F1 | "
             "minus teacher alone [95%] | kappa | accuracy |",

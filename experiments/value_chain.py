@@ -307,6 +307,12 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
         **{k: metrics[k] for k in ("accuracy", "macro_f1", "cohen_kappa")},
         "predictions": pred.tolist(),
     }
+    if arm.reviewed:
+        # how many reviewed pairs the raters overturned: what review was worth before any training
+        teacher = {row["custom_id"]: row["label"] for row in inputs.teacher}
+        summary["review_overturned"] = sum(
+            row["label"] != teacher[row["custom_id"]] for row in rows if row["custom_id"] in teacher
+        )
     (out / "eval.json").write_text(json.dumps(summary))
     # Metrics and predictions stay; 90 MB of weights per run do not.
     shutil.rmtree(out / "model", ignore_errors=True)
@@ -455,6 +461,8 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
             "cohen_kappa": mean_std_cell([r["cohen_kappa"] for r in rs], "seeds", 4),
             "train_seconds": mean_std_cell([r["train_seconds"] for r in rs], "seeds", 1),
         }
+        if arm.reviewed:
+            table[arm.name]["review_overturned"] = mean_std_cell([r["review_overturned"] for r in rs], "seeds", 1)
     for name, pred in references.items():
         level = bootstrap_f1(y, pred, None, k, cfg.bootstrap)
         table[name] = {"macro_f1": level["mean"], "macro_f1_95": level, "cohen_kappa": round(kappa(pred), 4)}
@@ -573,6 +581,9 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
         if arm.get("reviewed"):
             how = "the review queue's first (most uncertain)" if arm["review_order"] == "uncertainty" else "random"
             gold += f", {arm['reviewed']:,} {how} pool pairs reviewed: the raters' label replaces the teacher's"
+            overturned = summary["table"].get(arm["name"], {}).get("review_overturned")
+            if overturned:
+                gold += f" (the raters overturned {overturned['mean']:,.0f} of them, mean over seeds)"
         extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"
