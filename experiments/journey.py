@@ -201,10 +201,10 @@ def review_link(cfg: JourneyConfig, url: str, job: dict[str, Any]) -> dict[str, 
     queue.raise_for_status()
     if page.status_code != 200 or queue.json()["total"] != job["request_counts"]["total"]:
         raise RuntimeError(f"the review page or queue did not answer: {page.status_code}, {queue.text[:200]}")
-    db = (cfg.out / "service.db").resolve()
     return {
         "job_id": job["id"],
-        "serve": f"AGPO_DATABASE_URL=sqlite:///{db} agpo serve api --port 8000",
+        # the path as given: relative to where the journey ran, as the rest of the report's paths
+        "serve": f"AGPO_DATABASE_URL=sqlite:///{cfg.out / 'service.db'} agpo serve api --port 8000",
         "url": f"http://127.0.0.1:8000/review?job={job['id']}",
         "key_file": str(cfg.out / "reviewer.key"),
         "queue_total": queue.json()["total"],
