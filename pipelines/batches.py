@@ -27,6 +27,10 @@ COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 PURPOSE = "batch"
 
 
+def completion_window(name: str) -> timedelta:
+    return COMPLETION_WINDOWS.get(name, timedelta(hours=24))
+
+
 def new_file_id() -> str:
     return f"file-{uuid.uuid4().hex[:24]}"
 
@@ -125,8 +129,11 @@ def unix(dt: datetime | None) -> int | None:
     return None if dt is None else int(dt.timestamp())
 
 
-def batch_status(job: Any) -> str:
-    """The job's state in the Batch API's words (validating happens inside the create call, so never shows)."""
+def batch_status(job: Any, expired: bool = False) -> str:
+    """The job's state in the Batch API's words (validating happens inside the create call, so never shows). An
+    expired batch reads ``expired`` once the work in hand has stopped."""
+    if expired:
+        return "expired" if job.status in ("failed", "cancelled", "completed") else "cancelling"
     if job.status in ("failed", "cancelled", "completed"):
         return str(job.status)
     if job.cancel_requested:
@@ -138,10 +145,11 @@ def batch_status(job: Any) -> str:
 
 def batch_view(batch: Any, job: Any) -> dict[str, Any]:
     """The batch object as ``GET /v1/batches/{id}`` returns it."""
-    status = batch_status(job)
-    done = status in ("completed", "cancelled", "failed")
+    expired_at = getattr(batch, "expired_at", None)
+    status = batch_status(job, expired=expired_at is not None)
+    done = status in ("completed", "cancelled", "failed", "expired")
     rejected_or_failed = job.failed + job.rejected + job.cancelled > 0
-    window = COMPLETION_WINDOWS.get(batch.completion_window, timedelta(hours=24))
+    window = completion_window(batch.completion_window)
     return {
         "id": batch.id,
         "object": "batch",
@@ -158,7 +166,7 @@ def batch_view(batch: Any, job: Any) -> dict[str, Any]:
         "finalizing_at": None,
         "completed_at": unix(job.completed_at) if status == "completed" else None,
         "failed_at": unix(job.completed_at) if status == "failed" else None,
-        "expired_at": None,
+        "expired_at": unix(expired_at),
         "cancelling_at": None,
         "cancelled_at": unix(job.completed_at) if status == "cancelled" else None,
         # Lines rejected at creation and pairs a cancel stopped count as failed requests, as in OpenAI's batches.
@@ -190,13 +198,17 @@ def output_line(batch_id: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def error_line(batch_id: str, problem: dict[str, Any]) -> dict[str, Any]:
-    """A line of the error file from a line of the job's errors file (a rejected line or a failed pair)."""
+def error_line(batch_id: str, problem: dict[str, Any], *, expired: bool = False) -> dict[str, Any]:
+    """A line of the error file from a line of the job's errors file (a rejected line or a failed pair). In an
+    expired batch the pairs its cancel stopped carry OpenAI's code for them, ``batch_expired``."""
     custom_id = problem.get("custom_id")
     where = f"line {problem['line']}" + (f", {problem['field']}" if problem.get("field") else "")
+    code, message = problem.get("kind", "failed"), problem["message"]
+    if expired and code == "cancelled":
+        code, message = "batch_expired", "the batch's completion window ran out before this pair was labelled"
     return {
         "id": _request_id(batch_id, custom_id or f"line-{problem['line']}"),
         "custom_id": custom_id,
         "response": None,
-        "error": {"code": problem.get("kind", "failed"), "message": f"{where}: {problem['message']}"},
+        "error": {"code": code, "message": f"{where}: {message}"},
     }

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.annotate import LabelRequest
-from pipelines.db.models import Chunk, Job, JobError, JobItem, utcnow
+from pipelines.db.models import Batch, Chunk, Job, JobError, JobItem, utcnow
 from pipelines.requests import job_columns
 from relevance.pairs import Pair, RowError, paused_gc
 
@@ -405,3 +405,29 @@ def errors_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["line"] if more and rows else None)
+
+
+def expire_batch(session: Session, batch: Batch, now: datetime | None = None) -> bool:
+    """When ``batch``'s completion window has run out and its job is not finished: mark it expired and cancel
+    what is left (results so far stay, as OpenAI's batches keep theirs). True when it expired now."""
+    from pipelines.batches import completion_window
+
+    now = now or utcnow()
+    job = session.get(Job, batch.job_id)
+    if batch.expired_at is not None or job is None or job.status in TERMINAL:
+        return False
+    created = aware(batch.created_at)
+    assert created is not None
+    if now < created + completion_window(batch.completion_window):
+        return False
+    batch.expired_at = now
+    request_cancel(session, job)
+    return True
+
+
+def expire_overdue_batches(session: Session, now: datetime | None = None) -> int:
+    """Expire every batch whose window has run out (the sweep calls it); returns how many."""
+    open_batches = session.scalars(
+        select(Batch).join(Job, Job.id == Batch.job_id).where(Batch.expired_at.is_(None), Job.status.not_in(TERMINAL))
+    )
+    return sum(expire_batch(session, b, now) for b in list(open_batches))

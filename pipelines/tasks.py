@@ -13,6 +13,8 @@ from celery import Task, shared_task
 
 from pipelines.celery_app import PROCESS_CHUNK, SWEEP_STALE_CHUNKS
 from pipelines.chunks import stale_chunks
+from pipelines.db.session import session_scope
+from pipelines.jobs import expire_overdue_batches
 from pipelines.runtime import run_chunk, worker_name
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ def process_chunk_task(self: Task, chunk_id: int) -> dict[str, object]:
 @shared_task(bind=True, name=SWEEP_STALE_CHUNKS)
 def sweep_task(self: Task) -> int:
     settings = self.app.settings
+    with session_scope(settings.database_url) as session:
+        if expired := expire_overdue_batches(session):
+            log.info("expired %d batches past their completion window", expired)
     ids = stale_chunks(settings.database_url, settings.requeue_after_seconds)
     for chunk_id in ids:
         self.app.send_task(PROCESS_CHUNK, args=[chunk_id], retry=False)

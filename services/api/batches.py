@@ -67,6 +67,10 @@ def _batch(db: Session, tenant: str, batch_id: str) -> Batch:
 
 
 def _view(db: Session, b: Batch) -> dict[str, Any]:
+    # A window that ran out is noticed here too, not only by the sweep: a server without workers' beat (the
+    # embedded default) still expires its batches.
+    if job_store.expire_batch(db, b):
+        db.flush()
     job = job_store.get_job(db, None, b.job_id)
     return BatchOut(**batch_format.batch_view(b, job)).model_dump(mode="json")
 
@@ -130,8 +134,9 @@ def file_content(file_id: str, tenant: Tenant, db: DB, settings: SettingsDep) ->
         return Response(_stored_file(db, tenant, file_id).content, media_type=JSONL)
     batch_id, kind = result_file
     b = _batch(db, tenant, batch_id)
-    lines = _output_lines if kind == "output" else _error_lines
-    return StreamingResponse(lines(settings, b.id, b.job_id), media_type=JSONL)
+    if kind == "output":
+        return StreamingResponse(_output_lines(settings, b.id, b.job_id), media_type=JSONL)
+    return StreamingResponse(_error_lines(settings, b.id, b.job_id, b.expired_at is not None), media_type=JSONL)
 
 
 def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
@@ -139,9 +144,9 @@ def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[by
         yield jsonl_bytes([batch_format.output_line(batch_id, r) for r in rows if r.get("status") == "completed"])
 
 
-def _error_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
+def _error_lines(settings: Settings, batch_id: str, job_id: str, expired: bool) -> Iterator[bytes]:
     for rows in paged(settings, job_id, partial(job_store.errors_page, cancelled=True)):
-        yield jsonl_bytes([batch_format.error_line(batch_id, r) for r in rows])
+        yield jsonl_bytes([batch_format.error_line(batch_id, r, expired=expired) for r in rows])
 
 
 @router.post(

@@ -175,7 +175,7 @@ class BatchOut(BaseModel):
     input_file_id: str
     completion_window: str
     status: str = Field(
-        ..., description="in_progress, finalizing, completed, failed, cancelling, cancelled (OpenAI's names)"
+        ..., description="in_progress, finalizing, completed, failed, expired, cancelling, cancelled (OpenAI's names)"
     )
     output_file_id: str | None = None
     error_file_id: str | None = None

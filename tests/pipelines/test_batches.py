@@ -81,6 +81,9 @@ def test_job_states_read_as_batch_statuses() -> None:
     assert batch_status(_job(cancel_requested=True, status="cancelling")) == "cancelling"
     for terminal in ("completed", "cancelled", "failed"):
         assert batch_status(_job(status=terminal)) == terminal
+        # an expired batch reads expired once its work has stopped, cancelling until then
+        assert batch_status(_job(status=terminal), expired=True) == "expired"
+    assert batch_status(_job(cancel_requested=True, status="cancelling"), expired=True) == "cancelling"
 
 
 def test_the_batch_view_names_result_files_only_once_the_batch_ended() -> None:
