@@ -127,3 +127,39 @@ def test_a_reviewer_reviews_five_pairs_with_the_keyboard(
         refused = CliRunner().invoke(app, ["review", "export", "job_nope", "--out", str(out), "--url", url,
                                            "--key", reviewer_key])  # fmt: skip
         assert refused.exit_code != 0 and "404" in refused.output
+
+
+def test_on_a_server_without_keys_the_reviewer_names_themselves_once(
+    playwright_browser, teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    env = {
+        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'open.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "20",
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running([["serve", "api", "--port", str(port)]], env, tmp_path, names=["api"]):
+        wait_until(lambda: answers(url + "/healthz"), 120, "the API")
+        api = httpx.Client(base_url=url, timeout=30)
+        job = api.post("/v1/jobs", json={"pairs": pool_pairs[:4]}).json()
+        wait_until(lambda: api.get(f"/v1/jobs/{job['id']}").json()["status"] == "completed", 180, "the job")
+        page = playwright_browser.new_page()
+        page.goto(f"{url}/review?job={job['id']}")
+        page.wait_for_selector("#name:not([hidden])")
+        assert "give your name" in page.inner_text("#login-error")
+        page.fill("#name", "bea")
+        page.press("#name", "Enter")
+        page.wait_for_selector("#item .query")
+        shown = page.get_attribute("#item", "data-custom-id")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"document.querySelector('#status').textContent.startsWith('saved {shown}')")
+        page.reload()  # remembered: no second question
+        page.wait_for_selector("#item .query")
+        assert page.is_hidden("#login")
+        page.close()
+        (review,) = api.get(f"/v1/jobs/{job['id']}/reviews").json()["data"]
+    assert review["reviewer"] == "bea" and review["custom_id"] == shown
