@@ -10,7 +10,7 @@ CONSTRAINTS := constraints.txt
 WEIGHTS := requirements/weights.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-quick test test-slow lint format bench clean lock check-service-install cascade-synthetic
+.PHONY: setup demo demo-quick test test-slow lint format bench clean lock check-service-install cascade-synthetic browser
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(WEIGHTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ cascade-synthetic: $(STAMP)
 	  --test $(CASCADE_SYN)/journey/data/gold_test.jsonl --teacher-test $(CASCADE_SYN)/teacher_test.jsonl \
 	  --report docs/results/cascade_synthetic.md
 
+## The review page's browser test drives Debian's chromium (Playwright never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 ## Lint and the default test suite (slow checks excluded; `make test-slow` runs them).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
