@@ -54,6 +54,13 @@ class CeleryDispatcher:
         pass
 
 
+def send_webhooks(settings: Settings) -> int:
+    """The due job webhooks, sent (the sweep's second duty)."""
+    from pipelines.webhooks import deliver_due
+
+    return deliver_due(settings.database_url, settings.webhook_secret, max_attempts=settings.webhook_max_attempts)
+
+
 class LocalDispatcher:
     """One daemon thread that runs chunks in order, and a sweeper that re-sends stale ones."""
 
@@ -85,6 +92,7 @@ class LocalDispatcher:
             try:
                 for chunk_id in stale_chunks(self.settings.database_url, self.settings.requeue_after_seconds):
                     self.queue.put(chunk_id)
+                send_webhooks(self.settings)
             except Exception:
                 log.exception("stale-chunk sweep failed")
 

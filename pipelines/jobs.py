@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pipelines import webhooks
 from pipelines.annotate import LabelRequest
 from pipelines.db.models import Batch, Chunk, Job, JobError, JobItem, utcnow
 from pipelines.requests import job_columns
@@ -86,6 +87,7 @@ def create_job(
     idempotency_key: str | None = None,
     max_pending: int | None = None,
     metadata: dict[str, Any] | None = None,
+    webhook_url: str | None = None,
 ) -> CreatedJob:
     """Store a job, its items (bulk inserts) and its chunks; the caller dispatches ``chunk_ids``.
 
@@ -121,6 +123,7 @@ def create_job(
         teacher_seconds=0.0,
         cancel_requested=False,
         metadata_=metadata,
+        webhook_url=webhook_url,
     )
     session.add(job)
     try:
@@ -297,6 +300,7 @@ def finalize_job(session: Session, job_id: str) -> str | None:
         return None
     job.status = "cancelled" if job.cancel_requested else "completed"
     job.completed_at = utcnow()
+    webhooks.enqueue(session, job, job_view(job))
     return job.status
 
 
@@ -325,6 +329,7 @@ def job_view(job: Job) -> dict[str, Any]:
         },
         "teacher_prompts": job.teacher_prompts,
         "metadata": job.metadata_,
+        "webhook_url": job.webhook_url,
         "created_at": aware(job.created_at),
         "started_at": aware(job.started_at),
         "completed_at": aware(job.completed_at),

@@ -125,7 +125,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=1, description="pairs per Celery task")
     lease_seconds: float = Field(600.0, gt=0, description="a chunk's lease; must exceed the longest chunk")
     requeue_after_seconds: float = Field(900.0, gt=0, description="re-send chunks queued this long without a claim")
-    beat_interval_seconds: float = Field(30.0, gt=0, description="how often the sweep looks for stale chunks")
+    beat_interval_seconds: float = Field(
+        30.0, gt=0, description="how often the sweep looks for stale chunks and sends due webhooks"
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="Standard Webhooks secret (whsec_<base64>) that signs job webhooks; unset: sent unsigned",
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=50, description="tries per webhook before it is given up")
     fair_slice_seconds: float = Field(
         10.0,
         gt=0,

@@ -14,6 +14,7 @@ from celery import Task, shared_task
 from pipelines.celery_app import PROCESS_CHUNK, SWEEP_STALE_CHUNKS
 from pipelines.chunks import stale_chunks
 from pipelines.db.session import session_scope
+from pipelines.dispatch import send_webhooks
 from pipelines.jobs import expire_overdue_batches
 from pipelines.runtime import run_chunk, worker_name
 
@@ -32,6 +33,8 @@ def sweep_task(self: Task) -> int:
     with session_scope(settings.database_url) as session:
         if expired := expire_overdue_batches(session):
             log.info("expired %d batches past their completion window", expired)
+    if sent := send_webhooks(settings):
+        log.info("sent %d job webhooks", sent)
     ids = stale_chunks(settings.database_url, settings.requeue_after_seconds)
     for chunk_id in ids:
         self.app.send_task(PROCESS_CHUNK, args=[chunk_id], retry=False)

@@ -117,6 +117,7 @@ def store_job(
     *,
     idempotency_key: str | None = None,
     metadata: dict[str, Any] | None = None,
+    webhook_url: str | None = None,
 ) -> job_store.CreatedJob:
     """The job for ``batch``, flushed but not committed; a reused key or a full queue is the client's error."""
     try:
@@ -131,6 +132,7 @@ def store_job(
             chunk_size=settings.chunk_size,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            webhook_url=webhook_url,
             max_pending=settings.tenant_max_pending_pairs,
         )
     except job_store.IdempotencyConflictError as exc:
@@ -167,8 +169,11 @@ def _new_job(
     settings: Settings,
     idempotency_key: str | None,
     metadata: dict[str, Any] | None,
+    webhook_url: str | None = None,
 ) -> JSONResponse:
-    created = store_job(db, tenant, batch, label, settings, idempotency_key=idempotency_key, metadata=metadata)
+    created = store_job(
+        db, tenant, batch, label, settings, idempotency_key=idempotency_key, metadata=metadata, webhook_url=webhook_url
+    )
     return created_response(db, request, created, JobOut(**job_store.job_view(created.job)).model_dump(mode="json"))
 
 
@@ -234,6 +239,7 @@ def create_job(
         settings=settings,
         idempotency_key=idempotency_key,
         metadata=body.metadata,
+        webhook_url=body.webhook_url,
     )
 
 

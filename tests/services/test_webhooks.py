@@ -1,0 +1,75 @@
+"""A job that ends tells its webhook: a real receiver (uvicorn on a free port) refuses the first try and takes the
+second; the event arrives signed as Standard Webhooks sign, verified with the `standardwebhooks` library, once
+taken and never again. The API runs in process on the local queue with the tiny teacher."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+from standardwebhooks import Webhook
+
+from pipelines.db.models import WebhookDelivery
+from pipelines.db.session import session_scope
+from pipelines.settings import Settings
+from services.api import create_app
+
+SECRET = "whsec_" + base64.b64encode(b"agpo-test-webhook-secret-32bytes").decode()
+
+
+def receiver(calls: list[tuple[dict[str, str], bytes]]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        calls.append((dict(request.headers), await request.body()))
+        return Response(status_code=503 if len(calls) == 1 else 204)  # the first try fails
+
+    return app
+
+
+def test_a_finished_job_tells_its_webhook_signed_and_retried(
+    teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path, serve_app
+) -> None:  # type: ignore[no-untyped-def]
+    calls: list[tuple[dict[str, str], bytes]] = []
+    env = {
+        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "20",
+        "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
+        "AGPO_WEBHOOK_SECRET": SECRET,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = Settings()
+    with serve_app(receiver(calls)) as hook_url, TestClient(create_app(settings)) as http:
+        bad = http.post("/v1/jobs", json={"pairs": pool_pairs[:2], "webhook_url": "ftp://example.com/x"})
+        assert bad.status_code == 422 and "webhook_url" in bad.text
+        created = http.post("/v1/jobs", json={"pairs": pool_pairs[:6], "webhook_url": f"{hook_url}/hook"})
+        assert created.status_code == 201 and created.json()["webhook_url"] == f"{hook_url}/hook"
+        job_id = created.json()["id"]
+        deadline = time.monotonic() + 120
+        while len(calls) < 2:
+            assert time.monotonic() < deadline, f"webhook calls so far: {len(calls)}"
+            time.sleep(0.2)
+        time.sleep(3)  # a delivered event is never sent again
+        http.app.state.dispatcher.worker.join(timeout=0.1)
+    assert len(calls) == 2
+    (h1, b1), (h2, b2) = calls
+    assert h1["webhook-id"] == h2["webhook-id"] and b1 == b2  # a retry is the same message
+    event = Webhook(SECRET).verify(b2, {k: v for k, v in h2.items() if k.startswith("webhook-")})
+    assert event["type"] == "job.completed" and event["data"]["id"] == job_id
+    assert event["data"]["request_counts"]["total"] == 6 and event["data"]["status"] == "completed"
+    with pytest.raises(Exception):  # noqa: B017, PT011 - any verification error: a forged body
+        Webhook(SECRET).verify(b2.replace(b"completed", b"cancelled"), {k: v for k, v in h2.items()})
+    with session_scope(settings.database_url) as s:
+        (delivery,) = s.query(WebhookDelivery).all()
+        assert delivery.attempts == 2 and delivery.delivered_at is not None and delivery.last_error is None
