@@ -160,25 +160,10 @@ class CreateBatchRequest(BaseModel):
     completion_window: str = Field("24h", max_length=16, description="24h")
     metadata: dict[str, str] | None = Field(None, description="free key/values returned with the batch")
 
-    webhook_url: str | None = Field(
-        None,
-        description="an http(s) URL told when the job ends (POST, type job.completed or job.cancelled, the job as "
-        "data; signed as Standard Webhooks sign with AGPO_WEBHOOK_SECRET)",
-    )
-
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         return check_metadata(v)
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_url(cls, v: str | None) -> str | None:
-        from pipelines.webhooks import check_url
-
-        if v is not None and (problem := unstorable(v)):
-            raise ValueError(f"webhook_url {problem}")
-        return None if v is None else check_url(v)
 
 
 class FileOut(BaseModel):
