@@ -22,6 +22,7 @@ from pipelines.db.session import session_scope
 from pipelines.prompt_fit import TOO_LONG, prompt_meter
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
+from pipelines.webhooks import check_url
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
 from services.api.deps import DB, CallerDep, SettingsDep, Tenant, label_request, with_mode
@@ -268,8 +269,16 @@ async def create_job_jsonl(
     seed: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     mode: Annotated[JobMode | None, Query(description=MODE_DESCRIPTION)] = None,
     cascade_threshold: Annotated[float | None, Query(gt=0.0, le=1.0, description=THRESHOLD_DESCRIPTION)] = None,
+    webhook_url: Annotated[str | None, Query(max_length=2048, description="told when the job ends")] = None,
 ) -> JSONResponse:
     """One pair per line. Bad lines do not stop the job: they go to its errors file with their line numbers."""
+    if webhook_url is not None:
+        try:
+            if problem := unstorable(webhook_url):
+                raise ValueError(f"webhook_url {problem}")
+            check_url(webhook_url)
+        except ValueError as exc:
+            raise APIError(422, str(exc), param="webhook_url") from None
     options = AnnotateOptions(
         label_schema=label_schema,
         prompt_template=prompt_template,
@@ -312,6 +321,7 @@ async def create_job_jsonl(
         settings=settings,
         idempotency_key=idempotency_key,
         metadata=None,
+        webhook_url=webhook_url,
     )
 
 

@@ -5,6 +5,7 @@ taken and never again. The API runs in process on the local queue with the tiny 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -21,13 +22,18 @@ from services.api import create_app
 SECRET = "whsec_" + base64.b64encode(b"agpo-test-webhook-secret-32bytes").decode()
 
 
-def receiver(calls: list[tuple[dict[str, str], bytes]]) -> FastAPI:
+def receiver(calls: list[tuple[dict[str, str], bytes]], uploads: list[bytes]) -> FastAPI:
     app = FastAPI()
 
     @app.post("/hook")
     async def hook(request: Request) -> Response:
         calls.append((dict(request.headers), await request.body()))
         return Response(status_code=503 if len(calls) == 1 else 204)  # the first try fails
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        uploads.append(await request.body())
+        return Response(status_code=204)
 
     return app
 
@@ -36,6 +42,7 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
     teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path, serve_app
 ) -> None:  # type: ignore[no-untyped-def]
     calls: list[tuple[dict[str, str], bytes]] = []
+    uploads: list[bytes] = []
     env = {
         "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
         "AGPO_QUEUE": "local",
@@ -50,19 +57,26 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
         for key, value in env.items():
             mp.setenv(key, value)
         settings = Settings()
-    with serve_app(receiver(calls)) as hook_url, TestClient(create_app(settings)) as http:
+    with serve_app(receiver(calls, uploads)) as hook_url, TestClient(create_app(settings)) as http:
         bad = http.post("/v1/jobs", json={"pairs": pool_pairs[:2], "webhook_url": "ftp://example.com/x"})
         assert bad.status_code == 422 and "webhook_url" in bad.text
+        jsonl = "".join(json.dumps(p) + "\n" for p in pool_pairs[:2])
+        refused = http.post("/v1/jobs/jsonl", params={"webhook_url": "nowhere"}, content=jsonl)
+        assert refused.status_code == 422 and refused.json()["error"]["param"] == "webhook_url"
+        upload = http.post("/v1/jobs/jsonl", params={"webhook_url": f"{hook_url}/upload"}, content=jsonl)
+        assert upload.status_code == 201 and upload.json()["webhook_url"] == f"{hook_url}/upload"
+        upload_id = upload.json()["id"]
         created = http.post("/v1/jobs", json={"pairs": pool_pairs[:6], "webhook_url": f"{hook_url}/hook"})
         assert created.status_code == 201 and created.json()["webhook_url"] == f"{hook_url}/hook"
         job_id = created.json()["id"]
         deadline = time.monotonic() + 120
-        while len(calls) < 2:
+        while len(calls) < 2 or not uploads:
             assert time.monotonic() < deadline, f"webhook calls so far: {len(calls)}"
             time.sleep(0.2)
         time.sleep(3)  # a delivered event is never sent again
         http.app.state.dispatcher.worker.join(timeout=0.1)
-    assert len(calls) == 2
+    assert len(calls) == 2 and len(uploads) == 1
+    assert json.loads(uploads[0])["data"]["id"] == upload_id
     (h1, b1), (h2, b2) = calls
     assert h1["webhook-id"] == h2["webhook-id"] and b1 == b2  # a retry is the same message
     event = Webhook(SECRET).verify(b2, {k: v for k, v in h2.items() if k.startswith("webhook-")})
@@ -71,5 +85,5 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
     with pytest.raises(Exception):  # noqa: B017, PT011 - any verification error: a forged body
         Webhook(SECRET).verify(b2.replace(b"completed", b"cancelled"), {k: v for k, v in h2.items()})
     with session_scope(settings.database_url) as s:
-        (delivery,) = s.query(WebhookDelivery).all()
+        (delivery,) = s.query(WebhookDelivery).filter(WebhookDelivery.url.endswith("/hook")).all()
         assert delivery.attempts == 2 and delivery.delivered_at is not None and delivery.last_error is None
