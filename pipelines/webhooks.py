@@ -19,13 +19,16 @@ from sqlalchemy.orm import Session
 
 from pipelines.db.models import Job, WebhookDelivery, utcnow
 from pipelines.db.session import session_scope
+from relevance.pairs import unstorable
 
 log = logging.getLogger(__name__)
 MAX_URL_CHARS = 2048
 
 
 def check_url(url: str) -> str:
-    """A webhook URL a worker can call; a ValueError says what is wrong."""
+    """A webhook URL a worker can call and the database can store; a ValueError says what is wrong."""
+    if problem := unstorable(url):
+        raise ValueError(f"webhook_url {problem}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"webhook_url {url[:80]!r}: use an http:// or https:// URL")

@@ -77,3 +77,16 @@ def _redis_up(redis, url: str) -> bool:  # type: ignore[no-untyped-def]
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except Exception:
         return False
+
+
+def settings_from_env(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """:class:`pipelines.settings.Settings` read from ``AGPO_*`` variables as a served process reads them, without
+    touching this process's environment or the ``get_settings()`` cache."""
+    import pytest
+
+    from pipelines.settings import Settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        return Settings()

@@ -274,8 +274,6 @@ async def create_job_jsonl(
     """One pair per line. Bad lines do not stop the job: they go to its errors file with their line numbers."""
     if webhook_url is not None:
         try:
-            if problem := unstorable(webhook_url):
-                raise ValueError(f"webhook_url {problem}")
             check_url(webhook_url)
         except ValueError as exc:
             raise APIError(422, str(exc), param="webhook_url") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from infra import settings_from_env
 
 from pipelines.db.models import Job
 from pipelines.db.session import migrate, session_scope
@@ -28,10 +29,7 @@ LABELS = ("Exact", "Substitute", "Complement", "Irrelevant")
 
 
 def _settings(env: dict[str, str]) -> Settings:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        return Settings()
+    return settings_from_env(env)
 
 
 def _env(db: Path, teacher_dir: Path, auth: bool) -> dict[str, str]:

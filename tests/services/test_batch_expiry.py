@@ -10,13 +10,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
+from infra import settings_from_env
 from openai import OpenAI
 
 from pipelines.db.models import Batch
 from pipelines.db.session import session_scope
-from pipelines.settings import Settings
 from services.api import create_app
 
 
@@ -32,10 +31,7 @@ def test_an_overdue_batch_expires_and_keeps_what_was_labelled(
         "AGPO_MAX_TOKENS": "20",
         "AGPO_CHUNK_SIZE": "10",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
+    settings = settings_from_env(env)
     pairs = pool_pairs[:300]
     lines = [
         {"custom_id": p["custom_id"], "method": "POST", "url": "/v1/annotate",

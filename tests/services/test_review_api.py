@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from infra import settings_from_env
 from sklearn.metrics import cohen_kappa_score
 
 from pipelines.db.models import JobItem
@@ -52,10 +53,7 @@ def rv(teacher_dir: Path, pool_pairs: list[dict], tmp_path_factory: pytest.TempP
         "AGPO_MAX_TOKENS": "20",
         "AGPO_CHUNK_SIZE": "8",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
+    settings = settings_from_env(env)
     migrate(settings.database_url)
     with session_scope(settings.database_url) as s:
         keys = {

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
+from infra import settings_from_env
 from standardwebhooks import Webhook
 
 from pipelines.db.models import WebhookDelivery
 from pipelines.db.session import session_scope
-from pipelines.settings import Settings
 from services.api import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"agpo-test-webhook-secret-32bytes").decode()
@@ -53,10 +53,7 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
         "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
         "AGPO_WEBHOOK_SECRET": SECRET,
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
+    settings = settings_from_env(env)
     with serve_app(receiver(calls, uploads)) as hook_url, TestClient(create_app(settings)) as http:
         bad = http.post("/v1/jobs", json={"pairs": pool_pairs[:2], "webhook_url": "ftp://example.com/x"})
         assert bad.status_code == 422 and "webhook_url" in bad.text
