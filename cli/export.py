@@ -15,7 +15,17 @@ from typing import Any, Literal
 ExportFormat = Literal["parquet", "hf"]
 FORMATS: tuple[str, ...] = ("parquet", "hf")
 METADATA_KEY = "agpo"
-JOB_FIELDS = ("id", "status", "label_schema", "prompt_template", "prompt_version", "teacher", "samples", "decoding")
+JOB_FIELDS = (
+    "id",
+    "status",
+    "label_schema",
+    "prompt_template",
+    "prompt_version",
+    "task",
+    "teacher",
+    "samples",
+    "decoding",
+)
 
 
 def _json_text(value: Any) -> str | None:

@@ -61,6 +61,7 @@ def annotate(
     label_method: Annotated[
         str | None, typer.Option(help="sample, score or overlap (default: the server's AGPO_LABEL_METHOD)")
     ] = None,
+    task: Annotated[str | None, typer.Option(help="a labelling task, name or name@version (`agpo tasks list`)")] = None,
 ) -> None:
     """Submit FILE as a job, follow it with a progress bar, and write its results to --out."""
     from services.client import AnnotationAPIError, AnnotationClient
@@ -73,6 +74,7 @@ def annotate(
                 samples=samples,
                 seed=seed,
                 label_method=label_method,
+                task=task,
             )
         except AnnotationAPIError as exc:
             raise _fail(str(exc)) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import jobs, journey, relevance, review, rl, service, student, teacher
+from cli import jobs, journey, relevance, review, rl, service, student, tasks, teacher
 
 app = typer.Typer(
     help="AGPO Relevance: AGPO for RL with verifiable rewards, a relevance teacher, an annotation service and "
@@ -29,6 +29,7 @@ app.add_typer(service.keys_app, name="keys")
 app.add_typer(jobs.app)
 app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(review.review_app, name="review")
+app.add_typer(tasks.tasks_app, name="tasks")
 
 if __name__ == "__main__":
     app()

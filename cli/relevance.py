@@ -22,14 +22,20 @@ def relevance_generate(
     dev: Annotated[int, typer.Option(min=0, help="pairs")] = 2_000,
     gold_test: Annotated[int, typer.Option(min=0, help="pairs")] = 2_000,
     pool: Annotated[int, typer.Option(min=0, help="unlabelled pairs")] = 20_000,
+    lang: Annotated[str, typer.Option(help="en, or zh: the same world in Chinese, JD-style queries and titles")] = "en",
 ) -> None:
     """Generate the seeded synthetic query-ad benchmark (ESCI labels, reasoning traces, splits by query)."""
     import time
 
     from relevance.synthetic import generate_benchmark
+    from relevance.synthetic.generator import LANGUAGES
 
+    if lang not in LANGUAGES:
+        raise fail(f"--lang {lang!r}: choose one of {', '.join(LANGUAGES)}")
     start = time.perf_counter()
-    manifest = generate_benchmark(out, seed, teacher_train=teacher_train, dev=dev, gold_test=gold_test, pool=pool)
+    manifest = generate_benchmark(
+        out, seed, teacher_train=teacher_train, dev=dev, gold_test=gold_test, pool=pool, lang=lang
+    )
     seconds = time.perf_counter() - start
     total = teacher_train + dev + gold_test + pool
     console.print(f"{total:,} pairs in {seconds:.1f}s -> {out} (generator {manifest.get('generator_version', '?')})")

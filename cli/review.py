@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
-from cli.common import console
+from cli.common import call_api, console
 from cli.common import fail as _fail
 from cli.jobs import DEFAULT_URL, Key, Url
 
 review_app = typer.Typer(help="Human review of a job's labels (the page: /review on the API).", no_args_is_help=True)
 Job = Annotated[str, typer.Argument(help="job id")]
 Format = Annotated[str, typer.Option("--format", help="argilla or label-studio")]
-
-
-def _call(method: str, url: str, path: str, key: str | None, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=120, **kw)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach the API at {url}: {exc}") from None
-    if r.status_code >= 400:
-        try:
-            message = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:300]
-        raise _fail(f"{method} {path}: {r.status_code} {message}")
-    return r
 
 
 @review_app.command("export")
@@ -46,7 +30,7 @@ def export_gold(
     """The job's reviewed pairs as gold: the reviewers' consensus in meta.label (for `agpo student train`)."""
     if fmt not in ("jsonl", "parquet"):
         raise _fail(f"--format {fmt!r}: use jsonl or parquet")
-    r = _call("GET", url, f"/v1/jobs/{job}/gold", key, params={"format": fmt})
+    r = call_api("GET", url, f"/v1/jobs/{job}/gold", key, params={"format": fmt})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(r.content)
     rows = len(r.text.splitlines()) if fmt == "jsonl" else None
@@ -65,7 +49,7 @@ def export_queue(
     """The review queue, most uncertain first, for Argilla or Label Studio; its settings / labelling config beside."""
     if fmt not in ("argilla", "label-studio"):
         raise _fail(f"--format {fmt!r}: use argilla or label-studio")
-    body = _call("GET", url, f"/v1/jobs/{job}/review-export", key, params={"format": fmt, "limit": limit}).json()
+    body = call_api("GET", url, f"/v1/jobs/{job}/review-export", key, params={"format": fmt, "limit": limit}).json()
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "argilla":
         out.write_text(json.dumps(body["records"], ensure_ascii=False, indent=1), encoding="utf-8")
@@ -89,7 +73,7 @@ def import_annotations(
     """Annotations made in Argilla or Label Studio, stored as reviews (reviewer argilla:<user> / label-studio:<id>)."""
     if fmt not in ("argilla", "label-studio"):
         raise _fail(f"--format {fmt!r}: use argilla or label-studio")
-    r = _call("POST", url, f"/v1/jobs/{job}/review-import", key, params={"format": fmt}, content=file.read_bytes())
+    r = call_api("POST", url, f"/v1/jobs/{job}/review-import", key, params={"format": fmt}, content=file.read_bytes())
     body = r.json()
     console.print(f"{body['created']} new reviews, {body['updated']} updated")
 
@@ -97,7 +81,7 @@ def import_annotations(
 @review_app.command("agreement")
 def agreement(job: Job, url: Url = DEFAULT_URL, key: Key = None) -> None:
     """Teacher-vs-human and human-vs-human kappa, and the teacher's accuracy by confidence band."""
-    a = _call("GET", url, f"/v1/jobs/{job}/agreement", key).json()
+    a = call_api("GET", url, f"/v1/jobs/{job}/agreement", key).json()
     tvh, hvh = a["teacher_vs_human"], a["human_vs_human"]
     console.print(
         f"{a['pairs_reviewed']} pairs reviewed by {len(a['reviewers'])} reviewers; "

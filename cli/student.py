@@ -83,8 +83,12 @@ def train(
     keep_checkpoints: Annotated[bool, typer.Option(help="keep out/checkpoints after training")] = False,
     resume: Annotated[bool, typer.Option(help="resume from the last checkpoint in out/checkpoints")] = False,
     schema: Annotated[str, typer.Option(help="label schema")] = "esci",
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="base to fine-tune: a HF model dir or hub id (a Chinese BERT for zh); default MiniLM"),
+    ] = None,
 ) -> None:
-    """Distil a cross-encoder student (all-MiniLM-L6-v2) from teacher or gold labels."""
+    """Distil a cross-encoder student (all-MiniLM-L6-v2 unless --base-model) from teacher or gold labels."""
     from experiments.kit import format_ndcg
     from student.data import DataError
     from student.train import TrainConfig, prepare_data
@@ -112,6 +116,7 @@ def train(
         save_steps=save_steps,
         keep_checkpoints=keep_checkpoints,
         resume=resume,
+        base_model=base_model,
     )
     try:
         config.validate()
@@ -359,6 +364,26 @@ def curve(
     except (DataError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
     write_report(summary, report, _command_line())
+    console.print(f"wrote {report}")
+
+
+@app.command("zh-quality")
+def zh_quality(
+    config: Annotated[Path, typer.Option("--config", "-c", help="zh-quality YAML")] = Path("configs/zh_quality.yaml"),
+    out: Annotated[Path, typer.Option(help="work dir; finished runs are reused")] = Path("runs/zh-quality"),
+    report: Annotated[Path, typer.Option(help="markdown report (a .json and a .png beside it)")] = Path(
+        "docs/results/zh_quality.md"
+    ),
+) -> None:
+    """Chinese beside English on the same synthetic world: the teacher under esci-zh, MiniLM students, baselines."""
+    from experiments.zh_quality import load_config, run, write_report
+    from student.data import DataError
+
+    try:
+        results = run(load_config(config), out, console.print)
+    except (DataError, *USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    write_report(results, report, _command_line())
     console.print(f"wrote {report}")
 
 

@@ -197,6 +197,10 @@ def eval_cmd(
         Path | None,
         typer.Option(help="labelled dev JSONL: also report the majority class and the zero-shot bi-encoder"),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="a labelling task (file, or a shipped one: esci-zh): its labels and prompt, not --template"),
+    ] = None,
 ) -> None:
     """Accuracy, macro-F1, kappa, per-difficulty accuracy, unparseable rate, ECE at n = 1, 4, 8, pass@k.
 
@@ -225,14 +229,18 @@ def eval_cmd(
             records = split_records(model, split, data_dir=data_dir, pairs=pairs, seed=seed)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    from cli.tasks import task_option
+
+    chosen = task_option(task) if task else None
     settings = EvalSettings(
         n=n,
         max_new_tokens=max_new_tokens or _model_max_new_tokens(model),
         temperature=temperature,
         batch_size=batch_size,
         seed=seed,
-        schema=card.get("label_schema", "esci"),
+        schema=chosen.schema if chosen else card.get("label_schema", "esci"),
         template=template or card.get("prompt_template", "compact"),
+        task=chosen,
         dtype=dtype,
         method=method,
     )

@@ -21,6 +21,7 @@ from relevance.overlap import overlap_reasoning
 from relevance.parsing import LABEL_PREFIX, parse_label
 from relevance.prompts import build_messages, prompt_version
 from relevance.schemas import DEFAULT_SCHEMA, LabelSchema, get_schema
+from relevance.tasks import Task
 from relevance.votes import vote
 
 
@@ -29,7 +30,8 @@ class LabelRequest:
     """How to label: schema, prompt template, decoding and how often to re-ask for unparseable samples.
 
     It carries the :class:`LabelSchema` itself, looked up once where the request is made (from the API's
-    options, or from a job's row by :func:`pipelines.requests.job_request`), never again per pair.
+    options, or from a job's row by :func:`pipelines.requests.job_request`), never again per pair. Under a
+    ``task`` (:mod:`relevance.tasks`) the schema and the prompts are the task's.
     """
 
     schema: LabelSchema = field(default_factory=lambda: get_schema(DEFAULT_SCHEMA))
@@ -38,6 +40,12 @@ class LabelRequest:
     unparseable_retries: int = 1
     # mode cascade (pipelines.cascade): the student's label where its confidence reaches this; None: teacher only.
     cascade_threshold: float | None = None
+    task: Task | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            object.__setattr__(self, "schema", self.task.schema)
+            object.__setattr__(self, "prompt_template", self.task.spec.template or "jinja")
 
     @property
     def label_schema(self) -> str:
@@ -46,7 +54,15 @@ class LabelRequest:
 
     @cached_property
     def prompt_version(self) -> str:
+        if self.task is not None:
+            return self.task.prompt_version
         return prompt_version(self.prompt_template, self.schema)
+
+    def messages(self, pair: Mapping[str, Any]) -> Messages:
+        """The chat asking the teacher to label ``pair``."""
+        if self.task is not None:
+            return self.task.messages(pair)
+        return build_messages(pair, self.schema, self.prompt_template)
 
     @cached_property
     def schema_fingerprint(self) -> str:
@@ -155,7 +171,7 @@ def label_pairs(
     version = request.prompt_version
     n = request.decoding.n
     samples: list[list[dict[str, Any]]] = [[] for _ in pairs]
-    messages = [build_messages(p, schema, request.prompt_template) for p in pairs]
+    messages = [request.messages(p) for p in pairs]
     if request.decoding.method != "sample":
         return _scored_pairs(pairs, messages, backend, request, batch_size, stats, on_batch)
 

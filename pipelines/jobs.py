@@ -59,6 +59,8 @@ def request_hash(pair_jsons: Sequence[str], request: LabelRequest, errors: Seque
     fields: list[Any] = [request.label_schema, request.prompt_template, request.decoding.cache_key()]
     if request.cascade_threshold is not None:  # teacher-only jobs keep the hash they had before cascades
         fields.append(request.cascade_threshold)
+    if request.task is not None:
+        fields.append(request.prompt_version)
     h.update(json.dumps(fields).encode())
     for text in pair_jsons:
         h.update(text.encode("utf-8"))
@@ -304,6 +306,12 @@ def finalize_job(session: Session, job_id: str) -> str | None:
     return job.status
 
 
+def _task_ref(job: Job) -> dict[str, Any] | None:
+    if not job.task:
+        return None
+    return {"id": job.task_id, "name": job.task["spec"]["name"], "version": job.task["version"]}
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """The job as the API returns it (the job contract)."""
     pending = max(0, job.total - job.completed - job.failed - job.cancelled)
@@ -314,6 +322,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "label_schema": job.label_schema,
         "prompt_template": job.prompt_template,
         "prompt_version": job.prompt_version,
+        "task": _task_ref(job),
         "teacher": job.teacher,
         "samples": job.samples,
         "mode": "teacher" if job.decoding.get("cascade_threshold") is None else "cascade",

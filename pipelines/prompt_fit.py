@@ -23,7 +23,7 @@ from pipelines.annotate import LabelRequest
 from pipelines.backends import encode_prompt, render_prompt
 from pipelines.settings import Settings
 from relevance.pairs import Pair, PairBatch, RowError
-from relevance.prompts import PromptTemplate, build_messages, get_template
+from relevance.prompts import PromptTemplate, get_template
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,15 @@ class PromptMeter:
         )
 
     def _tokens(self, pair: Pair, request: LabelRequest) -> int:
-        text = render_prompt(self.tokenizer, build_messages(pair, request.schema, request.prompt_template))
+        text = render_prompt(self.tokenizer, request.messages(pair))
         return len(encode_prompt(self.tokenizer, text, templated=bool(getattr(self.tokenizer, "chat_template", None))))
 
     def _bound(self, pair: Pair, request: LabelRequest) -> int:
         """At most this many tokens in ``pair``'s prompt (byte-level BPE): the template's own, plus a token per
         byte of every field the template shows, as often as it shows it."""
-        template = get_template(request.prompt_template)
-        key = (request.schema_fingerprint, template.name)
+        template = request.task.builtin if request.task else get_template(request.prompt_template)
+        assert template is not None
+        key = (request.prompt_version, template.name)
         if key not in self._skeletons:
             self._skeletons[key] = self._tokens(_skeleton(template), request)
         ad = pair.ad
@@ -79,7 +80,8 @@ class PromptMeter:
         room = self.context - answer
         if room <= 0:
             return f"max_tokens={request.decoding.max_tokens} leaves no room in the teacher's context of {self.context}"
-        if self.byte_level and self._bound(pair, request) <= room:
+        bounded = request.task is None or request.task.builtin is not None  # a Jinja prompt has no known slots
+        if self.byte_level and bounded and self._bound(pair, request) <= room:
             return None
         used = self._tokens(pair, request)
         if used <= room:

@@ -8,12 +8,16 @@ from typing import Any
 from pipelines.annotate import LabelRequest
 from pipelines.backends.base import Decoding
 from pipelines.db.models import Job
-from relevance.schemas import get_schema
+from relevance.schemas import LabelSchema, get_schema
+from relevance.tasks import Task, load_task
 
 
 def job_columns(request: LabelRequest) -> dict[str, Any]:
     """The job row's fields that record ``request`` (the inverse of :func:`job_request`)."""
+    task = request.task
     return {
+        "task_id": task.id if task else None,
+        "task": {"version": task.version, "spec": task.spec.model_dump(mode="json")} if task else None,
         "label_schema": request.label_schema,
         "prompt_template": request.prompt_template,
         "prompt_version": request.prompt_version,
@@ -38,9 +42,21 @@ def job_request(job: Job, unparseable_retries: int) -> LabelRequest:
         method=d.get("method", "sample"),  # jobs created before label methods existed sampled
     )
     return LabelRequest(
-        get_schema(job.label_schema),
+        job_schema(job),
         job.prompt_template,
         decoding,
         unparseable_retries,
         cascade_threshold=d.get("cascade_threshold"),
+        task=job_task(job),
     )
+
+
+def job_task(job: Job) -> Task | None:
+    """The task a job was made under, from the copy its row keeps."""
+    return load_task(job.task["spec"], job.task["version"], job.task_id) if job.task else None
+
+
+def job_schema(job: Job) -> LabelSchema:
+    """A job's label set: its task's, else the built-in schema it names."""
+    task = job_task(job)
+    return task.schema if task else get_schema(job.label_schema)

@@ -280,9 +280,10 @@ def train(
     transformers.set_seed(config.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = Path(config.base_model) if config.base_model else base_model_path()
+    # A local dir or a hub id (CrossEncoder resolves either); the shipped MiniLM when none is named.
+    base = config.base_model or str(base_model_path())
 
-    model = CrossEncoder(str(base), num_labels=len(sch.names), max_length=config.max_length, device="cpu")
+    model = CrossEncoder(base, num_labels=len(sch.names), max_length=config.max_length, device="cpu")
     hf_config = model.model.config
     hf_config.id2label = dict(enumerate(sch.names))
     hf_config.label2id = {name: i for i, name in enumerate(sch.names)}
@@ -394,7 +395,7 @@ def _metadata(
     config: TrainConfig,
     data: PreparedData,
     schema: str,
-    base: Path,
+    base: str,
     run: dict[str, Any],
     selection: dict[str, Any] | None,
 ) -> dict[str, Any]:

@@ -29,7 +29,7 @@ ALLOWED = {
     "experiments": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "review"},
     "cli": {"agpo", "llm", "rlvr", "relevance", "teacher", "pipelines", "student", "services", "experiments", "review"},
 }
-RELEVANCE_THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow"}
+RELEVANCE_THIRD_PARTY = {"numpy", "pydantic", "pydantic_core", "sklearn", "pandas", "pyarrow", "jinja2", "yaml"}
 
 
 def _project_imports(package: str) -> dict[str, set[str]]:

@@ -77,10 +77,29 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)  # told when the job ends
+    # A job labelled under a task (relevance.tasks) keeps the task's spec as it was when the job was made: every
+    # worker builds the same prompts from it, whichever process created the task and whenever.
+    task_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {"version": n, "spec": {...}}
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TaskRecord(Base):
+    """A labelling task a tenant stored (``POST /v1/tasks``): one row per version, never changed after."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("tenant", "name", "version", name="uq_tasks_tenant_name_version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Chunk(Base):

@@ -45,12 +45,14 @@ from typing import Any
 
 from relevance.parsing import format_label_line
 from relevance.schemas import ESCI
+from relevance.synthetic import zh
 from relevance.synthetic.attributes import KINDS
 from relevance.synthetic.catalogue import ACCESSORY_OF, CATEGORIES, COMPLEMENTS, Category
 from relevance.synthetic.rules import esci_label, violations
 
 GENERATOR_VERSION = "1.0"
 SPLITS = ("teacher_train", "dev", "gold_test", "pool")
+LANGUAGES = ("en", "zh")
 TIERS = ("easy", "medium", "hard")
 LABELS = tuple(ESCI.names)
 DEFAULT_SIZES: dict[str, int] = {"teacher_train": 20_000, "dev": 2_000, "gold_test": 2_000, "pool": 20_000}
@@ -100,8 +102,11 @@ class BenchmarkConfig:
         default_factory=lambda: {"Exact": 0.3, "Substitute": 0.32, "Complement": 0.18, "Irrelevant": 0.2}
     )
     ads_per_query: tuple[int, int] = (4, 8)
+    lang: str = "en"  # zh: the same world in Chinese, JD-style (relevance.synthetic.zh)
 
     def __post_init__(self) -> None:
+        if self.lang not in LANGUAGES:
+            raise ValueError(f"lang {self.lang!r}: choose one of {', '.join(LANGUAGES)}")
         unknown = set(self.sizes) - set(SPLITS)
         if unknown:
             raise ValueError(f"unknown splits {sorted(unknown)}; splits are {', '.join(SPLITS)}")
@@ -200,7 +205,7 @@ def _weighted(rng: random.Random, items: Sequence[tuple[str, float]]) -> str:
     return rng.choices(names, weights=weights)[0]
 
 
-def _make_query(rng: random.Random, qid: str, tier: str) -> _Query:
+def _make_query(rng: random.Random, qid: str, tier: str, lang: str = "en") -> _Query:
     cat = rng.choice(_CATS)
     intent = _weighted(rng, _INTENTS[tier])
     if intent.startswith("model") and not cat.models:
@@ -222,6 +227,9 @@ def _make_query(rng: random.Random, qid: str, tier: str) -> _Query:
     if tier == "hard" and brand is None and len(attrs) < 2:
         # A category with one attribute kind: the brand makes the second constraint of a hard query.
         brand, intent = rng.choice(cat.brands), "brand_attribute"
+    if lang == "zh":
+        text, zh_forms = zh.query_text(rng, tier, cat.key, brand, model, attrs)
+        return _Query(qid, text, tier, intent, cat, brand, model, attrs, zh_forms)
 
     # Surface text: chunks in a natural order, then tier noise.
     forms: dict[str, str] = {}
@@ -524,7 +532,9 @@ class Benchmark:
 def generate(config: BenchmarkConfig | None = None) -> Benchmark:
     """Generate every split in memory (see :class:`Benchmark`)."""
     config = config or BenchmarkConfig()
-    rng = random.Random(f"relevance-synthetic:{GENERATOR_VERSION}:{config.seed}")
+    # English keeps the seed string it always had; another language draws its own stream.
+    suffix = "" if config.lang == "en" else f":{config.lang}"
+    rng = random.Random(f"relevance-synthetic:{GENERATOR_VERSION}:{config.seed}{suffix}")
     remaining = {s: int(config.sizes.get(s, 0)) for s in SPLITS}
     splits: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     gold: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
@@ -540,10 +550,13 @@ def generate(config: BenchmarkConfig | None = None) -> Benchmark:
         n_query += 1
         qid = f"q{n_query:06d}"
         for attempt in range(100):
-            q = _make_query(rng, qid, tier)
+            q = _make_query(rng, qid, tier, config.lang)
             if q.text in used_texts and attempt >= 30:
                 # The tier's clean query space is used up: a filler word makes a new, equally hard text.
-                q.text = f"{rng.choice(_FILLER_BEFORE)} {q.text} {rng.choice(_FILLER_AFTER)}"
+                if config.lang == "zh":
+                    q.text = zh.filler(rng, q.text)
+                else:
+                    q.text = f"{rng.choice(_FILLER_BEFORE)} {q.text} {rng.choice(_FILLER_AFTER)}"
             if q.text not in used_texts:
                 break
         else:
@@ -554,7 +567,12 @@ def generate(config: BenchmarkConfig | None = None) -> Benchmark:
         for j in range(n_ads):
             facts, decisive = _ad_facts(rng, q, _weighted(rng, label_items))
             label = esci_label(q.constraints(), facts)
-            rendered = _render_ad(rng, q, facts, decisive)
+            if config.lang == "zh":
+                ad, shown = zh.render_ad(rng, q, facts, decisive)
+                rendered, trace = _Rendered(ad, shown), zh.reasoning(q, facts, label)
+            else:
+                rendered = _render_ad(rng, q, facts, decisive)
+                trace = _reasoning(q, facts, label, rendered.shown)
             hidden = {
                 "query_id": qid,
                 "split": split,
@@ -562,7 +580,7 @@ def generate(config: BenchmarkConfig | None = None) -> Benchmark:
                 "grade": ESCI.grade(label),
                 "difficulty": tier,
                 "intent": q.intent,
-                "reasoning": _reasoning(q, facts, label, rendered.shown),
+                "reasoning": trace,
                 "constraints": q.constraints(),
                 "ad_facts": facts,
             }
@@ -587,6 +605,7 @@ def generate_benchmark(
     difficulty_mix: Mapping[str, float] | None = None,
     label_mix: Mapping[str, float] | None = None,
     pool_answers: bool = False,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """Write ``<split>.jsonl`` for each split and ``manifest.json`` into ``out_dir``; return the manifest.
 
@@ -596,6 +615,7 @@ def generate_benchmark(
     kwargs: dict[str, Any] = {
         "seed": seed,
         "sizes": {"teacher_train": teacher_train, "dev": dev, "gold_test": gold_test, "pool": pool},
+        "lang": lang,
     }
     if difficulty_mix is not None:
         kwargs["difficulty_mix"] = dict(difficulty_mix)
@@ -632,6 +652,7 @@ def generate_benchmark(
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "label_schema": ESCI.name,
+        "lang": config.lang,
         "config": {
             "sizes": dict(config.sizes),
             "difficulty_mix": dict(config.difficulty_mix),

@@ -13,7 +13,7 @@ from pipelines.db.session import migrate
 from pipelines.dispatch import make_dispatcher
 from pipelines.prompt_fit import prompt_meter
 from pipelines.settings import Settings, get_settings
-from services.api import batches, jobs, ops, review, score
+from services.api import batches, jobs, ops, review, score, tasks
 from services.api.errors import install
 from services.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.include_router(score.router)
     app.include_router(batches.router)
     app.include_router(review.router)
+    app.include_router(tasks.router)
     app.include_router(ops.router)
     # The last added runs first: the body limit holds for every request, metrics included.
     app.add_middleware(MetricsMiddleware, requests=metrics.requests, latency=metrics.latency)

@@ -21,7 +21,7 @@ from pipelines import jobs as job_store
 from pipelines.db.models import Batch, StoredFile
 from pipelines.settings import Settings
 from relevance.pairs import unstorable
-from services.api.deps import DB, SettingsDep, Tenant, label_request
+from services.api.deps import DB, SettingsDep, Tenant, job_task, label_request
 from services.api.errors import APIError
 from services.api.jobs import ERRORS, created_response, fit_to_teacher, jsonl_bytes, paged, store_job
 from services.api.schemas import AnnotateOptions, BatchList, BatchOut, CreateBatchRequest, FileOut
@@ -182,7 +182,9 @@ def create_batch(
         where = f"line {first.row}" + (f", {first.field}" if first and first.field else "") if first else "the file"
         detail = f"; {where}: {first.message}" if first else ": it is empty"
         raise APIError(422, f"input_file_id: no request line can be labelled{detail}", param="input_file_id")
-    label = label_request(AnnotateOptions(), settings)
+    # OpenAI's batch request has no field for it: a task rides in the metadata, which OpenAI's clients pass through.
+    options = AnnotateOptions(task=(body.metadata or {}).get("task"))
+    label = label_request(options, settings, job_task(db, tenant, options))
     pairs = fit_to_teacher(pairs, label, settings, strict=False)
     created = store_job(db, tenant, pairs, label, settings, metadata=body.metadata)
     b = Batch(

@@ -15,8 +15,10 @@ from pipelines.backends.base import Decoding
 from pipelines.db.session import session_scope
 from pipelines.keys import Caller, authenticate
 from pipelines.settings import Settings
+from pipelines.task_store import resolve_task
 from relevance.prompts import template_names
 from relevance.schemas import get_schema, schema_names
+from relevance.tasks import Task, TaskError, parse_task
 from services.api.errors import APIError
 from services.api.schemas import AnnotateOptions
 
@@ -74,8 +76,29 @@ DB = Annotated[Session, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(request_settings)]
 
 
-def label_request(options: AnnotateOptions, settings: Settings) -> LabelRequest:
+def job_task(db: Session, tenant: str, options: AnnotateOptions) -> Task | None:
+    """The task the request names or inlines (an inline one is stored as the tenant's), or None; 422 naming the
+    field when it does not exist or does not work."""
+    if options.task is None:
+        return None
+    if options.label_schema or options.prompt_template:
+        raise APIError(
+            422,
+            "task: a task brings its own labels and prompt; leave label_schema and prompt_template out",
+            param="task",
+        )
+    try:
+        ref = options.task if isinstance(options.task, str) else parse_task(options.task)
+        return resolve_task(db, tenant, ref)
+    except TaskError as exc:
+        field = exc.field if exc.field.startswith("task") else f"task.{exc.field}"
+        raise APIError(422, f"{field}: {str(exc).split(': ', 1)[1]}", param=field) from None
+
+
+def label_request(options: AnnotateOptions, settings: Settings, task: Task | None = None) -> LabelRequest:
     """Options from the request over the server's defaults; unknown schema or template names are 422s."""
+    if task is not None:
+        return replace(label_request(options, settings), task=task)
     schema = options.label_schema or settings.label_schema
     if schema not in schema_names():
         raise APIError(

@@ -24,8 +24,9 @@ from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
 from pipelines.webhooks import check_url
 from relevance.label_scores import LabelMethod
-from relevance.pairs import PairBatch, unstorable, validate_jsonl, validate_records
-from services.api.deps import DB, CallerDep, SettingsDep, Tenant, label_request, with_mode
+from relevance.pairs import PairBatch, RowError, unstorable, validate_jsonl, validate_records
+from relevance.tasks import TaskError
+from services.api.deps import DB, CallerDep, SettingsDep, Tenant, job_task, label_request, with_mode
 from services.api.errors import APIError
 from services.api.schemas import (
     MODE_DESCRIPTION,
@@ -86,12 +87,44 @@ def _validate_body_pairs(pairs: list[dict[str, Any]], settings: Settings, limit:
     return batch
 
 
+def _no_valid_pair(errors: list[RowError]) -> APIError:
+    first = errors[0]
+    where = f"line {first.row}"
+    return APIError(422, f"no valid pair in the upload; {where}: {first.message}", param=where)
+
+
+def _renders(batch: PairBatch, label: LabelRequest, *, strict: bool) -> PairBatch:
+    """Under a task's own (Jinja) prompt, every pair's prompt is rendered once here: a pair it cannot render (the
+    template reads an attribute the pair lacks) is refused at the door, like any bad line, never by a worker."""
+    task = label.task
+    if task is None or task.builtin is not None:
+        return batch
+    kept = PairBatch(errors=list(batch.errors))
+    for pair, row in zip(batch.pairs, batch.rows, strict=True):
+        try:
+            task.messages(pair)
+        except TaskError as exc:
+            message = f"the prompt of task {task.ref} does not render for this pair ({exc})"
+            if strict:
+                raise APIError(422, f"pairs[{row - 1}]: {message}", param=f"pairs[{row - 1}]") from None
+            kept.errors.append(RowError(row, None, message))
+            continue
+        kept.pairs.append(pair)
+        kept.rows.append(row)
+    kept.errors.sort(key=lambda e: e.row)
+    if not kept.pairs:
+        raise _no_valid_pair(kept.errors)
+    return kept
+
+
 def fit_to_teacher(batch: PairBatch, label: LabelRequest, settings: Settings, *, strict: bool) -> PairBatch:
-    """``batch`` without the pairs whose prompt cannot fit the teacher's context (:mod:`pipelines.prompt_fit`).
+    """``batch`` without the pairs whose prompt cannot be rendered (:func:`_renders`) or cannot fit the teacher's
+    context (:mod:`pipelines.prompt_fit`).
 
     ``strict`` (pairs in a JSON body): the first such pair is a 422 naming it. Otherwise (a JSONL upload) they
     join the upload's errors by line, like any other bad line.
     """
+    batch = _renders(batch, label, strict=strict)
     meter = prompt_meter(settings)
     if meter is None:
         return batch
@@ -103,9 +136,7 @@ def fit_to_teacher(batch: PairBatch, label: LabelRequest, settings: Settings, *,
         return batch
     checked = meter.split(batch, label)
     if not checked.pairs:
-        first = checked.errors[0]
-        where = f"line {first.row}"
-        raise APIError(422, f"no valid pair in the upload; {where}: {first.message}", param=where)
+        raise _no_valid_pair(checked.errors)
     return checked
 
 
@@ -182,10 +213,12 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, 
 
 
 @router.post("/annotate", response_model=AnnotateResponse, responses=ERRORS, summary="Label a few pairs now")
-async def annotate(body: AnnotateRequest, tenant: Tenant, settings: SettingsDep) -> dict[str, Any]:
+async def annotate(body: AnnotateRequest, tenant: Tenant, db: DB, settings: SettingsDep) -> dict[str, Any]:
     """Label up to ``AGPO_MAX_SYNC_PAIRS`` pairs in the request; use jobs for more."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_sync_pairs)
-    req = label_request(body, settings)
+    task = await run_in_threadpool(job_task, db, tenant, body)
+    await run_in_threadpool(db.commit)  # an inline task is stored whether or not the teacher answers
+    req = label_request(body, settings, task)
     await run_in_threadpool(fit_to_teacher, batch, req, settings, strict=True)
     backend = get_backend(settings)
     outcomes = await run_in_threadpool(
@@ -230,7 +263,9 @@ def create_job(
     """Queue ``pairs`` for labelling. With an ``Idempotency-Key`` a retried request returns the same job (200)."""
     batch = _validate_body_pairs(body.pairs, settings, settings.max_pairs_per_job)
     options = AnnotateOptions(**body.model_dump(include=set(AnnotateOptions.model_fields)))
-    label = with_mode(label_request(options, settings), body.mode, body.cascade_threshold, settings)
+    label = with_mode(
+        label_request(options, settings, job_task(db, tenant, options)), body.mode, body.cascade_threshold, settings
+    )
     return _new_job(
         db,
         request,
@@ -261,6 +296,7 @@ async def create_job_jsonl(
     idempotency_key: IdemKey = None,
     label_schema: str | None = None,
     prompt_template: str | None = None,
+    task: Annotated[str | None, Query(max_length=64, description="a task's name or name@version")] = None,
     label_method: LabelMethod | None = None,
     samples: Annotated[int | None, Query(ge=1, le=32)] = None,
     temperature: Annotated[float | None, Query(ge=0.0, le=2.0)] = None,
@@ -280,6 +316,7 @@ async def create_job_jsonl(
     options = AnnotateOptions(
         label_schema=label_schema,
         prompt_template=prompt_template,
+        task=task,
         label_method=label_method,
         samples=samples,
         temperature=temperature,
@@ -287,7 +324,8 @@ async def create_job_jsonl(
         max_tokens=max_tokens,
         seed=seed,
     )
-    label = with_mode(label_request(options, settings), mode, cascade_threshold, settings)
+    resolved = await run_in_threadpool(job_task, db, tenant, options)
+    label = with_mode(label_request(options, settings, resolved), mode, cascade_threshold, settings)
     raw = await request.body()  # BodyLimitMiddleware caps it, chunked or not
     lines = raw.split(b"\n")
     batch = await run_in_threadpool(

@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from pipelines.db.models import Job, JobItem
+from pipelines.requests import job_schema
 from relevance.pairs import unstorable
-from relevance.schemas import get_schema
 from review import gold, interop
 from review.agreement import ReviewedPair, agreement
 from review.queue import QueueFilter, ReviewError, queue_page, review_counts, reviewed_items, reviews_for, submit_review
@@ -94,7 +94,7 @@ def review_queue(
             "label_schema": job.label_schema,
             "teacher": job.teacher,
         },
-        "labels": list(get_schema(job.label_schema).names),
+        "labels": list(job_schema(job).names),
         "reviewer": caller.name,
         "reviewed": reviewed,
         "reviewed_by_me": mine,
@@ -110,7 +110,7 @@ def post_review(job_id: str, body: ReviewIn, caller: CallerDep, db: DB, response
     job = job_or_404(db, caller.tenant, job_id)
     try:
         review, created = submit_review(
-            db, job, body.custom_id, caller.name, body.label, body.note, list(get_schema(job.label_schema).names)
+            db, job, body.custom_id, caller.name, body.label, body.note, list(job_schema(job).names)
         )
     except ReviewError as exc:
         raise APIError(422, str(exc), param=exc.field) from None
@@ -154,7 +154,7 @@ def job_agreement(job_id: str, caller: CallerDep, db: DB) -> dict[str, Any]:
     pairs = [
         ReviewedPair(item.custom_id, item.label, item.confidence, reviews) for item, reviews in _reviewed_pairs(db, job)
     ]
-    return {"job_id": job.id, **agreement(pairs, get_schema(job.label_schema))}
+    return {"job_id": job.id, **agreement(pairs, job_schema(job))}
 
 
 @router.get(
@@ -202,7 +202,7 @@ def review_export(
 ) -> dict[str, Any]:
     job = job_or_404(db, caller.tenant, job_id)
     records = _queue_records(db, job, limit)
-    labels = list(get_schema(job.label_schema).names)
+    labels = list(job_schema(job).names)
     if format == "argilla":
         return {
             "format": format,
@@ -232,7 +232,7 @@ async def review_import(
     except (interop.InteropError, RecursionError) as exc:
         raise APIError(422, f"body: {exc}", param="body") from None
     job = job_or_404(db, caller.tenant, job_id)
-    labels = list(get_schema(job.label_schema).names)
+    labels = list(job_schema(job).names)
     created = updated = 0
     for n, r in enumerate(imported):
         for name in ("custom_id", "reviewer", "label"):

@@ -69,6 +69,12 @@ class AnnotateOptions(BaseModel):
 
     label_schema: str | None = Field(None, description="label schema: esci (default), graded, binary")
     prompt_template: str | None = Field(None, description="prompt template: compact (tiny teacher) or full")
+    task: str | dict[str, Any] | None = Field(
+        None,
+        description="a labelling task (labels, guidelines, examples, prompt) by name or name@version "
+        "(GET /v1/tasks), or one written out here (stored as the tenant's, as POST /v1/tasks does); instead of "
+        "label_schema and prompt_template",
+    )
     label_method: LabelMethod | None = Field(
         None,
         description="sample: the label is the majority of `samples` answers; score: one greedy answer, the label "
@@ -156,7 +162,9 @@ class CreateBatchRequest(BaseModel):
     input_file_id: str = Field(..., max_length=40, description="a file uploaded with purpose batch")
     endpoint: str = Field(..., max_length=64, description="/v1/annotate: each line's body is one pair")
     completion_window: str = Field("24h", max_length=16, description="24h")
-    metadata: dict[str, str] | None = Field(None, description="free key/values returned with the batch")
+    metadata: dict[str, str] | None = Field(
+        None, description="free key/values returned with the batch; 'task' names a labelling task (name or name@v)"
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -224,6 +232,12 @@ class RequestCounts(BaseModel):
     rejected_lines: int
 
 
+class TaskRef(BaseModel):
+    id: str | None = Field(None, description="the stored version's id; none for a built-in task")
+    name: str
+    version: int
+
+
 class JobOut(BaseModel):
     id: str
     object: str = "annotation.job"
@@ -231,6 +245,7 @@ class JobOut(BaseModel):
     label_schema: str
     prompt_template: str
     prompt_version: str
+    task: TaskRef | None = None
     teacher: str
     samples: int
     mode: JobMode = "teacher"

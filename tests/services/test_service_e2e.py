@@ -384,6 +384,10 @@ def test_hostile_input_on_every_route_is_a_4xx_never_a_5xx(stack, client, pool_p
         get("/v1/jobs", after=value, status=value, limit=str(number)),
         get("/v1/jobs/job_x/results/page", after=str(number), limit=str(number)),
         post("/v1/score", {"pairs": [pair]}),
+        post("/v1/tasks", {"name": "t", "labels": [{"name": value}, {"name": "b"}], "template": "brief"}),
+        post("/v1/tasks", {"name": "t", "labels": [{"name": "a"}, {"name": "b"}], "prompt": {"user": value}}),
+        post("/v1/jobs", {"pairs": [pool_pairs[1]], "task": value}),
+        get(f"/v1/tasks/{hostile_id}"),
         post("/v1/jobs", {"pairs": [pair]}, **{"Idempotency-Key": _header(value)}),
     ]
     for r in calls:
@@ -521,6 +525,71 @@ def test_the_official_openai_client_runs_a_batch_end_to_end(stack, client, pool_
         stranger.files.content(done.output_file_id)
     with pytest.raises(openai.UnprocessableEntityError, match="endpoint"):
         oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
+
+
+def test_a_chinese_task_stored_through_the_cli_labels_on_workers_that_never_saw_it(stack, client, pg_url, tmp_path):
+    """The worker process started with this module, before the task existed: it labels from the copy of the task
+    the job keeps in PostgreSQL. The task is the shipped Chinese one with a team's own name and guideline."""
+    import yaml
+
+    from relevance.synthetic.generator import generate_benchmark
+    from relevance.tasks import TASK_LIBRARY
+
+    spec = yaml.safe_load((TASK_LIBRARY / "esci-zh.yaml").read_text(encoding="utf-8"))
+    spec["name"] = "acme-zh"
+    spec["guidelines"] += "- 团队补充：型号写错一位也算不符。\n"
+    task_file = tmp_path / "acme-zh.yaml"
+    task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    cli = [AGPO, "tasks"]
+    where = ["--url", stack.url, "--key", key]
+    made = subprocess.run([*cli, "create", str(task_file), *where], env=stack.env, capture_output=True, text=True)
+    assert made.returncode == 0 and "stored acme-zh@1" in made.stdout, made.stderr
+    listed = subprocess.run([*cli, "list", *where], env=stack.env, capture_output=True, text=True, check=True)
+    assert "acme-zh" in listed.stdout and "esci-zh" in listed.stdout
+    task = client.get("/v1/tasks/acme-zh").json()
+
+    generate_benchmark(tmp_path / "zh", seed=11, teacher_train=0, dev=0, gold_test=40, pool=0, lang="zh")
+    pairs = [json.loads(line) for line in (tmp_path / "zh" / "gold_test.jsonl").read_text("utf-8").splitlines()]
+    job = wait_job(client, submit(client, pairs, task="acme-zh")["id"])
+    assert job["status"] == "completed" and job["task"] == {"id": task["id"], "name": "acme-zh", "version": 1}
+    lines = results(client, job["id"])
+    assert sorted(line["custom_id"] for line in lines) == sorted(p["custom_id"] for p in pairs)
+    assert {line["prompt_version"] for line in lines} == {task["prompt_version"]}
+    labelled = [line for line in lines if line["status"] == "completed"]
+    assert labelled and {line["label"] for line in labelled} <= set(task["labels"])
+    counts = db_counts(pg_url, job["id"])
+    assert counts["max_rows_per_id"] == 1 and set(counts["states"]) <= {"completed", "failed"}
+
+    # The same task for an OpenAI Batch: OpenAI's request has no field for it, so it rides in the metadata.
+    import openai
+
+    oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=key, max_retries=0)
+    batch_file = tmp_path / "zh_batch.jsonl"
+    batch_file.write_text("".join(json.dumps(_batch_line(p), ensure_ascii=False) + "\n" for p in pairs[:8]), "utf-8")
+    uploaded = oa.files.create(file=batch_file.open("rb"), purpose="batch")
+    created = oa.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/annotate",  # type: ignore[arg-type]
+        completion_window="24h",
+        metadata={"task": "acme-zh@1"},
+    )
+    done = wait_until(
+        lambda: (b := oa.batches.retrieve(created.id)).status in TERMINAL and b, 120, "zh batch", interval=0.5
+    )
+    output = [json.loads(x) for x in oa.files.content(done.output_file_id).text.splitlines()]
+    assert output and {x["response"]["body"]["prompt_version"] for x in output} == {task["prompt_version"]}
+    with pytest.raises(openai.UnprocessableEntityError, match="no task 'nope'"):
+        oa.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/v1/annotate",  # type: ignore[arg-type]
+            completion_window="24h",
+            metadata={"task": "nope"},
+        )
+    # A typo in the task file is named, with its line, before anything is sent.
+    task_file.write_text("name: acme-zh\nlabels: [\n", encoding="utf-8")
+    bad = subprocess.run([*cli, "create", str(task_file), *where], env=stack.env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "not valid YAML" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_a_job_exports_as_parquet_and_as_a_datasets_directory(stack, client, pool_pairs, tmp_path):
