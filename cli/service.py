@@ -160,6 +160,20 @@ def keys_create(
     print(key)
 
 
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(
+    tenant: Annotated[str, typer.Option(help="the tenant whose job webhooks it signs")],
+    rotate: Annotated[bool, typer.Option(help="replace the tenant's secret with a new one")] = False,
+) -> None:
+    """The tenant's Standard Webhooks secret (made on first use): its receivers verify job webhooks with it."""
+    from pipelines.webhooks import tenant_secret
+
+    with _session() as s:
+        secret = tenant_secret(s, tenant, rotate=rotate)
+    console.print(f"webhook secret of tenant {tenant!r} (verify with the standardwebhooks library):")
+    print(secret)
+
+
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="id from `agpo keys list`")]) -> None:
     from pipelines.keys import revoke_key

@@ -144,7 +144,7 @@ def run(cfg: ZhQualityConfig, out_dir: str | Path, log: Log = print) -> dict[str
         results["langs"][lang] = {
             "unk_share": round(unknown_share(_texts(data / "gold_test.jsonl")), 4),
             "teacher": {
-                "n": teacher["n"],
+                "n": teacher["pairs"],
                 **{k: teacher["scored" if "scored" in teacher else "majority"][k] for k in HEADLINE if k},
                 "baselines": teacher["baselines"],
                 "pairs_per_s": round(teacher["n"] / teacher["seconds"], 2) if teacher.get("seconds") else None,

@@ -56,9 +56,14 @@ class CeleryDispatcher:
 
 def send_webhooks(settings: Settings) -> int:
     """The due job webhooks, sent (the sweep's second duty)."""
-    from pipelines.webhooks import deliver_due
+    from pipelines.webhooks import allowed_hosts, deliver_due
 
-    return deliver_due(settings.database_url, settings.webhook_secret, max_attempts=settings.webhook_max_attempts)
+    return deliver_due(
+        settings.database_url,
+        settings.webhook_secret,
+        allowed=allowed_hosts(settings.webhook_allowed_hosts),
+        max_attempts=settings.webhook_max_attempts,
+    )
 
 
 class LocalDispatcher:

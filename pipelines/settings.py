@@ -130,9 +130,15 @@ class Settings(BaseSettings):
     )
     webhook_secret: str | None = Field(
         None,
-        description="Standard Webhooks secret (whsec_<base64>) that signs job webhooks; unset: sent unsigned",
+        description="Standard Webhooks secret (whsec_<base64>) that signs job webhooks of tenants without their own "
+        "(`agpo keys webhook-secret --tenant T`); unset: those are sent unsigned",
     )
     webhook_max_attempts: int = Field(8, ge=1, le=50, description="tries per webhook before it is given up")
+    webhook_allowed_hosts: str = Field(
+        "",
+        description="comma-separated hosts (or *.domain) job webhooks may call; empty: any host whose every address "
+        "is public (never loopback, private or link-local: a webhook is a request the tenant aims from inside)",
+    )
     fair_slice_seconds: float = Field(
         10.0,
         gt=0,

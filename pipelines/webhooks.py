@@ -1,5 +1,10 @@
 """Webhooks: a job that ends tells the URL it was given, signed as Standard Webhooks sign (``webhook-id``,
-``webhook-timestamp``, ``webhook-signature``; https://www.standardwebhooks.com).
+``webhook-timestamp``, ``webhook-signature``; https://www.standardwebhooks.com) with the tenant's own secret
+(:func:`tenant_secret`), else the service's.
+
+A webhook is an outbound request a tenant aims from inside the service's network, so targets are checked when a
+job names one and again before every try (:func:`target_problem`): a host on ``AGPO_WEBHOOK_ALLOWED_HOSTS`` when it
+is set, else a host whose every address is public (no loopback, private, link-local or metadata address).
 
 The event is written to an outbox (:class:`WebhookDelivery`) in the transaction that ends the job, so a crash never
 loses it; :func:`deliver_due` sends what is due (the workers' sweep and the local dispatcher's sweeper call it) and
@@ -8,8 +13,13 @@ backs off after a failure: at least once, the receiver drops repeats by ``webhoo
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 import logging
+import secrets
+import socket
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pipelines.db.models import Job, WebhookDelivery, utcnow
+from pipelines.db.models import Job, WebhookDelivery, WebhookSecret, utcnow
 from pipelines.db.session import session_scope
 from relevance.pairs import unstorable
 
@@ -35,6 +45,60 @@ def check_url(url: str) -> str:
     if len(url) > MAX_URL_CHARS:
         raise ValueError(f"webhook_url is {len(url)} characters; the limit is {MAX_URL_CHARS}")
     return url
+
+
+Resolver = Callable[[str], list[str]]
+
+
+def _addresses(host: str) -> list[str]:
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
+
+
+def allowed_hosts(setting: str) -> list[str]:
+    """``AGPO_WEBHOOK_ALLOWED_HOSTS`` as a list of lower-case hosts and ``*.domain`` patterns."""
+    return [h.strip().lower() for h in setting.split(",") if h.strip()]
+
+
+def _allowed(host: str, patterns: Sequence[str]) -> bool:
+    return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+
+
+def target_problem(url: str, allowed: Sequence[str], resolve: Resolver = _addresses) -> str | None:
+    """Why the service will not call ``url``, or None.
+
+    With an allowlist, only its hosts. Without one, a host whose every address is public: an address the tenant
+    cannot reach from outside (loopback, private, link-local, such as a cloud metadata endpoint) is refused,
+    whatever name points at it. Checked again before each try, since a name can change what it points at.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if allowed:
+        return None if _allowed(host, allowed) else f"host {host!r} is not in AGPO_WEBHOOK_ALLOWED_HOSTS"
+    try:
+        addresses = resolve(host)
+    except (OSError, UnicodeError):
+        return f"host {host!r} does not resolve"
+    private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
+    if private or not addresses:
+        shown = private[0] if private else "nothing"
+        return (
+            f"host {host!r} resolves to {shown}, not a public address; a service admin can allow it with "
+            "AGPO_WEBHOOK_ALLOWED_HOSTS"
+        )
+    return None
+
+
+def tenant_secret(session: Session, tenant: str, *, rotate: bool = False) -> str:
+    """The tenant's webhook secret (``whsec_`` + base64 of 32 random bytes), made on first use or when rotated."""
+    row = session.get(WebhookSecret, tenant)
+    if row is None or rotate:
+        value = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        if row is None:
+            session.add(WebhookSecret(tenant=tenant, secret=value))
+        else:
+            row.secret, row.created_at = value, utcnow()
+        session.flush()
+        return value
+    return row.secret
 
 
 def enqueue(session: Session, job: Job, view: dict[str, Any]) -> None:
@@ -60,46 +124,63 @@ def _headers(msg_id: str, body: str, secret: str | None, now: datetime) -> dict[
 
 
 def deliver_due(
-    db_url: str, secret: str | None, *, max_attempts: int = 8, timeout: float = 5.0, now: datetime | None = None
+    db_url: str,
+    secret: str | None,
+    *,
+    allowed: Sequence[str] = (),
+    max_attempts: int = 8,
+    timeout: float = 5.0,
+    now: datetime | None = None,
+    resolve: Resolver = _addresses,
 ) -> int:
     """Send every due delivery once; returns how many the receivers took. No transaction stays open while a
-    receiver answers: the due rows are read, sent, then each outcome is written on its own."""
+    receiver answers: the due rows are read, sent, then each outcome is written on its own. ``secret`` signs for
+    tenants without their own; a target that fails :func:`target_problem` is given up without a request."""
     import httpx
 
     now = now or utcnow()
     with session_scope(db_url) as session:
-        due = [
-            (d.id, d.url, f"msg_{d.job_id}_{d.event}", json.dumps(d.payload, separators=(",", ":")), d.attempts)
-            for d in session.scalars(
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.delivered_at.is_(None),
-                    WebhookDelivery.attempts < max_attempts,
-                    WebhookDelivery.next_attempt_at <= now,
-                )
-                .order_by(WebhookDelivery.id)
-                .limit(50)
+        rows = session.execute(
+            select(WebhookDelivery, Job.tenant, WebhookSecret.secret)
+            .join(Job, Job.id == WebhookDelivery.job_id)
+            .outerjoin(WebhookSecret, WebhookSecret.tenant == Job.tenant)
+            .where(
+                WebhookDelivery.delivered_at.is_(None),
+                WebhookDelivery.attempts < max_attempts,
+                WebhookDelivery.next_attempt_at <= now,
             )
+            .order_by(WebhookDelivery.id)
+            .limit(50)
+        ).all()
+        due = [
+            (d.id, d.url, f"msg_{d.job_id}_{d.event}", json.dumps(d.payload, separators=(",", ":")), d.attempts, own)
+            for d, _tenant, own in rows
         ]
     taken = 0
-    for delivery_id, url, msg_id, body, attempts in due:
-        try:
-            response = httpx.post(url, content=body, headers=_headers(msg_id, body, secret, now), timeout=timeout)
-            ok, error = response.is_success, f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
-        # 2, 4, 8 ... seconds between tries, at most 10 minutes
-        values: dict[str, Any] = (
-            {"delivered_at": utcnow(), "last_error": None}
-            if ok
-            else {"next_attempt_at": utcnow() + timedelta(seconds=min(2 ** (attempts + 1), 600)), "last_error": error}
-        )
-        with session_scope(db_url) as session:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id)
-                .values(attempts=WebhookDelivery.attempts + 1, **values)
+    for delivery_id, url, msg_id, body, attempts, own in due:
+        values: dict[str, Any]
+        if refused := target_problem(url, allowed, resolve):
+            values = {"attempts": max_attempts, "last_error": f"refused: {refused}"}
+            ok, error = False, values["last_error"]
+        else:
+            try:
+                headers = _headers(msg_id, body, own or secret, now)
+                response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+                ok, error = response.is_success, f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
+            # 2, 4, 8 ... seconds between tries, at most 10 minutes
+            values = (
+                {"delivered_at": utcnow(), "last_error": None, "attempts": WebhookDelivery.attempts + 1}
+                if ok
+                else {
+                    "next_attempt_at": utcnow() + timedelta(seconds=min(2 ** (attempts + 1), 600)),
+                    "last_error": error,
+                    "attempts": WebhookDelivery.attempts + 1,
+                }
             )
+        with session_scope(db_url) as session:
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
         taken += ok
         if not ok:
             log.warning("webhook %s to %s: %s", msg_id, url, error)

@@ -210,6 +210,16 @@ class Review(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WebhookSecret(Base):
+    """A tenant's Standard Webhooks secret: its webhooks are signed with it (a shared secret, kept to sign)."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class WebhookDelivery(Base):
     """An event for a job's webhook: written in the transaction that ends the job, sent until the receiver takes
     it (2xx) or the attempts run out. At least once: receivers drop repeats by ``webhook-id``."""

@@ -22,7 +22,7 @@ from pipelines.db.session import session_scope
 from pipelines.prompt_fit import TOO_LONG, prompt_meter
 from pipelines.runtime import configured_teacher_id, get_backend
 from pipelines.settings import Settings
-from pipelines.webhooks import check_url
+from pipelines.webhooks import allowed_hosts, check_url, target_problem
 from relevance.label_scores import LabelMethod
 from relevance.pairs import PairBatch, RowError, unstorable, validate_jsonl, validate_records
 from relevance.tasks import TaskError
@@ -203,10 +203,18 @@ def _new_job(
     metadata: dict[str, Any] | None,
     webhook_url: str | None = None,
 ) -> JSONResponse:
+    if webhook_url is not None:
+        check_target(webhook_url, settings)
     created = store_job(
         db, tenant, batch, label, settings, idempotency_key=idempotency_key, metadata=metadata, webhook_url=webhook_url
     )
     return created_response(db, request, created, JobOut(**job_store.job_view(created.job)).model_dump(mode="json"))
+
+
+def check_target(url: str, settings: Settings, param: str = "webhook_url") -> None:
+    """A 422 naming ``param`` for a webhook the service will not call (pipelines.webhooks.target_problem)."""
+    if problem := target_problem(url, allowed_hosts(settings.webhook_allowed_hosts)):
+        raise APIError(422, f"{param}: {problem}", param=param)
 
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, description="retry-safe creation")]

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from infra import settings_from_env
 from standardwebhooks import Webhook
 
-from pipelines.db.models import WebhookDelivery
-from pipelines.db.session import session_scope
+from pipelines.db.models import Job, WebhookDelivery
+from pipelines.db.session import migrate, session_scope
+from pipelines.webhooks import deliver_due, target_problem, tenant_secret
 from services.api import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"agpo-test-webhook-secret-32bytes").decode()
@@ -52,8 +53,12 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
         "AGPO_MAX_TOKENS": "20",
         "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
         "AGPO_WEBHOOK_SECRET": SECRET,
+        "AGPO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the receiver runs here; only an allowlist lets a webhook in
     }
     settings = settings_from_env(env)
+    migrate(settings.database_url)
+    with session_scope(settings.database_url) as s:
+        own = tenant_secret(s, "default")  # the tenant's own secret signs its webhooks, not the service's
     with serve_app(receiver(calls, uploads)) as hook_url, TestClient(create_app(settings)) as http:
         bad = http.post("/v1/jobs", json={"pairs": pool_pairs[:2], "webhook_url": "ftp://example.com/x"})
         assert bad.status_code == 422 and "webhook_url" in bad.text
@@ -76,11 +81,89 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
     assert json.loads(uploads[0])["data"]["id"] == upload_id
     (h1, b1), (h2, b2) = calls
     assert h1["webhook-id"] == h2["webhook-id"] and b1 == b2  # a retry is the same message
-    event = Webhook(SECRET).verify(b2, {k: v for k, v in h2.items() if k.startswith("webhook-")})
+    signed = {k: v for k, v in h2.items() if k.startswith("webhook-")}
+    event = Webhook(own).verify(b2, signed)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the service's secret is not the one that signed it
+        Webhook(SECRET).verify(b2, signed)
     assert event["type"] == "job.completed" and event["data"]["id"] == job_id
     assert event["data"]["request_counts"]["total"] == 6 and event["data"]["status"] == "completed"
     with pytest.raises(Exception):  # noqa: B017, PT011 - any verification error: a forged body
-        Webhook(SECRET).verify(b2.replace(b"completed", b"cancelled"), {k: v for k, v in h2.items()})
+        Webhook(own).verify(b2.replace(b"completed", b"cancelled"), {k: v for k, v in h2.items()})
     with session_scope(settings.database_url) as s:
         (delivery,) = s.query(WebhookDelivery).filter(WebhookDelivery.url.endswith("/hook")).all()
         assert delivery.attempts == 2 and delivery.delivered_at is not None and delivery.last_error is None
+
+
+def _resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    """Names resolved from a table (this sandbox has no DNS); the address checks themselves are the real ones."""
+
+    def resolve(host: str) -> list[str]:
+        if host not in table:
+            raise OSError("unknown host")
+        return table[host]
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "problem"),
+    [
+        ("https://hooks.example.com/x", [], None),
+        ("http://127.0.0.1:9/x", [], "not a public address"),
+        ("http://169.254.169.254/latest/meta-data", [], "not a public address"),
+        ("http://[::1]/x", [], "not a public address"),
+        ("http://inside.example.com/x", [], "resolves to 10.0.0.7"),  # a public name pointing inside
+        ("http://nowhere.invalid/x", [], "does not resolve"),
+        ("http://127.0.0.1:9/x", ["127.0.0.1"], None),
+        ("https://a.hooks.acme.com/x", ["*.acme.com"], None),
+        ("https://hooks.example.com/x", ["*.acme.com"], "not in AGPO_WEBHOOK_ALLOWED_HOSTS"),
+    ],
+)
+def test_webhook_targets_inside_the_network_are_refused(url: str, allowed: list[str], problem: str | None) -> None:
+    resolve = _resolver(
+        {
+            "hooks.example.com": ["93.184.216.34"],
+            "127.0.0.1": ["127.0.0.1"],
+            "169.254.169.254": ["169.254.169.254"],
+            "::1": ["::1"],
+            "inside.example.com": ["93.184.216.34", "10.0.0.7"],
+        }
+    )
+    found = target_problem(url, allowed, resolve)
+    assert (found is None) if problem is None else (problem in (found or "")), found
+
+
+def test_the_api_refuses_an_inside_target_and_a_due_delivery_is_checked_again(
+    teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path
+) -> None:
+    env = {
+        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+    }
+    settings = settings_from_env(env)
+    with TestClient(create_app(settings)) as http:
+        for url in ("http://127.0.0.1:9/hook", "http://localhost/hook", "http://169.254.169.254/latest"):
+            r = http.post("/v1/jobs", json={"pairs": pool_pairs[:1], "webhook_url": url})
+            assert r.status_code == 422 and r.json()["error"]["param"] == "webhook_url", r.text
+            assert "not a public address" in r.json()["error"]["message"]
+    # A delivery due to a target the allowlist no longer holds is given up without a request.
+    with session_scope(settings.database_url) as s:
+        job = s.query(Job).first()
+        assert job is None  # every job above was refused before it was stored
+    allowed = settings_from_env({**env, "AGPO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
+    with TestClient(create_app(allowed)) as http:
+        created = http.post("/v1/jobs", json={"pairs": pool_pairs[:1], "webhook_url": "http://127.0.0.1:9/hook"})
+        assert created.status_code == 201
+        deadline = time.monotonic() + 120
+        while http.get(f"/v1/jobs/{created.json()['id']}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    with session_scope(settings.database_url) as s:
+        s.query(WebhookDelivery).update({"attempts": 0, "delivered_at": None, "last_error": None})
+    assert deliver_due(settings.database_url, None, allowed=["hooks.example.com"], max_attempts=8) == 0
+    with session_scope(settings.database_url) as s:
+        (delivery,) = s.query(WebhookDelivery).all()
+        assert delivery.attempts == 8 and delivery.delivered_at is None
+        assert delivery.last_error.startswith("refused: host '127.0.0.1' is not in AGPO_WEBHOOK_ALLOWED_HOSTS")
