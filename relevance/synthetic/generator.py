@@ -45,7 +45,7 @@ from typing import Any
 
 from relevance.parsing import format_label_line
 from relevance.schemas import ESCI
-from relevance.synthetic import zh
+from relevance.synthetic import placement, zh
 from relevance.synthetic.attributes import KINDS
 from relevance.synthetic.catalogue import ACCESSORY_OF, CATEGORIES, COMPLEMENTS, Category
 from relevance.synthetic.rules import esci_label, violations
@@ -406,20 +406,7 @@ def _render_ad(rng: random.Random, q: _Query, facts: dict[str, Any], decisive: l
                 other = [o for o in options if _norm(o) != _norm(q.forms[kind])]
                 if other and _norm(form) == _norm(q.forms[kind]):
                     form = rng.choice(other)
-        r = rng.random()
-        if tier == "easy":
-            place = "title" if constrained else ("attrs" if r < 0.7 else "none")
-        elif tier == "medium":
-            if constrained:
-                place = "title" if r < 0.5 else "attrs"
-            else:
-                place = "attrs" if r < 0.6 else ("desc" if r < 0.8 else "none")
-        elif (constrained and kind in decisive) or (constrained and not decisive and r < 0.5):
-            place = "attrs" if rng.random() < 0.5 else "desc"
-        elif constrained:
-            place = "title" if r < 0.5 else "attrs"
-        else:
-            place = "title" if r < 0.3 else ("attrs" if r < 0.7 else ("desc" if r < 0.85 else "none"))
+        place = placement.place(rng, tier, constrained, decisive, kind)
         if place == "none":
             continue
         shown[kind] = form

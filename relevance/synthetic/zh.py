@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relevance.parsing import format_label_line
+from relevance.synthetic import placement
 from relevance.synthetic.attributes import KINDS
 from relevance.synthetic.catalogue import ACCESSORY_OF, CATEGORIES
 from relevance.synthetic.rules import violations
@@ -410,17 +411,7 @@ def render_ad(
         options = ad_forms(kind, value)
         constrained = same and kind in q.attributes
         form = options[0] if tier == "easy" else rng.choice(options)
-        r = rng.random()
-        if tier == "easy":
-            place = "title" if constrained else ("attrs" if r < 0.7 else "none")
-        elif tier == "medium":
-            place = ("title" if r < 0.5 else "attrs") if constrained else ("attrs" if r < 0.6 else "none")
-        elif (constrained and kind in decisive) or (constrained and not decisive and r < 0.5):
-            place = "attrs" if rng.random() < 0.5 else "desc"
-        elif constrained:
-            place = "title" if r < 0.5 else "attrs"
-        else:
-            place = "title" if r < 0.3 else ("attrs" if r < 0.7 else "none")
+        place = placement.place(rng, tier, constrained, decisive, kind)
         if place == "none":
             continue
         shown[kind] = form
