@@ -123,7 +123,8 @@ def prompt_version(
     return get_template(template).version(schema)
 
 
-def _cut(text: str, limit: int) -> str:
+def cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, ending in ``...`` where it was cut."""
     return text if len(text) <= limit else text[: max(0, limit - 3)].rstrip() + "..."
 
 
@@ -139,7 +140,7 @@ def render_ad(pair: Pair, template: PromptTemplate) -> str:
         items = list(ad.attributes.items())[: template.max_attributes]
         lines.append("Attributes: " + "; ".join(f"{k}: {v}" for k, v in items))
     if ad.description:
-        lines.append(f"Description: {_cut(ad.description, template.max_description_chars)}")
+        lines.append(f"Description: {cut(ad.description, template.max_description_chars)}")
     return "\n".join(lines)
 
 

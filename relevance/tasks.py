@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from relevance.pairs import Ad, Pair, unstorable, validate_pair
 from relevance.parsing import LABEL_PREFIX, format_label_line
-from relevance.prompts import PromptTemplate, build_messages, get_template, render_ad, template_names
+from relevance.prompts import PromptTemplate, build_messages, cut, get_template, render_ad, template_names
 from relevance.schemas import Label, LabelSchema
 
 TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
@@ -233,7 +233,8 @@ class Task:
 
     @cached_property
     def prompt_version(self) -> str:
-        """12 hex characters of sha256 over :meth:`fingerprint`: recorded with every label made under it."""
+        """``t`` and 11 hex characters of sha256 over :meth:`fingerprint` (the ``t`` tells it from a built-in
+        template's version): recorded with every label made under it."""
         return "t" + hashlib.sha256(self.fingerprint().encode("utf-8")).hexdigest()[:11]
 
     @cached_property
@@ -251,10 +252,7 @@ class Task:
 
     def _context(self, pair: Pair) -> dict[str, Any]:
         ad = pair.ad
-        description = ad.description or ""
         limit = self.spec.max_description_chars
-        if len(description) > limit:
-            description = description[: max(0, limit - 3)].rstrip() + "..."
         shown = PromptTemplate("task", "", "", max_description_chars=limit, max_attributes=self.spec.max_attributes)
         return {
             "query": pair.query,
@@ -263,7 +261,7 @@ class Task:
                 "brand": ad.brand or "",
                 "category": ad.category or "",
                 "attributes": dict(list((ad.attributes or {}).items())[: self.spec.max_attributes]),
-                "description": description,
+                "description": cut(ad.description or "", limit),
             },
             "ad_text": render_ad(pair, shown),
             "labels": [
@@ -291,8 +289,8 @@ class Task:
         try:
             system = _render(system_t, context) if system_t is not None else ""
             user = _render(user_t, context)
-        except jinja2.TemplateError as exc:
-            raise TaskError("prompt", f"does not render: {exc}") from None
+        except Exception as exc:  # a tenant's template: any error it raises is the task's, never the server's
+            raise TaskError("prompt", f"does not render: {exc or type(exc).__name__}") from None
         return system.strip(), user.strip()
 
     def messages(self, pair: Pair | Mapping[str, Any]) -> list[dict[str, str]]:
