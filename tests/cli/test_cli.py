@@ -76,6 +76,34 @@ def test_relevance_generate_writes_the_splits(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
 
 
+def test_relevance_generate_in_chinese_and_an_unknown_language_is_one_line(tmp_path: Path) -> None:
+    sizes = ["--teacher-train", "0", "--dev", "0", "--gold-test", "30", "--pool", "0"]
+    result = runner.invoke(app, ["relevance", "generate", "--out", str(tmp_path), "--lang", "zh", *sizes])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "manifest.json").read_text())["lang"] == "zh"
+    first = json.loads((tmp_path / "gold_test.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert re.search(r"[\u4e00-\u9fff]", first["ad"]["title"])
+    bad = runner.invoke(app, ["relevance", "generate", "--out", str(tmp_path / "x"), "--lang", "fr", *sizes])
+    assert bad.exit_code == 2 and "--lang 'fr'" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_tenants_webhook_secret_is_made_once_and_rotated_on_request(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.settings import get_settings
+
+    monkeypatch.setenv("AGPO_DATABASE_URL", f"sqlite:///{tmp_path / 'agpo.db'}")
+    get_settings.cache_clear()
+    try:
+        first, again, rotated = (
+            runner.invoke(app, ["keys", "webhook-secret", "--tenant", "acme", *extra])
+            for extra in ([], [], ["--rotate"])
+        )
+    finally:
+        get_settings.cache_clear()
+    secrets = [r.output.strip().splitlines()[-1] for r in (first, again, rotated)]
+    assert all(r.exit_code == 0 for r in (first, again, rotated)), first.output
+    assert secrets[0].startswith("whsec_") and secrets[0] == secrets[1] != secrets[2]
+
+
 def _readme_commands() -> list[list[str]]:
     """Every ``agpo ...`` invocation in README's code spans and blocks, cut at its first option or placeholder."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
