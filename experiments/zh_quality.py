@@ -36,7 +36,7 @@ class ZhQualityConfig:
     dev_pairs: int = 500
     test_pairs: int = 1_000
     teacher: str = "models/relevance-teacher-smollm2-more"
-    teacher_pairs: int = 400
+    teacher_pairs: int = 100
     teacher_method: str = "score"
     zh_task: str = "esci-zh"
     student_seeds: tuple[int, ...] = (0, 1)
@@ -65,9 +65,29 @@ def unknown_share(texts: list[tuple[str, str]]) -> float:
     return sum(i == tok.unk_token_id for i in ids) / len(ids)
 
 
+def _task(cfg: ZhQualityConfig, lang: str) -> Any:
+    from relevance.tasks import builtin_tasks, check_task
+
+    return check_task(builtin_tasks()[cfg.zh_task], 1) if lang == "zh" else None
+
+
+def prompt_tokens(cfg: ZhQualityConfig, lang: str, data: Path, n: int = 50) -> float:
+    """Mean tokens of the teacher's prompt (chat template applied) over the first ``n`` test pairs."""
+    from transformers import AutoTokenizer
+
+    from teacher.evaluate import chat_prompts
+
+    card = json.loads((Path(cfg.teacher) / "model_card.json").read_text())
+    rows = [json.loads(line) for line in (data / "gold_test.jsonl").read_text(encoding="utf-8").splitlines()[:n]]
+    tok = AutoTokenizer.from_pretrained(cfg.teacher)
+    task = _task(cfg, lang)
+    schema = task.schema if task else card.get("label_schema", "esci")
+    prompts = chat_prompts(tok, rows, schema, card.get("prompt_template", "compact"), task)
+    return sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts) / len(prompts)
+
+
 def _teacher(cfg: ZhQualityConfig, lang: str, data: Path, out: Path, log: Log) -> dict[str, Any]:
     from experiments.real_baselines import real_baselines
-    from relevance.tasks import builtin_tasks, check_task
     from teacher.data import labelled_records
     from teacher.evaluate import EvalSettings, evaluate_teacher, write_report
 
@@ -76,7 +96,7 @@ def _teacher(cfg: ZhQualityConfig, lang: str, data: Path, out: Path, log: Log) -
         return json.loads(path.read_text())
     card = json.loads((Path(cfg.teacher) / "model_card.json").read_text())
     records = labelled_records(data / "gold_test.jsonl", pairs=cfg.teacher_pairs, seed=0)
-    task = check_task(builtin_tasks()[cfg.zh_task], 1) if lang == "zh" else None
+    task = _task(cfg, lang)
     settings = EvalSettings(
         n=1,
         temperature=0.0,
@@ -143,11 +163,12 @@ def run(cfg: ZhQualityConfig, out_dir: str | Path, log: Log = print) -> dict[str
         baselines = next(s["baselines"] for s in students if s["baselines"])
         results["langs"][lang] = {
             "unk_share": round(unknown_share(_texts(data / "gold_test.jsonl")), 4),
+            "teacher_prompt_tokens": round(prompt_tokens(cfg, lang, data), 1),
             "teacher": {
                 "n": teacher["pairs"],
                 **{k: teacher["scored" if "scored" in teacher else "majority"][k] for k in HEADLINE if k},
                 "baselines": teacher["baselines"],
-                "pairs_per_s": round(teacher["n"] / teacher["seconds"], 2) if teacher.get("seconds") else None,
+                "pairs_per_s": round(teacher["pairs"] / teacher["seconds"], 2) if teacher.get("seconds") else None,
             },
             "students": {k: mean_std_cell([s["student"][k] for s in students], "seeds", 3) for k in HEADLINE},
             "student_runs": students,
@@ -238,6 +259,13 @@ def write_report(results: dict[str, Any], path: str | Path, command: str) -> Pat
         + " as `[UNK]`: its English vocabulary lacks many Chinese characters, so a Chinese student wants a base with "
         "a Chinese vocabulary (`agpo student train --base-model DIR_OR_HUB_ID`; `tests/student/test_student_zh.py` "
         "trains one with a character vocabulary end to end).",
+        "",
+        "The teacher's prompt is "
+        + " and ".join(f"{langs[lang]['teacher_prompt_tokens']:,.0f} tokens in {lang}" for lang in LANGS)
+        + " on average (chat template applied): SmolLM2's tokenizer spends several tokens per Chinese character, and "
+        "the Chinese task carries its guidelines and two examples; labelling ran at "
+        + " and ".join(f"{langs[lang]['teacher']['pairs_per_s']} pairs/s in {lang}" for lang in LANGS)
+        + " (bf16, 2 cores, while nothing else ran).",
         "",
         f"![macro-F1, English and Chinese]({png.name})",
         "",

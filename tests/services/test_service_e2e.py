@@ -586,6 +586,19 @@ def test_a_chinese_task_stored_through_the_cli_labels_on_workers_that_never_saw_
             completion_window="24h",
             metadata={"task": "nope"},
         )
+    # Its export names the task version it was labelled under.
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "zh.parquet"
+    subprocess.run(
+        [AGPO, "jobs", "export", job["id"], "--format", "parquet", "--out", str(parquet), *where],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    exported = json.loads(pq.read_table(parquet).schema.metadata[b"agpo"])["job"]
+    assert exported["task"] == job["task"] and exported["prompt_version"] == task["prompt_version"]
     # A typo in the task file is named, with its line, before anything is sent.
     task_file.write_text("name: acme-zh\nlabels: [\n", encoding="utf-8")
     bad = subprocess.run([*cli, "create", str(task_file), *where], env=stack.env, capture_output=True, text=True)
