@@ -45,6 +45,7 @@ def export_row(line: dict[str, Any]) -> dict[str, Any]:
         "category": ad.get("category"),
         "attributes": _json_text(ad.get("attributes")),
         "meta": _json_text(pair.get("meta")),
+        "messages": _json_text(pair.get("messages")),  # a batch line's conversation, labelled in place of a pair
         "status": line.get("status"),
         "label": line.get("label"),
         "confidence": line.get("confidence"),

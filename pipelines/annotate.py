@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from pipelines.backends.base import Decoding, LabelScorer, Messages, PromptError, TeacherBackend, TeacherError
+from pipelines.chat_lines import conversation
 from relevance.label_scores import reasoning_of, scored_answer, scored_label, scoring_prefix
 from relevance.overlap import overlap_reasoning
 from relevance.parsing import LABEL_PREFIX, parse_label
@@ -58,8 +59,10 @@ class LabelRequest:
             return self.task.prompt_version
         return prompt_version(self.prompt_template, self.schema)
 
-    def messages(self, pair: Mapping[str, Any]) -> Messages:
-        """The chat asking the teacher to label ``pair``."""
+    def messages(self, pair: Any) -> Messages:
+        """The chat asking the teacher to label ``pair`` (a batch line's own conversation is sent as it is)."""
+        if (chat := conversation(pair)) is not None:
+            return chat
         if self.task is not None:
             return self.task.messages(pair)
         return build_messages(pair, self.schema, self.prompt_template)
@@ -100,7 +103,9 @@ class BatchStats:
 
 
 def pair_content(pair: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a pair the teacher sees."""
+    """The part of a pair (or of a conversation) the teacher sees."""
+    if (chat := conversation(pair)) is not None:
+        return {"messages": chat}
     return {"query": pair["query"], "ad": pair["ad"]}
 
 
@@ -262,17 +267,18 @@ def _scored_pairs(
     for start in range(0, len(pairs), batch_size):
         part = list(range(start, min(start + batch_size, len(pairs))))
         t0 = time.perf_counter()
-        if decoding.method == "score":
+        # The rule (overlap) reads a query and a title; a conversation has neither, so the teacher reasons there.
+        ruled = [] if decoding.method == "score" else [i for i in part if conversation(pairs[i]) is None]
+        refused, reasonings, tokens = {}, {}, {}
+        if asked := [i for i in part if i not in ruled]:
             answers, refused = answer_each(
-                lambda idx: [g.completions[0] for g in backend.generate([messages[i] for i in idx], greedy)], part
+                lambda idx: [g.completions[0] for g in backend.generate([messages[i] for i in idx], greedy)], asked
             )
             stats.teacher_calls += 1
             reasonings = {i: reasoning_of(c.text).replace("\x00", "") for i, c in answers.items()}
             tokens = {i: c.completion_tokens for i, c in answers.items()}
-        else:
-            refused = {}
-            reasonings = {i: overlap_reasoning(pairs[i]["query"], pairs[i]["ad"]["title"]) for i in part}
-            tokens = dict.fromkeys(part, 0)
+        for i in ruled:
+            reasonings[i], tokens[i] = overlap_reasoning(pairs[i]["query"], pairs[i]["ad"]["title"]), 0
         logprobs, unscored = answer_each(
             lambda idx, said=reasonings: backend.score_next(
                 [messages[i] for i in idx], [scoring_prefix(said[i]) for i in idx], names

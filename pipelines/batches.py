@@ -1,13 +1,15 @@
 """The OpenAI Batch API's file formats and statuses, over the service's jobs.
 
 A batch input file holds one request per line, ``{"custom_id", "method": "POST", "url": <the batch's endpoint>,
-"body": {...}}``. Here the endpoint is ``/v1/annotate`` and a line's body is one pair without its id
-(``{"query", "ad", "meta"?}``): the line's ``custom_id`` is the pair's. Each line is checked as a pair is; a bad
+"body": {...}}``. Two endpoints are served: ``/v1/annotate``, where a line's body is one pair without its id
+(``{"query", "ad", "meta"?}``), and ``/v1/chat/completions``, where it is a chat completion request taken unchanged
+(:mod:`pipelines.chat_lines`). The line's ``custom_id`` is the pair's. Each line is checked as a pair is; a bad
 line goes to the batch's error file under its line number and never stops the others, as in a JSONL job.
 
 Results come back in Batch's shapes: the output file has one ``{"id", "custom_id", "response": {"status_code",
-"request_id", "body"}, "error": null}`` line per labelled pair (the body is the pair's result line), the error file
-one ``{"id", "custom_id", "response": null, "error": {"code", "message"}}`` line per failed pair or rejected line.
+"request_id", "body"}, "error": null}`` line per labelled pair (the body is the pair's result line, or under the chat
+endpoint a ``chat.completion`` carrying it), the error file one ``{"id", "custom_id", "response": null, "error":
+{"code", "message"}}`` line per failed pair or rejected line.
 """
 
 from __future__ import annotations
@@ -19,10 +21,21 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from relevance.pairs import DEFAULT_LIMITS, PairBatch, PairLimits, RowError, validate_records
+from pydantic import ValidationError
+
+from pipelines import chat_lines
+from relevance.pairs import (
+    DEFAULT_LIMITS,
+    PairBatch,
+    PairLimits,
+    RowError,
+    error_fields,
+    validate_pair,
+    validate_records,
+)
 
 ENDPOINT = "/v1/annotate"
-ENDPOINTS = (ENDPOINT,)
+ENDPOINTS = (ENDPOINT, chat_lines.ENDPOINT)
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 PURPOSE = "batch"
 
@@ -86,7 +99,30 @@ def _request_records(
         if problem is not None:
             errors.append(RowError(lineno, *problem))
             continue
-        yield lineno, {"custom_id": record.get("custom_id"), **record["body"]}
+        if endpoint != chat_lines.ENDPOINT:
+            yield lineno, {"custom_id": record.get("custom_id"), **record["body"]}
+            continue
+        kind, found = chat_lines.body_record(record.get("custom_id"), record["body"])
+        if kind == "error":
+            field, _, message = found.partition(": ")
+            errors.append(RowError(lineno, field, message))
+            continue
+        validate = validate_pair if kind == "pair" else chat_lines.validate_conversation
+        try:
+            item = validate(found, limits)
+        except ValidationError as exc:
+            errors.extend(RowError(lineno, _body_field(kind, f), m) for f, m in error_fields(exc))
+            continue
+        yield lineno, item
+
+
+def _body_field(kind: str, field: str) -> str | None:
+    """A validation error's field, named as in the line (a conversation's ``meta`` is the body's ``metadata``)."""
+    if field in ("", "custom_id"):
+        return field or None
+    if kind == "pair":
+        return f"body.pair.{field}"
+    return "body.metadata" if field == "meta" else f"body.{field}"
 
 
 def _request_problem(record: dict[str, Any], endpoint: str) -> tuple[str, str] | None:
@@ -98,10 +134,17 @@ def _request_problem(record: dict[str, Any], endpoint: str) -> tuple[str, str] |
     if record.get("url") != endpoint:
         return "url", f"must be the batch's endpoint {endpoint}, got {record.get('url')!r}"
     body = record.get("body")
+    if endpoint == chat_lines.ENDPOINT:
+        if isinstance(body, dict):
+            return None
+        return "body", f"expected a chat completion request (an object), got {type(body).__name__}"
     if not isinstance(body, dict):
         return "body", f"expected an object (one pair: query, ad), got {type(body).__name__}"
     if "messages" in body:
-        return "body", "a chat completion body cannot be labelled as a pair; send {query, ad} (one pair)"
+        return "body", (
+            f"a chat completion body: create the batch with endpoint {chat_lines.ENDPOINT} (and these lines' url), "
+            "or send {query, ad} (one pair)"
+        )
     if "custom_id" in body:
         return "body.custom_id", "the line's custom_id names the pair; leave it out of the body"
     return None
@@ -114,8 +157,10 @@ def parse_input(
     shape_errors: list[RowError] = []
     records = _request_records(content.split(b"\n"), endpoint, limits, shape_errors)
     batch = validate_records(records, limits=limits, max_pairs=max_pairs)
+    # Under the chat endpoint lines are validated (and their fields named) while read; here only as pairs.
+    prefix = "body." if endpoint == ENDPOINT else ""
     pair_errors = [
-        RowError(e.row, e.field if e.field in (None, "custom_id") else f"body.{e.field}", e.message)
+        RowError(e.row, e.field if e.field in (None, "custom_id") else f"{prefix}{e.field}", e.message)
         for e in batch.errors
     ]
     batch.errors = sorted(shape_errors + pair_errors, key=lambda e: e.row)
@@ -187,13 +232,17 @@ def _request_id(batch_id: str, key: str) -> str:
     return "batch_req_" + hashlib.sha256(f"{batch_id}/{key}".encode()).hexdigest()[:24]
 
 
-def output_line(batch_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    """A labelled pair's line of the output file: its result line as the response body."""
+def output_line(
+    batch_id: str, result: dict[str, Any], *, endpoint: str = ENDPOINT, created: int | None = None
+) -> dict[str, Any]:
+    """A labelled pair's line of the output file: its result line as the response body, or under the chat endpoint
+    a ``chat.completion`` (created at ``created``, Unix seconds) that carries it."""
     request_id = _request_id(batch_id, result["custom_id"])
+    body = result if endpoint == ENDPOINT else chat_lines.chat_completion(request_id, result, created)
     return {
         "id": request_id,
         "custom_id": result["custom_id"],
-        "response": {"status_code": 200, "request_id": request_id, "body": result},
+        "response": {"status_code": 200, "request_id": request_id, "body": body},
         "error": None,
     }
 

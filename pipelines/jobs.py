@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines import webhooks
 from pipelines.annotate import LabelRequest
+from pipelines.batches import batch_view, completion_window
 from pipelines.db.models import Batch, Chunk, Job, JobError, JobItem, utcnow
 from pipelines.requests import job_columns
 from relevance.pairs import Pair, RowError, paused_gc
@@ -302,8 +303,19 @@ def finalize_job(session: Session, job_id: str) -> str | None:
         return None
     job.status = "cancelled" if job.cancel_requested else "completed"
     job.completed_at = utcnow()
-    webhooks.enqueue(session, job, job_view(job))
+    _tell_ended(session, job)
     return job.status
+
+
+def _tell_ended(session: Session, job: Job) -> None:
+    """The job's webhook event; a batch's job tells it as OpenAI's batch events do (``batch.completed``,
+    ``batch.cancelled``, ``batch.expired``), with the batch object as the data."""
+    batch = session.scalar(select(Batch).where(Batch.job_id == job.id)) if job.webhook_url else None
+    if batch is None:
+        webhooks.enqueue(session, job, f"job.{job.status}", job_view(job))
+        return
+    view = batch_view(batch, job)
+    webhooks.enqueue(session, job, f"batch.{view['status']}", view)
 
 
 def _task_ref(job: Job) -> dict[str, Any] | None:
@@ -424,8 +436,6 @@ def errors_page(
 def expire_batch(session: Session, batch: Batch, now: datetime | None = None) -> bool:
     """When ``batch``'s completion window has run out and its job is not finished: mark it expired and cancel
     what is left (results so far stay, as OpenAI's batches keep theirs). True when it expired now."""
-    from pipelines.batches import completion_window
-
     now = now or utcnow()
     job = session.get(Job, batch.job_id)
     if batch.expired_at is not None or job is None or job.status in TERMINAL:

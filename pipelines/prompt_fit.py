@@ -21,6 +21,7 @@ from typing import Any
 
 from pipelines.annotate import LabelRequest
 from pipelines.backends import encode_prompt, render_prompt
+from pipelines.chat_lines import conversation
 from pipelines.settings import Settings
 from relevance.pairs import Pair, PairBatch, RowError
 from relevance.prompts import PromptTemplate, get_template
@@ -80,7 +81,8 @@ class PromptMeter:
         room = self.context - answer
         if room <= 0:
             return f"max_tokens={request.decoding.max_tokens} leaves no room in the teacher's context of {self.context}"
-        bounded = request.task is None or request.task.builtin is not None  # a Jinja prompt has no known slots
+        # A Jinja prompt has no known slots, and a conversation no template: both are counted
+        bounded = (request.task is None or request.task.builtin is not None) and conversation(pair) is None
         if self.byte_level and bounded and self._bound(pair, request) <= room:
             return None
         used = self._tokens(pair, request)

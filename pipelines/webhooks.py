@@ -101,11 +101,11 @@ def tenant_secret(session: Session, tenant: str, *, rotate: bool = False) -> str
     return row.secret
 
 
-def enqueue(session: Session, job: Job, view: dict[str, Any]) -> None:
-    """The job's end as an outbox row, in the caller's transaction (once per job and event)."""
+def enqueue(session: Session, job: Job, event: str, view: dict[str, Any]) -> None:
+    """The job's end (``event``: ``job.completed``, ``batch.expired`` ...) as an outbox row, in the caller's
+    transaction (once per job and event)."""
     if not job.webhook_url:
         return
-    event = f"job.{job.status}"
     exists = session.scalar(
         select(WebhookDelivery.id).where(WebhookDelivery.job_id == job.id, WebhookDelivery.event == event)
     )

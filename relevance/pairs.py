@@ -266,14 +266,15 @@ def validate_records(
 ) -> PairBatch:
     """Validate ``(row, record)`` items; duplicates of an earlier ``custom_id`` are errors, not pairs.
 
-    A record may already be a :class:`Pair` validated against ``limits``; it is taken as it is.
+    A record may already be a :class:`Pair` (or another model with a ``custom_id``) validated against ``limits``;
+    it is taken as it is.
     """
     batch = PairBatch()
     seen: dict[str, int] = {}
     with paused_gc():
         for row, record in records:
-            if type(record) is Pair:
-                pair = record  # validated upstream against the same limits
+            if isinstance(record, BaseModel):
+                pair = record  # validated upstream against the same limits (a Pair, or a batch line's conversation)
             elif not isinstance(record, Mapping):
                 batch.errors.append(RowError(row, None, f"expected a JSON object, got {type(record).__name__}"))
                 continue

@@ -57,7 +57,12 @@ def _like(text: str) -> str:
 
 
 def _filtered(job_id: str, f: QueueFilter) -> Any:
-    where = [JobItem.job_id == job_id, JobItem.state.in_(("completed", "failed"))]
+    # A batch line's conversation has no pair to show: only pairs are reviewed (pipelines.chat_lines).
+    where = [
+        JobItem.job_id == job_id,
+        JobItem.state.in_(("completed", "failed")),
+        JobItem.pair["query"].as_string().is_not(None),
+    ]
     if f.label:
         where.append(JobItem.label == f.label)
     if f.min_confidence is not None:
@@ -108,6 +113,8 @@ def submit_review(
     item = session.scalar(select(JobItem).where(JobItem.job_id == job.id, JobItem.custom_id == custom_id))
     if item is None:
         raise ReviewError("custom_id", f"job {job.id} has no pair with custom_id {custom_id!r}")
+    if "query" not in item.pair:
+        raise ReviewError("custom_id", f"{custom_id!r} is a conversation, not a pair: only pairs are reviewed")
     if item.state not in ("completed", "failed"):
         raise ReviewError(
             "custom_id",

@@ -17,13 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines import batches as batch_format
+from pipelines import chat_lines
 from pipelines import jobs as job_store
 from pipelines.db.models import Batch, StoredFile
 from pipelines.settings import Settings
+from pipelines.webhooks import check_url
 from relevance.pairs import unstorable
 from services.api.deps import DB, SettingsDep, Tenant, job_task, label_request
 from services.api.errors import APIError
-from services.api.jobs import ERRORS, created_response, fit_to_teacher, jsonl_bytes, paged, store_job
+from services.api.jobs import ERRORS, check_target, created_response, fit_to_teacher, jsonl_bytes, paged, store_job
 from services.api.schemas import AnnotateOptions, BatchList, BatchOut, CreateBatchRequest, FileOut
 
 router = APIRouter(prefix="/v1", tags=["batch"])
@@ -135,13 +137,19 @@ def file_content(file_id: str, tenant: Tenant, db: DB, settings: SettingsDep) ->
     batch_id, kind = result_file
     b = _batch(db, tenant, batch_id)
     if kind == "output":
-        return StreamingResponse(_output_lines(settings, b.id, b.job_id), media_type=JSONL)
+        job = job_store.get_job(db, None, b.job_id)
+        created = batch_format.unix(job.completed_at or job.created_at)
+        lines = _output_lines(settings, b.id, b.job_id, b.endpoint, created)
+        return StreamingResponse(lines, media_type=JSONL)
     return StreamingResponse(_error_lines(settings, b.id, b.job_id, b.expired_at is not None), media_type=JSONL)
 
 
-def _output_lines(settings: Settings, batch_id: str, job_id: str) -> Iterator[bytes]:
+def _output_lines(
+    settings: Settings, batch_id: str, job_id: str, endpoint: str, created: int | None
+) -> Iterator[bytes]:
     for rows in paged(settings, job_id, job_store.results_page):
-        yield jsonl_bytes([batch_format.output_line(batch_id, r) for r in rows if r.get("status") == "completed"])
+        done = [r for r in rows if r.get("status") == "completed"]
+        yield jsonl_bytes([batch_format.output_line(batch_id, r, endpoint=endpoint, created=created) for r in done])
 
 
 def _error_lines(settings: Settings, batch_id: str, job_id: str, expired: bool) -> Iterator[bytes]:
@@ -164,7 +172,7 @@ def create_batch(
         raise APIError(
             422,
             f"endpoint: {body.endpoint!r} is not served as a batch; use {batch_format.ENDPOINT} (a line's body is one "
-            "pair: query, ad)",
+            f"pair: query, ad) or {chat_lines.ENDPOINT} (a chat completion request)",
             param="endpoint",
         )
     if body.completion_window not in batch_format.COMPLETION_WINDOWS:
@@ -182,11 +190,20 @@ def create_batch(
         where = f"line {first.row}" + (f", {first.field}" if first and first.field else "") if first else "the file"
         detail = f"; {where}: {first.message}" if first else ": it is empty"
         raise APIError(422, f"input_file_id: no request line can be labelled{detail}", param="input_file_id")
-    # OpenAI's batch request has no field for it: a task rides in the metadata, which OpenAI's clients pass through.
-    options = AnnotateOptions(task=(body.metadata or {}).get("task"))
+    # OpenAI's batch request has no fields for them: a task and a webhook ride in the metadata, which OpenAI's
+    # clients pass through.
+    metadata = body.metadata or {}
+    options = AnnotateOptions(task=metadata.get("task"))
     label = label_request(options, settings, job_task(db, tenant, options))
+    webhook_url = metadata.get("webhook_url")
+    if webhook_url is not None:
+        try:
+            check_url(webhook_url)
+        except ValueError as exc:
+            raise APIError(422, f"metadata.{exc}", param="metadata.webhook_url") from None
+        check_target(webhook_url, settings, param="metadata.webhook_url")
     pairs = fit_to_teacher(pairs, label, settings, strict=False)
-    created = store_job(db, tenant, pairs, label, settings, metadata=body.metadata)
+    created = store_job(db, tenant, pairs, label, settings, metadata=body.metadata, webhook_url=webhook_url)
     b = Batch(
         id=batch_format.new_batch_id(),
         tenant=tenant,

@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 from pipelines import jobs as job_store
 from pipelines.annotate import LabelRequest, label_pairs, result_line
 from pipelines.backends.base import TeacherError
+from pipelines.chat_lines import conversation
 from pipelines.db.session import session_scope
 from pipelines.prompt_fit import TOO_LONG, prompt_meter
 from pipelines.runtime import configured_teacher_id, get_backend
@@ -102,7 +103,8 @@ def _renders(batch: PairBatch, label: LabelRequest, *, strict: bool) -> PairBatc
     kept = PairBatch(errors=list(batch.errors))
     for pair, row in zip(batch.pairs, batch.rows, strict=True):
         try:
-            task.messages(pair)
+            if conversation(pair) is None:  # a batch line's conversation is sent as it is, never rendered
+                task.messages(pair)
         except TaskError as exc:
             message = f"the prompt of task {task.ref} does not render for this pair ({exc})"
             if strict:

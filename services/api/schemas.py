@@ -160,10 +160,16 @@ class CreateBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_file_id: str = Field(..., max_length=40, description="a file uploaded with purpose batch")
-    endpoint: str = Field(..., max_length=64, description="/v1/annotate: each line's body is one pair")
+    endpoint: str = Field(
+        ...,
+        max_length=64,
+        description="/v1/annotate (each line's body is one pair) or /v1/chat/completions (a chat completion request)",
+    )
     completion_window: str = Field("24h", max_length=16, description="24h")
     metadata: dict[str, str] | None = Field(
-        None, description="free key/values returned with the batch; 'task' names a labelling task (name or name@v)"
+        None,
+        description="free key/values returned with the batch; 'task' names a labelling task (name or name@v), "
+        "'webhook_url' is told when the batch ends (batch.completed, batch.cancelled, batch.expired)",
     )
 
     @field_validator("metadata")

@@ -121,3 +121,71 @@ def test_output_and_error_lines_have_the_batch_shapes() -> None:
     assert rejected["error"] == {"code": "invalid_input", "message": "line 4, url: must be ..."}
     failed = error_line("batch_abc", {"line": 7, "custom_id": "b", "message": "no label", "kind": "teacher_failure"})
     assert failed["custom_id"] == "b" and failed["error"]["message"] == "line 7: no label"
+
+
+CHAT = "/v1/chat/completions"
+
+
+def _chat_line(custom_id: str, body: object) -> bytes:
+    return _line(custom_id, body, url=CHAT)
+
+
+def test_chat_completion_lines_are_taken_unchanged_and_a_pair_may_ride_in_the_body() -> None:
+    """Lines as `vllm run-batch` and OpenAI's Batch API take them (vLLM's example file's shape: model, messages,
+    max_completion_tokens); the body's metadata comes back as the item's meta."""
+    asks = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello world!"}]
+    parts = [{"type": "text", "text": "Query: usb c cable"}, {"type": "text", "text": "Ad: Anker USB-C cable"}]
+    content = b"\n".join(
+        [
+            _chat_line("request-1", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "messages": asks, "n": 3}),
+            _chat_line(
+                "parts", {"messages": [{"role": "developer", "content": "Judge."}, {"role": "user", "content": parts}]}
+            ),
+            _chat_line("pair", {"model": "x", "pair": {"query": "usb c cable", "ad": {"title": "Anker cable"}}}),
+            _chat_line("meta", {"messages": asks, "metadata": {"sku": "123"}}),
+            _chat_line("both", {"messages": asks, "pair": {"query": "q", "ad": {"title": "t"}}}),
+            _chat_line("image", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
+            _chat_line("last", {"messages": [*asks, {"role": "assistant", "content": "Hi"}]}),
+            _chat_line("none", {"model": "x"}),
+            _chat_line("role", {"messages": [{"role": "tool", "content": "x"}]}),
+            _chat_line("nul", {"messages": [{"role": "user", "content": "a\u0000b"}]}),
+            _chat_line("bad-pair", {"pair": {"query": "", "ad": {"title": "t"}}}),
+            _chat_line("big", {"messages": asks, "metadata": {"k": "x" * 20_000}}),
+            _line("annotate", {"query": "q", "ad": {"title": "t"}}),  # url /v1/annotate in a chat batch
+        ]
+    )
+    batch = parse_input(content, endpoint=CHAT)
+    assert [p.custom_id for p in batch.pairs] == ["request-1", "parts", "pair", "meta"]
+    first, joined, pair, meta = batch.pairs
+    assert [m.model_dump() for m in first.messages] == asks
+    assert [m.model_dump() for m in joined.messages] == [
+        {"role": "system", "content": "Judge."},  # developer is the system role to the teacher's chat template
+        {"role": "user", "content": "Query: usb c cable\nAd: Anker USB-C cable"},
+    ]
+    assert pair.query == "usb c cable" and pair.ad.title == "Anker cable"  # a Pair, reviewed and exported as one
+    assert meta.meta == {"sku": "123"}
+    errors = {e.row: (e.field, e.message) for e in batch.errors}
+    assert errors[5] == ("body.pair", "give messages or a pair, not both (a pair is asked with the task's prompt)")
+    assert errors[6][0] == "body.messages.0.content" and "'image_url'" in errors[6][1]
+    assert errors[7][0] == "body.messages" and "assistant" in errors[7][1]
+    assert errors[8][0] == "body.messages" and "field required" in errors[8][1]
+    assert errors[9][0] == "body.messages.0.role"
+    assert errors[10] == ("body.messages.0.content", "content contains a NUL character (\\u0000)")
+    assert errors[11][0] == "body.pair.query"
+    assert errors[12][0] == "body.metadata" and "limit" in errors[12][1]
+    assert errors[13][0] == "url" and CHAT in errors[13][1]
+    assert sorted(errors) == list(range(5, 14))
+
+
+def test_a_chat_line_is_answered_as_a_chat_completion_the_openai_types_read() -> None:
+    from openai.types.chat import ChatCompletion
+
+    result = {"custom_id": "a", "status": "completed", "label": "Exact", "confidence": 0.9, "teacher": "t@1"}
+    result["reasoning"] = "The cable is what was asked for.\nLabel: Exact"
+    line = output_line("batch_abc", result, endpoint=CHAT, created=1_765_000_000)
+    body = line["response"]["body"]
+    completion = ChatCompletion.model_validate(body)
+    assert completion.choices[0].message.content == result["reasoning"] and completion.model == "t@1"
+    assert completion.created == 1_765_000_000 and completion.id.startswith("chatcmpl-")
+    assert body["relevance"] == result  # the label beside the answer, as the annotate endpoint gives it
+    assert output_line("batch_abc", result)["response"]["body"] == result

@@ -96,3 +96,24 @@ def test_scored_methods_read_one_answer_and_key_the_cache_by_what_changes_it(pai
     assert cache_key(pair, _request("overlap", max_tokens=10), teacher) == cache_key(pair, _request("overlap"), teacher)
     keys = {cache_key(pair, _request(m), teacher) for m in ("sample", "score", "overlap")}
     assert len(keys) == 3
+
+
+def test_a_conversation_is_sent_as_it_is_and_labelled_by_every_method(backend, pairs) -> None:
+    """A chat batch line (pipelines.chat_lines): the teacher reads its messages, not the template's prompt; the
+    overlap rule needs a query and a title, so the teacher writes the reasoning there, as under score."""
+    pair = pairs[0]
+    asked = LabelRequest(prompt_template="compact").messages(pair)
+    chat = {"custom_id": "c1", "messages": asked}
+    other = {"custom_id": "c2", "messages": [*asked[:-1], {"role": "user", "content": asked[-1]["content"] + "!"}]}
+    for method in ("overlap", "score", "sample"):
+        request = _request(method, n=1, temperature=0.0, max_tokens=160)
+        assert request.messages(chat) == asked
+        on_pair, on_chat = label_pairs([pair, chat], backend, request, batch_size=8)
+        assert on_chat.label is not None and on_chat.error is None, (method, on_chat)
+        if method != "overlap":  # the same prompt as the pair's, so the same answer
+            assert on_chat.label == on_pair.label and on_chat.reasoning == on_pair.reasoning
+        else:
+            assert on_chat.samples[0]["completion_tokens"] > 0 and on_pair.samples[0]["completion_tokens"] == 0
+    request = _request("score")
+    assert cache_key(chat, request, "t") == cache_key({**chat, "custom_id": "z"}, request, "t")
+    assert cache_key(chat, request, "t") != cache_key(other, request, "t") != cache_key(pair, request, "t")

@@ -527,6 +527,93 @@ def test_the_official_openai_client_runs_a_batch_end_to_end(stack, client, pool_
         oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
 
 
+def _team_prompt(pair: dict) -> list[dict]:
+    """A relevance prompt as a team writes it for any chat model (not the teacher's own template)."""
+    ask = (
+        "Judge how relevant the product is to the search. Answer with one line: Label: <Exact|Substitute|"
+        "Complement|Irrelevant>."
+    )
+    return [
+        {"role": "system", "content": ask},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": f"Search: {pair['query']}\nProduct: {pair['ad']['title']}"}],
+        },
+    ]
+
+
+def test_a_vllm_run_batch_file_of_chat_completions_runs_unchanged_through_the_openai_client(
+    stack, client, pool_pairs, pg_url, tmp_path
+):
+    """Lines in `vllm run-batch`'s shape (url /v1/chat/completions, body {model, messages, max_completion_tokens}):
+    the Celery workers send each conversation to the teacher as it is; a line may carry the pair instead. Every good
+    line comes back once, as a chat.completion with its label beside the answer, or in the error file."""
+    import openai
+    from openai.types.chat import ChatCompletion
+
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=key, max_retries=0)
+    pairs = pool_pairs[3100:3112]
+    body = {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "max_completion_tokens": 1000}
+    lines = [
+        {
+            "custom_id": p["custom_id"],
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {**body, "messages": _team_prompt(p), "metadata": {"row": str(i)}},
+        }
+        for i, p in enumerate(pairs[:8])
+    ]
+    lines += [
+        {
+            "custom_id": p["custom_id"],
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"pair": {"query": p["query"], "ad": p["ad"]}},
+        }
+        for p in pairs[8:]
+    ]
+    lines.append(
+        {**lines[0], "custom_id": "tool-call", "body": {**body, "messages": [{"role": "tool", "content": "x"}]}}
+    )
+    path = tmp_path / "run_batch.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    uploaded = oa.files.create(file=path.open("rb"), purpose="batch")
+    with pytest.raises(openai.UnprocessableEntityError, match="url"):  # the lines name another endpoint
+        oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/annotate", completion_window="24h")  # type: ignore[arg-type]
+    batch = oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    done = wait_until(
+        lambda: (b := oa.batches.retrieve(batch.id)).status in TERMINAL and b, 180, "chat batch", interval=0.5
+    )
+    assert done.status == "completed" and done.request_counts.total == 13
+    output = [json.loads(x) for x in oa.files.content(done.output_file_id).text.splitlines()]
+    errors = [json.loads(x) for x in oa.files.content(done.error_file_id).text.splitlines()]
+    assert len(output) == done.request_counts.completed and len(errors) == done.request_counts.failed
+    answered = [x["custom_id"] for x in output] + [x["custom_id"] for x in errors if x["custom_id"]]
+    assert sorted(answered) == sorted(p["custom_id"] for p in pairs)
+    assert [x["error"]["message"].split(":")[0] for x in errors if x["custom_id"] is None] == [
+        "line 13, body.messages.0.role"
+    ]
+    labels = {"Exact", "Substitute", "Complement", "Irrelevant"}
+    assert {x["custom_id"] for x in output} & {p["custom_id"] for p in pairs[:8]}, errors  # conversations labelled
+    for line in output:
+        completion = ChatCompletion.model_validate(line["response"]["body"])
+        relevance = line["response"]["body"]["relevance"]
+        assert relevance["label"] in labels and completion.choices[0].message.content == relevance["reasoning"]
+    # The teacher was asked with the team's own prompt for conversations, and with the task's for carried pairs.
+    with create_engine(pg_url).connect() as conn:
+        job_id = conn.execute(text("SELECT job_id FROM batches WHERE id = :b"), {"b": batch.id}).scalar_one()
+    page = client.get(f"/v1/jobs/{job_id}/results/page", params={"include_pair": "true", "limit": 100}).json()
+    stored = {line["custom_id"]: line for line in page["data"]}
+    assert stored[pairs[0]["custom_id"]]["pair"]["messages"][0]["role"] == "system"
+    assert stored[pairs[0]["custom_id"]]["pair"]["meta"] == {"row": "0"}
+    assert stored[pairs[9]["custom_id"]]["pair"]["query"] == pairs[9]["query"]
+    assert db_counts(pg_url, job_id)["max_rows_per_id"] == 1
+    # Only pairs are reviewed: the queue holds the carried pairs, not the conversations.
+    queue = client.get(f"/v1/jobs/{job_id}/queue", params={"limit": 50}).json()
+    assert {x["custom_id"] for x in queue["items"]} <= {p["custom_id"] for p in pairs[8:]}
+
+
 def test_a_chinese_task_stored_through_the_cli_labels_on_workers_that_never_saw_it(stack, client, pg_url, tmp_path):
     """The worker process started with this module, before the task existed: it labels from the copy of the task
     the job keeps in PostgreSQL. The task is the shipped Chinese one with a team's own name and guideline."""

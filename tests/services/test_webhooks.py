@@ -167,3 +167,70 @@ def test_the_api_refuses_an_inside_target_and_a_due_delivery_is_checked_again(
         (delivery,) = s.query(WebhookDelivery).all()
         assert delivery.attempts == 8 and delivery.delivered_at is None
         assert delivery.last_error.startswith("refused: host '127.0.0.1' is not in AGPO_WEBHOOK_ALLOWED_HOSTS")
+
+
+def test_a_batch_tells_its_webhook_once_in_openais_batch_events(
+    teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path, serve_app
+) -> None:  # type: ignore[no-untyped-def]
+    """A batch names its webhook in the metadata (OpenAI's request has no field for it); its end arrives once as
+    ``batch.<status>`` with the batch object, driven by the official openai client against a served API."""
+    import openai
+
+    calls: dict[str, list[bytes]] = {}
+    hooks = FastAPI()
+
+    @hooks.post("/{name}")
+    async def hook(name: str, request: Request) -> Response:
+        calls.setdefault(name, []).append(await request.body())
+        return Response(status_code=503 if len(calls[name]) == 1 else 204)  # every target refuses its first try
+
+    env = {
+        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "20",
+        "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
+        "AGPO_WEBHOOK_SECRET": SECRET,
+        "AGPO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    settings = settings_from_env(env)
+    migrate(settings.database_url)
+    body = [{"pair": {"query": x["query"], "ad": x["ad"]}} for x in pool_pairs[:4]]
+    lines = [
+        {"custom_id": x["custom_id"], "method": "POST", "url": "/v1/chat/completions", "body": b}
+        for x, b in zip(pool_pairs, body, strict=False)
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with serve_app(hooks) as hook_url, serve_app(create_app(settings)) as api_url:
+        oa = openai.OpenAI(base_url=f"{api_url}/v1", api_key="none", max_retries=0)
+        uploaded = oa.files.create(file=path.open("rb"), purpose="batch")
+
+        def create(**metadata: str):  # type: ignore[no-untyped-def]
+            return oa.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata=metadata,
+            )
+
+        with pytest.raises(openai.UnprocessableEntityError, match=r"metadata\.webhook_url"):
+            create(webhook_url="gopher://example.com")
+        done = create(webhook_url=f"{hook_url}/done", team="ads")
+        stopped = create(webhook_url=f"{hook_url}/stopped")
+        oa.batches.cancel(stopped.id)
+        deadline = time.monotonic() + 120
+        while len(calls.get("done", [])) < 2 or len(calls.get("stopped", [])) < 2:
+            assert time.monotonic() < deadline, calls
+            time.sleep(0.2)
+        time.sleep(3)  # a delivered event is never sent again
+        final = {b.id: b.status for b in (oa.batches.retrieve(done.id), oa.batches.retrieve(stopped.id))}
+    assert {name: len(bodies) for name, bodies in calls.items()} == {"done": 2, "stopped": 2}
+    for name, batch in (("done", done), ("stopped", stopped)):
+        first, second = (json.loads(b) for b in calls[name])
+        assert first == second and second["data"]["id"] == batch.id and second["data"]["object"] == "batch"
+        assert second["type"] == f"batch.{final[batch.id]}" == f"batch.{second['data']['status']}"
+    assert final[done.id] == "completed" and json.loads(calls["done"][1])["data"]["metadata"]["team"] == "ads"
+    assert final[stopped.id] in ("cancelled", "completed")  # a cancel can arrive after the last pair
