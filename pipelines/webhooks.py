@@ -63,28 +63,50 @@ def _allowed(host: str, patterns: Sequence[str]) -> bool:
     return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
 
 
-def target_problem(url: str, allowed: Sequence[str], resolve: Resolver = _addresses) -> str | None:
-    """Why the service will not call ``url``, or None.
+def checked_target(url: str, allowed: Sequence[str], resolve: Resolver = _addresses) -> tuple[str | None, str | None]:
+    """``(problem, address)``: why the service will not call ``url`` (or None), and the address it checked.
 
-    With an allowlist, only its hosts. Without one, a host whose every address is public: an address the tenant
-    cannot reach from outside (loopback, private, link-local, such as a cloud metadata endpoint) is refused,
-    whatever name points at it. Checked again before each try, since a name can change what it points at.
+    With an allowlist, only its hosts (connected to by name: the admin vouches for them). Without one, a host whose
+    every address is public: an address the tenant cannot reach from outside (loopback, private, link-local, such
+    as a cloud metadata endpoint) is refused, whatever name points at it. Checked again before each try, since a
+    name can change what it points at, and the try then connects to the address checked (:func:`pinned`), not to
+    whatever the name resolves to a moment later (DNS rebinding).
     """
     host = (urlsplit(url).hostname or "").lower()
     if allowed:
-        return None if _allowed(host, allowed) else f"host {host!r} is not in AGPO_WEBHOOK_ALLOWED_HOSTS"
+        return (None if _allowed(host, allowed) else f"host {host!r} is not in AGPO_WEBHOOK_ALLOWED_HOSTS"), None
     try:
         addresses = resolve(host)
     except (OSError, UnicodeError):
-        return f"host {host!r} does not resolve"
+        return f"host {host!r} does not resolve", None
     private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
     if private or not addresses:
         shown = private[0] if private else "nothing"
         return (
             f"host {host!r} resolves to {shown}, not a public address; a service admin can allow it with "
             "AGPO_WEBHOOK_ALLOWED_HOSTS"
-        )
-    return None
+        ), None
+    return None, addresses[0]
+
+
+def target_problem(url: str, allowed: Sequence[str], resolve: Resolver = _addresses) -> str | None:
+    """Why the service will not call ``url``, or None (:func:`checked_target`)."""
+    return checked_target(url, allowed, resolve)[0]
+
+
+def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``(url, headers, extensions)`` that reach ``address`` for ``url``: the address in the URL, the name in the
+    Host header and, over TLS, as the server name the certificate is checked against. No address: ``url`` as it is.
+    """
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    ip = ipaddress.ip_address(address.split("%")[0])
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    headers = {"host": parts.netloc.rpartition("@")[2]}
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), headers, extensions
 
 
 def tenant_secret(session: Session, tenant: str, *, rotate: bool = False) -> str:
@@ -132,10 +154,12 @@ def deliver_due(
     timeout: float = 5.0,
     now: datetime | None = None,
     resolve: Resolver = _addresses,
+    transport: Any = None,
 ) -> int:
     """Send every due delivery once; returns how many the receivers took. No transaction stays open while a
     receiver answers: the due rows are read, sent, then each outcome is written on its own. ``secret`` signs for
-    tenants without their own; a target that fails :func:`target_problem` is given up without a request."""
+    tenants without their own; a target that fails :func:`checked_target` is given up without a request.
+    ``transport`` is httpx's (a test's recorder); None: the network."""
     import httpx
 
     now = now or utcnow()
@@ -159,13 +183,16 @@ def deliver_due(
     taken = 0
     for delivery_id, url, msg_id, body, attempts, own in due:
         values: dict[str, Any]
-        if refused := target_problem(url, allowed, resolve):
+        refused, address = checked_target(url, allowed, resolve)
+        if refused:
             values = {"attempts": max_attempts, "last_error": f"refused: {refused}"}
             ok, error = False, values["last_error"]
         else:
+            target, host, extensions = pinned(url, address)
             try:
-                headers = _headers(msg_id, body, own or secret, now)
-                response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+                headers = {**_headers(msg_id, body, own or secret, now), **host}
+                with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
+                    response = client.post(target, content=body, headers=headers, extensions=extensions)
                 ok, error = response.is_success, f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"[:500]

@@ -79,6 +79,20 @@ def _redis_up(redis, url: str) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
+def local_env(db_dir: Path, teacher_dir: Path, **overrides: str) -> dict[str, str]:
+    """The embedded service's variables for an in-process API: SQLite in ``db_dir``, the local queue, no auth, the
+    tiny teacher answering one short sample; ``overrides`` by variable name (``AGPO_AUTH="true"``)."""
+    return {
+        "AGPO_DATABASE_URL": f"sqlite:///{db_dir / 'agpo.db'}",
+        "AGPO_QUEUE": "local",
+        "AGPO_AUTH": "false",
+        "AGPO_TEACHER_MODEL": str(teacher_dir),
+        "AGPO_SAMPLES": "1",
+        "AGPO_MAX_TOKENS": "20",
+        **overrides,
+    }
+
+
 def settings_from_env(env: dict[str, str]):  # type: ignore[no-untyped-def]
     """:class:`pipelines.settings.Settings` read from ``AGPO_*`` variables as a served process reads them, without
     touching this process's environment or the ``get_settings()`` cache."""

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from infra import settings_from_env
+from infra import local_env, settings_from_env
 from openai import OpenAI
 
 from pipelines.db.models import Batch
@@ -22,15 +22,7 @@ from services.api import create_app
 def test_an_overdue_batch_expires_and_keeps_what_was_labelled(
     teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path
 ) -> None:
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "false",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-        "AGPO_SAMPLES": "2",
-        "AGPO_MAX_TOKENS": "20",
-        "AGPO_CHUNK_SIZE": "10",
-    }
+    env = local_env(tmp_path, teacher_dir, AGPO_SAMPLES="2", AGPO_CHUNK_SIZE="10")
     settings = settings_from_env(env)
     pairs = pool_pairs[:300]
     lines = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from infra import settings_from_env
+from infra import local_env, settings_from_env
 from sklearn.metrics import cohen_kappa_score
 
 from pipelines.db.models import JobItem
@@ -44,15 +44,9 @@ class Review:
 
 @pytest.fixture(scope="module")
 def rv(teacher_dir: Path, pool_pairs: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Review]:
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('review') / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "true",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-        "AGPO_SAMPLES": "2",
-        "AGPO_MAX_TOKENS": "20",
-        "AGPO_CHUNK_SIZE": "8",
-    }
+    env = local_env(
+        tmp_path_factory.mktemp("review"), teacher_dir, AGPO_AUTH="true", AGPO_SAMPLES="2", AGPO_CHUNK_SIZE="8"
+    )
     settings = settings_from_env(env)
     migrate(settings.database_url)
     with session_scope(settings.database_url) as s:

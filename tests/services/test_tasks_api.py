@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from infra import settings_from_env
+from infra import local_env, settings_from_env
 
 from pipelines.db.session import migrate, session_scope
 from pipelines.keys import create_key
@@ -53,15 +53,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('tasks') / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "true",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-        "AGPO_SAMPLES": "1",
-        "AGPO_MAX_TOKENS": "20",
-        "AGPO_CHUNK_SIZE": "8",
-    }
+    env = local_env(tmp_path_factory.mktemp("tasks"), teacher_dir, AGPO_AUTH="true", AGPO_CHUNK_SIZE="8")
     settings = settings_from_env(env)
     migrate(settings.database_url)
     with session_scope(settings.database_url) as s:

@@ -9,18 +9,29 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
-from infra import settings_from_env
+from infra import local_env, settings_from_env
 from standardwebhooks import Webhook
 
 from pipelines.db.models import Job, WebhookDelivery
 from pipelines.db.session import migrate, session_scope
-from pipelines.webhooks import deliver_due, target_problem, tenant_secret
+from pipelines.webhooks import deliver_due, pinned, target_problem, tenant_secret
 from services.api import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"agpo-test-webhook-secret-32bytes").decode()
+
+
+def _hooked_env(db_dir: Path, teacher_dir: Path) -> dict[str, str]:
+    return local_env(
+        db_dir,
+        teacher_dir,
+        AGPO_BEAT_INTERVAL_SECONDS="0.5",
+        AGPO_WEBHOOK_SECRET=SECRET,
+        AGPO_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+    )
 
 
 def receiver(calls: list[tuple[dict[str, str], bytes]], uploads: list[bytes]) -> FastAPI:
@@ -44,17 +55,7 @@ def test_a_finished_job_tells_its_webhook_signed_and_retried(
 ) -> None:  # type: ignore[no-untyped-def]
     calls: list[tuple[dict[str, str], bytes]] = []
     uploads: list[bytes] = []
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "false",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-        "AGPO_SAMPLES": "1",
-        "AGPO_MAX_TOKENS": "20",
-        "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
-        "AGPO_WEBHOOK_SECRET": SECRET,
-        "AGPO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the receiver runs here; only an allowlist lets a webhook in
-    }
+    env = _hooked_env(tmp_path, teacher_dir)  # the receivers run here: only the allowlist lets them in
     settings = settings_from_env(env)
     migrate(settings.database_url)
     with session_scope(settings.database_url) as s:
@@ -136,12 +137,7 @@ def test_webhook_targets_inside_the_network_are_refused(url: str, allowed: list[
 def test_the_api_refuses_an_inside_target_and_a_due_delivery_is_checked_again(
     teacher_dir: Path, pool_pairs: list[dict], tmp_path: Path
 ) -> None:
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "false",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-    }
+    env = local_env(tmp_path, teacher_dir)
     settings = settings_from_env(env)
     with TestClient(create_app(settings)) as http:
         for url in ("http://127.0.0.1:9/hook", "http://localhost/hook", "http://169.254.169.254/latest"):
@@ -167,6 +163,26 @@ def test_the_api_refuses_an_inside_target_and_a_due_delivery_is_checked_again(
         (delivery,) = s.query(WebhookDelivery).all()
         assert delivery.attempts == 8 and delivery.delivered_at is None
         assert delivery.last_error.startswith("refused: host '127.0.0.1' is not in AGPO_WEBHOOK_ALLOWED_HOSTS")
+    # A name is resolved once a try, and the try connects to the address that was checked: a name that answers a
+    # public address to the check and an inside one to the connection (DNS rebinding) never reaches inside. This
+    # sandbox has no DNS or outside network, so the names come from a table and httpx's MockTransport records the
+    # request that would have left.
+    sent: list[httpx.Request] = []
+    recorder = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(204))
+    with session_scope(settings.database_url) as s:
+        s.query(WebhookDelivery).update(
+            {"attempts": 0, "delivered_at": None, "last_error": None, "url": "https://hooks.example.com:8443/in?x=1"}
+        )
+    public = _resolver({"hooks.example.com": ["93.184.216.34"]})
+    assert deliver_due(settings.database_url, None, resolve=public, transport=recorder) == 1
+    (request,) = sent
+    assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
+    assert request.headers["host"] == "hooks.example.com:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"  # the certificate is checked for the name
+    with session_scope(settings.database_url) as s:
+        s.query(WebhookDelivery).update({"attempts": 0, "delivered_at": None})
+    rebound = _resolver({"hooks.example.com": ["10.0.0.7"]})
+    assert deliver_due(settings.database_url, None, resolve=rebound, transport=recorder) == 0 and len(sent) == 1
 
 
 def test_a_batch_tells_its_webhook_once_in_openais_batch_events(
@@ -184,17 +200,7 @@ def test_a_batch_tells_its_webhook_once_in_openais_batch_events(
         calls.setdefault(name, []).append(await request.body())
         return Response(status_code=503 if len(calls[name]) == 1 else 204)  # every target refuses its first try
 
-    env = {
-        "AGPO_DATABASE_URL": f"sqlite:///{tmp_path / 'agpo.db'}",
-        "AGPO_QUEUE": "local",
-        "AGPO_AUTH": "false",
-        "AGPO_TEACHER_MODEL": str(teacher_dir),
-        "AGPO_SAMPLES": "1",
-        "AGPO_MAX_TOKENS": "20",
-        "AGPO_BEAT_INTERVAL_SECONDS": "0.5",
-        "AGPO_WEBHOOK_SECRET": SECRET,
-        "AGPO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-    }
+    env = _hooked_env(tmp_path, teacher_dir)
     settings = settings_from_env(env)
     migrate(settings.database_url)
     body = [{"pair": {"query": x["query"], "ad": x["ad"]}} for x in pool_pairs[:4]]
@@ -234,3 +240,12 @@ def test_a_batch_tells_its_webhook_once_in_openais_batch_events(
         assert second["type"] == f"batch.{final[batch.id]}" == f"batch.{second['data']['status']}"
     assert final[done.id] == "completed" and json.loads(calls["done"][1])["data"]["metadata"]["team"] == "ads"
     assert final[stopped.id] in ("cancelled", "completed")  # a cancel can arrive after the last pair
+
+
+def test_a_pinned_request_keeps_the_name_for_host_and_tls() -> None:
+    assert pinned("http://hooks.example.com/x", None) == ("http://hooks.example.com/x", {}, {})
+    url, headers, extensions = pinned("http://hooks.example.com/x", "93.184.216.34")
+    assert (url, headers, extensions) == ("http://93.184.216.34/x", {"host": "hooks.example.com"}, {})
+    url, headers, extensions = pinned("https://u:p@hooks.example.com/x", "2606:2800:220:1:248:1893:25c8:1946")
+    assert url == "https://[2606:2800:220:1:248:1893:25c8:1946]/x"
+    assert headers == {"host": "hooks.example.com"} and extensions == {"sni_hostname": "hooks.example.com"}
