@@ -102,10 +102,10 @@ def _request_records(
         if endpoint != chat_lines.ENDPOINT:
             yield lineno, {"custom_id": record.get("custom_id"), **record["body"]}
             continue
-        kind, found = chat_lines.body_record(record.get("custom_id"), record["body"])
-        if kind == "error":
-            field, _, message = found.partition(": ")
-            errors.append(RowError(lineno, field, message))
+        try:
+            kind, found = chat_lines.body_record(record.get("custom_id"), record["body"])
+        except chat_lines.BodyError as problem:
+            errors.append(RowError(lineno, problem.field, problem.message))
             continue
         validate = validate_pair if kind == "pair" else chat_lines.validate_conversation
         try:

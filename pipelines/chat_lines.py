@@ -20,19 +20,13 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import to_json
 
-from relevance.pairs import DEFAULT_LIMITS, PairLimits, unstorable
+from relevance.pairs import DEFAULT_LIMITS, PairLimits, check_custom_id, check_meta, context_limits, unstorable
 
 ENDPOINT = "/v1/chat/completions"
 MAX_MESSAGES = 64
 # OpenAI's newer name for the system role; the teacher's chat templates know only "system".
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def _limits(info: ValidationInfo) -> PairLimits:
-    limits = info.context.get("limits") if isinstance(info.context, Mapping) else None
-    return limits if isinstance(limits, PairLimits) else DEFAULT_LIMITS
 
 
 class ChatMessage(BaseModel):
@@ -76,22 +70,12 @@ class Conversation(BaseModel):
     @field_validator("custom_id")
     @classmethod
     def _custom_id(cls, v: str, info: ValidationInfo) -> str:
-        limits = _limits(info)
-        if problem := unstorable(v):
-            raise ValueError(f"custom_id {problem}")
-        if not v.strip():
-            raise ValueError("custom_id must not be empty")
-        if len(v) > limits.custom_id:
-            raise ValueError(f"custom_id is {len(v)} characters; the limit is {limits.custom_id}")
-        return v.strip()
+        return check_custom_id(v, context_limits(info))
 
     @field_validator("meta")
     @classmethod
     def _meta(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
-        limit = _limits(info).meta_bytes
-        if v is not None and (size := len(to_json(v))) > limit:
-            raise ValueError(f"is {size} bytes as JSON; the limit is {limit}")
-        return v
+        return check_meta(v, context_limits(info))
 
     @field_validator("messages")
     @classmethod
@@ -101,21 +85,29 @@ class Conversation(BaseModel):
         return v
 
 
-def body_record(custom_id: Any, body: Mapping[str, Any]) -> tuple[str, Any]:
-    """``("pair" | "conversation", record)`` for a chat body, or ``("error", "field: message")``."""
+class BodyError(ValueError):
+    """A chat body that is neither a conversation nor a pair; ``field`` is named as in the line (``body.pair``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def body_record(custom_id: Any, body: Mapping[str, Any]) -> tuple[Literal["pair", "conversation"], dict[str, Any]]:
+    """``(kind, record)`` for a chat body, the record still to be validated; raises :class:`BodyError`."""
     if "pair" in body:
         if "messages" in body:
-            return "error", "body.pair: give messages or a pair, not both (a pair is asked with the task's prompt)"
+            raise BodyError("body.pair", "give messages or a pair, not both (a pair is asked with the task's prompt)")
         pair = body["pair"]
         if not isinstance(pair, Mapping):
-            return "error", f"body.pair: expected an object (query, ad), got {type(pair).__name__}"
+            raise BodyError("body.pair", f"expected an object (query, ad), got {type(pair).__name__}")
         if "custom_id" in pair:
-            return "error", "body.pair.custom_id: the line's custom_id names the pair; leave it out of the body"
+            raise BodyError("body.pair.custom_id", "the line's custom_id names the pair; leave it out of the body")
         return "pair", {"custom_id": custom_id, **pair}
     if "messages" not in body:
-        return "error", "body.messages: field required (a chat completion body; or give the relevance pair as pair)"
-    meta = body.get("metadata")
-    return "conversation", {"custom_id": custom_id, "messages": body["messages"], "meta": meta or None}
+        raise BodyError("body.messages", "field required (a chat completion body; or give the relevance pair as pair)")
+    return "conversation", {"custom_id": custom_id, "messages": body["messages"], "meta": body.get("metadata") or None}
 
 
 def validate_conversation(record: Mapping[str, Any], limits: PairLimits = DEFAULT_LIMITS) -> Conversation:

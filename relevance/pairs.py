@@ -57,7 +57,7 @@ class PairLimits:
 DEFAULT_LIMITS = PairLimits()
 
 
-def _limits(info: ValidationInfo) -> PairLimits:
+def context_limits(info: ValidationInfo) -> PairLimits:
     # Called for every field of every pair: concrete type checks, not ABC isinstance (a quarter of a bulk upload).
     ctx = info.context
     if type(ctx) is dict:
@@ -95,6 +95,25 @@ def _text(value: str, name: str, limit: int, *, required: bool) -> str | None:
     return value
 
 
+def check_custom_id(value: str, limits: PairLimits = DEFAULT_LIMITS) -> str:
+    """``value`` stripped, or ValueError: empty, too long, or not storable as text. Any item's id (a pair's, a
+    batch line's conversation's) is held to this."""
+    return _text(value, "custom_id", limits.custom_id, required=True)  # type: ignore[return-value]
+
+
+def check_meta(value: dict[str, Any] | None, limits: PairLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
+    """``value`` unchanged, or ValueError: not JSON-serialisable or over ``limits.meta_bytes`` as JSON."""
+    if value is None:
+        return None
+    try:
+        size = len(to_json(value))  # compact UTF-8, in Rust: json.dumps here was half the cost of a bulk upload
+    except PydanticSerializationError as exc:
+        raise ValueError(f"meta must be JSON-serialisable: {exc}") from None
+    if size > limits.meta_bytes:
+        raise ValueError(f"meta is {size} bytes as JSON; the limit is {limits.meta_bytes}")
+    return value
+
+
 class Ad(BaseModel):
     """The ad side of a pair. Only the title is required; attributes are free-form string key/values."""
 
@@ -109,14 +128,14 @@ class Ad(BaseModel):
     @field_validator("title")
     @classmethod
     def _title(cls, v: str, info: ValidationInfo) -> str:
-        return _text(v, "title", _limits(info).title, required=True)  # type: ignore[return-value]
+        return _text(v, "title", context_limits(info).title, required=True)  # type: ignore[return-value]
 
     @field_validator("description", "brand", "category")
     @classmethod
     def _optional(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return None
-        limits = _limits(info)
+        limits = context_limits(info)
         name = info.field_name or "field"
         return _text(v, name, getattr(limits, name), required=False)
 
@@ -125,7 +144,7 @@ class Ad(BaseModel):
     def _attributes(cls, v: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
         if v is None:
             return None
-        limits = _limits(info)
+        limits = context_limits(info)
         if len(v) > limits.attributes:
             raise ValueError(f"attributes has {len(v)} entries; the limit is {limits.attributes}")
         out: dict[str, str] = {}
@@ -160,26 +179,17 @@ class Pair(BaseModel):
     @field_validator("custom_id")
     @classmethod
     def _custom_id(cls, v: str, info: ValidationInfo) -> str:
-        return _text(v, "custom_id", _limits(info).custom_id, required=True)  # type: ignore[return-value]
+        return check_custom_id(v, context_limits(info))
 
     @field_validator("query")
     @classmethod
     def _query(cls, v: str, info: ValidationInfo) -> str:
-        return _text(v, "query", _limits(info).query, required=True)  # type: ignore[return-value]
+        return _text(v, "query", context_limits(info).query, required=True)  # type: ignore[return-value]
 
     @field_validator("meta")
     @classmethod
     def _meta(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
-        if v is None:
-            return None
-        limit = _limits(info).meta_bytes
-        try:
-            size = len(to_json(v))  # compact UTF-8, in Rust: json.dumps here was half the cost of a bulk upload
-        except PydanticSerializationError as exc:
-            raise ValueError(f"meta must be JSON-serialisable: {exc}") from None
-        if size > limit:
-            raise ValueError(f"meta is {size} bytes as JSON; the limit is {limit}")
-        return v
+        return check_meta(v, context_limits(info))
 
     def to_json(self) -> str:
         """One JSONL line (no trailing newline), omitting absent optional fields."""
