@@ -110,20 +110,47 @@ def paired_difference(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    resample_seeds: bool = False,
 ) -> PassAtK:
     """pass@k of A minus pass@k of B on the same problems, with a bootstrap interval over problems.
 
     Each side may hold several runs (seeds), each a count of correct samples per problem; a problem's pass@k is
     first averaged over its side's runs. Resampling the problems jointly for both sides keeps the pairing, so
     the interval is far narrower than two separate intervals would suggest when the sides agree on which
-    problems are hard. Seed-to-seed variation beyond the runs given is not in the interval.
+    problems are hard. Seed-to-seed variation beyond the runs given is not in the interval, unless
+    ``resample_seeds``: then each bootstrap draw also redraws each side's runs with replacement (independently,
+    since seed s of one method has nothing to do with seed s of another), so a difference that one lucky seed
+    carries widens its interval. A side with one run contributes no seed variation either way.
     """
     if not counts_a or not counts_b:
         raise ValueError("each side needs at least one run")
-    sides = [
-        np.mean([pass_at_k_batch(c, n, k) for c in runs], axis=0) for runs, n in ((counts_a, n_a), (counts_b, n_b))
-    ]
-    if sides[0].shape != sides[1].shape:
-        raise ValueError(f"the sides hold {sides[0].size} and {sides[1].size} problems: pairs need the same problems")
-    diff = sides[0] - sides[1]
-    return PassAtK(k, float(diff.mean()), *_bootstrap_mean(diff, resamples, confidence, seed))
+    per_run = [
+        np.stack([pass_at_k_batch(c, n, k) for c in runs]) for runs, n in ((counts_a, n_a), (counts_b, n_b))
+    ]  # each side: runs x problems
+    if per_run[0].shape[1] != per_run[1].shape[1]:
+        raise ValueError(
+            f"the sides hold {per_run[0].shape[1]} and {per_run[1].shape[1]} problems: pairs need the same problems"
+        )
+    diff = per_run[0].mean(axis=0) - per_run[1].mean(axis=0)
+    if not resample_seeds:
+        return PassAtK(k, float(diff.mean()), *_bootstrap_mean(diff, resamples, confidence, seed))
+    return PassAtK(k, float(diff.mean()), *_bootstrap_runs_and_problems(per_run, resamples, confidence, seed))
+
+
+def _bootstrap_runs_and_problems(
+    sides: Sequence[np.ndarray], resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """Percentile interval of side 0's mean minus side 1's, problems drawn jointly and each side's runs apart."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    problems = rng.integers(0, sides[0].shape[1], size=(resamples, sides[0].shape[1]))
+    means = []
+    for values in sides:
+        # Each run's mean over each draw's problems (runs x resamples), then a draw of runs averaged per resample.
+        run_means = values[:, problems].mean(axis=2)
+        runs = rng.integers(0, values.shape[0], size=(resamples, values.shape[0]))
+        means.append(np.take_along_axis(run_means.T, runs, axis=1).mean(axis=1))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means[0] - means[1], [alpha, 1 - alpha])
+    return float(low), float(high)

@@ -147,7 +147,7 @@ def _countdown_split(split: str, problems: int) -> tuple:
     try:
         return getattr(make_splits(), split)[:problems]
     except AttributeError:
-        raise _fail(f"unknown split {split!r}; use test_easy, test_hard or dev") from None
+        raise _fail(f"unknown split {split!r}; use test_easy, test_hard, test_rare or dev") from None
 
 
 @base_app.command("build")
@@ -158,13 +158,30 @@ def base_build(
     epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
     hidden: Annotated[int, typer.Option(min=16)] = 128,
     layers: Annotated[int, typer.Option(min=1)] = 4,
+    max_failures: Annotated[int, typer.Option(min=0, help="dead ends before the solution, at most, per trace")] = 4,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="chance of each further dead end, up to --max-failures")
+    ] = 0.6,
+    max_chars: Annotated[
+        int | None,
+        typer.Option(min=16, help="cap each trace at this many characters (= tokens), dropping dead ends to fit"),
+    ] = None,
 ) -> None:
     """Build the Countdown base model: character tokenizer, tiny Qwen2, SFT on search traces."""
     import sys
 
     from experiments.countdown.base_model import BaseRecipe, build_base
 
-    recipe = BaseRecipe(seed=seed, trace_passes=trace_passes, epochs=epochs, hidden=hidden, layers=layers)
+    recipe = BaseRecipe(
+        seed=seed,
+        trace_passes=trace_passes,
+        epochs=epochs,
+        hidden=hidden,
+        layers=layers,
+        max_failures=max_failures,
+        max_chars=max_chars,
+        fail_rate=fail_rate,
+    )
     card = build_base(out, recipe, command=" ".join(["agpo", *sys.argv[1:]]))
     console.print(
         f"base model: {out} ({card['parameters']:,} parameters, SFT loss {card['metrics']['train_loss']:.3f})"
@@ -216,7 +233,7 @@ def train(
 def eval_cmd(
     model: Annotated[list[Path], typer.Option(help="model directory (repeat for several checkpoints)")],
     label: Annotated[list[str] | None, typer.Option(help="legend label per --model, in order")] = None,
-    split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_easy",
+    split: Annotated[str, typer.Option(help="test_easy, test_hard, test_rare or dev")] = "test_easy",
     problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 100,
     n: Annotated[int, typer.Option(min=1, help="samples per problem; pass@k for k = 1, 2, 4, ..., n")] = 256,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
@@ -279,7 +296,7 @@ def prefix_effect(
         list[str] | None,
         typer.Option(help="a --model label: also give every shift minus this model's (repeatable; default: the first)"),
     ] = None,
-    split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_hard",
+    split: Annotated[str, typer.Option(help="test_easy, test_hard, test_rare or dev")] = "test_hard",
     problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 100,
     n: Annotated[int, typer.Option(min=2, help="samples per problem from the base")] = 16,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
@@ -319,7 +336,7 @@ def prefix_effect(
 @app.command()
 def outcomes(
     model: Annotated[list[str], typer.Option(help="LABEL=DIR of a model (repeatable)")],
-    split: Annotated[str, typer.Option(help="test_easy, test_hard or dev")] = "test_hard",
+    split: Annotated[str, typer.Option(help="test_easy, test_hard, test_rare or dev")] = "test_hard",
     problems: Annotated[int, typer.Option(min=1, help="first N problems of the split")] = 40,
     n: Annotated[int, typer.Option(min=1, help="samples per problem")] = 32,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,

@@ -22,6 +22,12 @@ class BaseRecipe:
     seed: int = 0
     data_seed: int = 0
     trace_passes: int = 5  # fresh random traces of every SFT problem, one pass each
+    # Dead ends before the solution, at most, and the trace's length cap in characters (= tokens). The first base
+    # searched up to 4 dead ends with no cap, and most of its samples ran out of a 128-token budget unanswered;
+    # the budget-fit base (2, 120, most traces with both dead ends) answers within it.
+    max_failures: int = 4
+    max_chars: int | None = None
+    fail_rate: float = 0.6  # chance of each further dead end (up to max_failures)
     epochs: float = 1.0
     learning_rate: float = 2e-3
     batch_size: int = 64
@@ -33,7 +39,17 @@ def build_base(out_dir: Path, recipe: BaseRecipe, command: str = "") -> dict:
     """Build, fine-tune and save the base model; returns (and writes) its model card as a dict."""
     start = time.time()
     splits = make_splits(seed=recipe.data_seed)
-    examples = [e for rep in range(recipe.trace_passes) for e in sft_examples(splits.sft, seed=recipe.seed + rep)]
+    examples = [
+        e
+        for rep in range(recipe.trace_passes)
+        for e in sft_examples(
+            splits.sft,
+            seed=recipe.seed + rep,
+            max_failures=recipe.max_failures,
+            max_chars=recipe.max_chars,
+            fail_rate=recipe.fail_rate,
+        )
+    ]
     tokenizer = build_char_tokenizer(e["prompt"] + e["completion"] for e in examples)
     size = TinySize(hidden=recipe.hidden, layers=recipe.layers, intermediate=4 * recipe.hidden)
     model = build_model(tokenizer, size, seed=recipe.seed)

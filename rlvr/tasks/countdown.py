@@ -122,11 +122,55 @@ def generate_problems(
     return out
 
 
-def make_trace(problem: Problem, rng: random.Random, max_failures: int = 4, fail_rate: float = 0.6) -> str:
+RARE_SHARE = 0.005
+
+
+def solution_share(problem: Problem) -> float:
+    """The share of all chains over the problem's numbers that solve it: what a uniform searcher hits per try."""
+    every = chains(tuple(sorted(problem.numbers)))
+    return sum(c[-1][3] == problem.target for c in every) / len(every)
+
+
+def generate_rare_problems(
+    count: int, seed: int, exclude: set[Problem] | None = None, max_share: float = RARE_SHARE
+) -> list[Problem]:
+    """Seeded 4-number problems whose correct chains are fewer than ``max_share`` of all chains.
+
+    The solver chooses them: for each draw of numbers, one of the reachable targets (up to ``MAX_TARGET``) that
+    few chains reach, uniformly. ``generate_problems`` picks a chain and takes its result, which favours the
+    targets that many chains reach.
+    """
+    rng = random.Random(seed)
+    seen = set(exclude or ())
+    out: list[Problem] = []
+    while len(out) < count:
+        numbers = tuple(rng.randint(1, MAX_NUMBER) for _ in range(4))
+        every = chains(tuple(sorted(numbers)))
+        reached = Counter(c[-1][3] for c in every)
+        rare = sorted(t for t, hits in reached.items() if t <= MAX_TARGET and hits < max_share * len(every))
+        fresh = [t for t in rare if Problem(numbers, t) not in seen]
+        if not fresh:
+            continue
+        problem = Problem(numbers, rng.choice(fresh))
+        seen.add(problem)
+        out.append(problem)
+    return out
+
+
+def make_trace(
+    problem: Problem,
+    rng: random.Random,
+    max_failures: int = 4,
+    fail_rate: float = 0.6,
+    max_chars: int | None = None,
+) -> str:
     """A search trace: a few dead ends in random order, then a solution.
 
     The number of dead ends is geometric (each further one with probability ``fail_rate``), so the base model
     learns both to give up on a chain and to try another, in an order it samples rather than a fixed one.
+    ``max_chars`` fits the trace into a token budget (the tokenizer is per character): dead ends are dropped from
+    the front until it fits, so the model learns to commit to an answer before the budget runs out rather than to
+    search past it.
     """
     all_chains = chains(tuple(sorted(problem.numbers)))
     good = [c for c in all_chains if c[-1][3] == problem.target]
@@ -137,6 +181,9 @@ def make_trace(problem: Problem, rng: random.Random, max_failures: int = 4, fail
     verdict = f"vs {problem.target}"
     lines = [f"{format_chain(c)} {verdict} no" for c in rng.sample(bad, failures)]
     lines.append(f"{format_chain(rng.choice(good))} {verdict} yes")
+    if max_chars is not None:
+        while len(lines) > 1 and sum(len(line) + 1 for line in lines) > max_chars:
+            lines.pop(0)
     return "\n".join(lines) + "\n"
 
 
@@ -211,13 +258,17 @@ class CountdownReward:
 @dataclass(frozen=True)
 class Splits:
     """Disjoint problem sets. ``sft``: traces for the base model; ``rl``: RL prompts; ``dev``: tuning;
-    ``test_easy`` (3 numbers) and ``test_hard`` (4 numbers): held-out evaluation."""
+    ``test_easy`` (3 numbers) and ``test_hard`` (4 numbers): held-out evaluation. ``test_rare`` (4 numbers): held
+    out, each problem's correct chains under ``RARE_SHARE`` of all its chains (:func:`generate_rare_problems`), so
+    that a model which samples chains near-uniformly finds them in few of many samples: where pass@k at large k has
+    room to widen or shrink."""
 
     sft: tuple[Problem, ...]
     rl: tuple[Problem, ...]
     dev: tuple[Problem, ...]
     test_easy: tuple[Problem, ...]
     test_hard: tuple[Problem, ...]
+    test_rare: tuple[Problem, ...]
 
     def as_dict(self) -> dict[str, list[dict]]:
         return {name: [asdict(p) for p in problems] for name, problems in self.__dict__.items()}
@@ -242,7 +293,10 @@ def _splits(seed: int, sft: int, rl: int, dev: int, test: int, hard_share: float
     rl_set = _mixed(rl, hard_share, seed + 4, held_out)
     held_out.update(rl_set)
     sft_set = _mixed(sft, hard_share, seed + 5, held_out)
-    return Splits(*(tuple(s) for s in (sft_set, rl_set, dev_set, test_easy, test_hard)))
+    held_out.update(sft_set)
+    # Drawn last, from what the others left, so that adding it changed none of them.
+    test_rare = generate_rare_problems(test, seed + 6, held_out)
+    return Splits(*(tuple(s) for s in (sft_set, rl_set, dev_set, test_easy, test_hard, test_rare)))
 
 
 def _mixed(count: int, hard_share: float, seed: int, exclude: set[Problem]) -> list[Problem]:
@@ -253,8 +307,15 @@ def _mixed(count: int, hard_share: float, seed: int, exclude: set[Problem]) -> l
     return problems
 
 
-def sft_examples(problems: Sequence[Problem], seed: int) -> Iterator[dict[str, str]]:
-    """Prompt/completion pairs for supervised fine-tuning of the base model."""
+def sft_examples(
+    problems: Sequence[Problem],
+    seed: int,
+    max_failures: int = 4,
+    max_chars: int | None = None,
+    fail_rate: float = 0.6,
+) -> Iterator[dict[str, str]]:
+    """Prompt/completion pairs for supervised fine-tuning of the base model (traces as :func:`make_trace`)."""
     rng = random.Random(seed)
     for p in problems:
-        yield {"prompt": p.prompt, "completion": make_trace(p, rng)}
+        completion = make_trace(p, rng, max_failures=max_failures, fail_rate=fail_rate, max_chars=max_chars)
+        yield {"prompt": p.prompt, "completion": completion}

@@ -102,6 +102,28 @@ def test_paired_difference_averages_seeds_per_problem_and_keeps_the_pairing() ->
         paired_difference([], [base], 64, 64, 1)
 
 
+def test_resampling_seeds_widens_the_interval_of_a_difference_one_seed_carries() -> None:
+    rng = np.random.default_rng(3)
+    hardness = rng.uniform(0.02, 0.9, size=150)
+    base = rng.binomial(64, hardness)
+    # One seed gains a lot, two gain nothing: over problems alone the mean gain looks resolved.
+    lucky = [rng.binomial(64, np.minimum(hardness + shift, 1.0)) for shift in (0.12, 0.0, 0.0)]
+    problems_only = paired_difference(lucky, [base], 64, 64, 1)
+    with_seeds = paired_difference(lucky, [base], 64, 64, 1, resample_seeds=True)
+    assert with_seeds.mean == problems_only.mean
+    assert problems_only.low > 0
+    assert with_seeds.low < 0.01 < problems_only.low  # a draw of the two flat seeds sits near zero
+    assert with_seeds.high - with_seeds.low > 2 * (problems_only.high - problems_only.low)
+    # Seeds that agree add little: the interval stays about as wide as over problems alone.
+    steady = [rng.binomial(64, np.minimum(hardness + 0.04, 1.0)) for _ in range(3)]
+    a = paired_difference(steady, [base], 64, 64, 1)
+    b = paired_difference(steady, [base], 64, 64, 1, resample_seeds=True)
+    assert b.low > 0 and (b.high - b.low) < 1.6 * (a.high - a.low)
+    # One run a side: nothing to redraw but the problems.
+    single = paired_difference([steady[0]], [base], 64, 64, 1, resample_seeds=True)
+    assert single.low > 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

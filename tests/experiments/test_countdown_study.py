@@ -166,6 +166,57 @@ def test_study_only_starts_work_for_the_named_arms_and_reports_the_others_cached
     assert md.index("| grpo | ") < md.index("| grpo_lp0.5 | ")
 
 
+def test_a_study_evaluates_sampling_settings_checkpoints_and_kl_with_seed_resampled_intervals(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    text = (
+        ONE_RUN.replace("seeds: [0]", "seeds: [0, 1]").replace("splits: [test_easy]", "splits: [test_rare]")
+        + "eval_sampling: {t0.6: {temperature: 0.6, top_p: 0.95}}\nresample_seeds: true\n"
+        + "checkpoints: [1]\nkl_problems: 2\nkl_n: 2\n"
+    ).replace("lambda_pos: 0.5}", "lambda_pos: 0.5, learning_rate: 1.0e-4, seeds: [1]}")
+    text = text.replace("logging_steps: 1}", "logging_steps: 1, save_steps: 1}")
+    config = _study_config(tmp_path, base_dir, text)
+    report = tmp_path / "passk_rare.md"
+    result = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "temperature 0.6, top_p 0.95" in result.output
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert set(data["cells"]["grpo"]) == {"test_rare", "test_rare@t0.6"}
+    assert data["cells"]["grpo"]["test_rare@t0.6"]["1"][2] == 2  # both seeds, under the second setting too
+    assert data["cells"]["grpo_lp0.5"]["test_rare"]["1"][2] == 1  # an arm run on the one seed it names
+    assert "train grpo_lp0.5 lr=0.0001 seed=1" in result.output and "seed=0" not in result.output.split("grpo_lp")[1]
+    raw = data["raw"]["base"]
+    assert raw["test_rare"][0]["split"] == raw["test_rare@t0.6"][0]["split"] == "test_rare"
+    assert (tmp_path / "record" / "base" / "eval_test_rare_t0.6.json").exists()
+    assert {row["split"] for row in data["differences"]} == {"test_rare", "test_rare@t0.6"}
+    md = report.read_text()
+    assert "## test_rare@t0.6" in md and "over problems and seeds" in md
+    assert "split@t0.6: temperature 0.6, top_p 0.95" in md
+    # Each policy's path from the base: its checkpoint evaluated, KL to the base at the checkpoint and at the end.
+    assert (tmp_path / "record" / "tune" / "grpo-lr0.0001" / "eval_test_rare_step1.json").exists()  # seed 0 tuned
+    assert (tmp_path / "record" / "runs" / "grpo-s1" / "kl_step1.json").exists()
+    runs = data["trajectories"]["grpo"]
+    assert len(runs) == 2 and [point["step"] for point in runs[0]] == [1, 2]
+    assert all(point["kl"] > -1.0 and "pass@4" in point for run in runs for point in run)
+    assert data["trajectories"]["grpo_lp0.5"][0][1]["pass@1"] == data["cells"]["grpo_lp0.5"]["test_rare"]["1"][0]
+    assert "## Trajectories on test_rare" in md and "| base | 0 | 1 | 0.000 |" in md
+    assert (tmp_path / "passk_rare_tradeoff.png").stat().st_size > 10_000
+    again = runner.invoke(app, ["study", "--config", str(config), "--report", str(report)])
+    assert again.exit_code == 0 and "train " not in again.output and "KL of" not in again.output, again.output
+    bad = _study_config(tmp_path, base_dir, ONE_RUN + "eval_sampling: {cold: {temp: 0.6}}\n")
+    refused = runner.invoke(app, ["study", "--config", str(bad), "--report", str(report)])
+    assert refused.exit_code == 2 and "may set temperature, top_p and splits only" in refused.output
+    seedless = _study_config(tmp_path, base_dir, ONE_RUN.replace("lambda_pos: 0.5}", "lambda_pos: 0.5, seeds: [4]}"))
+    refused = runner.invoke(app, ["study", "--config", str(seedless), "--report", str(report)])
+    assert refused.exit_code == 2 and "names seeds [4] that are not in seeds [0]" in refused.output
+    early = _study_config(tmp_path, base_dir, ONE_RUN + "checkpoints: [1]\n")
+    refused = runner.invoke(app, ["study", "--config", str(early), "--report", str(report)])
+    assert refused.exit_code == 2 and "checkpoint 1 needs train.save_steps dividing it (now 0)" in refused.output
+    stray = _study_config(tmp_path, base_dir, ONE_RUN + "eval_sampling: {t0.6: {top_p: 0.9, splits: [test_hard]}}\n")
+    refused = runner.invoke(app, ["study", "--config", str(stray), "--report", str(report)])
+    assert refused.exit_code == 2 and "names splits ['test_hard'] that are not in splits" in refused.output
+
+
 def test_the_reports_command_drops_options_that_only_pace_the_work() -> None:
     from cli.rl import _without_options
 
@@ -203,6 +254,15 @@ def test_shipped_study_configs_load(tmp_path: Path) -> None:
     assert {arm["learning_rate"] for arm in others} == {first["learning_rate"]}
     assert any(arm.get("mask_truncated_completions") for arm in others)
     assert precondition.train["steps"] > full.train["steps"] and precondition.test_n == full.test_n
+    rare = StudyConfig.load(root / "study_rare.yaml")
+    # The reading rule needs GRPO, the known-working control and AGPO on every seed, at one rate and budget.
+    for arm in ("grpo", "w_reinforce", "agpo"):
+        assert "seeds" not in rare.methods[arm] and rare.methods[arm]["learning_rate"] == first["learning_rate"]
+    assert rare.seeds == [0, 1, 2] and rare.resample_seeds
+    assert {k: v for k, v in rare.train.items() if k != "save_steps"} == precondition.train
+    assert rare.splits[0] == "test_rare" and rare.test_problems >= 150 and rare.test_n == 256
+    assert ("test_rare@t0.6", "test_rare", {"temperature": 0.6, "top_p": 0.95}) in rare.evaluations()
+    assert "Reading rule (written before any run)" in rare.note
     bad = tmp_path / "bad_study.yaml"
     bad.write_text("sedes: [1]\n")
     with pytest.raises(ValueError, match=r"bad_study.yaml: unknown setting\(s\) \['sedes'\]"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 
 import pytest
 
 from agpo.rewards import RewardFunction, as_trl_reward, score
 from rlvr.tasks.countdown import (
+    RARE_SHARE,
     CountdownReward,
     Problem,
     chains,
@@ -16,6 +19,7 @@ from rlvr.tasks.countdown import (
     make_splits,
     make_trace,
     parse_answer,
+    solution_share,
     solutions,
 )
 
@@ -67,6 +71,39 @@ def test_splits_are_drawn_once_per_setting_and_cannot_be_altered_by_a_caller() -
     assert all(isinstance(problems, tuple) for problems in splits.__dict__.values())
     held_out = set(splits.test_easy) | set(splits.test_hard) | set(splits.dev)
     assert not held_out & (set(splits.rl) | set(splits.sft))
+
+
+def test_the_studies_splits_are_the_ones_their_records_were_evaluated_on() -> None:
+    # The committed pass@k records hold per-problem counts for these problems: a split that moves orphans them.
+    splits = make_splits().as_dict()
+    splits.pop("test_rare")
+    digest = hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()
+    assert digest == "89aac6ee7b6121cb85887857915974b9b8eb579adbd5c31f1bb228916de42e56"
+
+
+def test_rare_problems_have_few_correct_chains_and_are_held_out() -> None:
+    splits = make_splits()
+    rare = splits.test_rare
+    assert len(rare) == len(set(rare)) == 200
+    shares = [solution_share(p) for p in rare]
+    assert all(0 < share < RARE_SHARE for share in shares)
+    assert all(len(p.numbers) == 4 and all(check(p, c) for c in solutions(p)) for p in rare[:20])
+    others = set().union(*(set(getattr(splits, name)) for name in ("sft", "rl", "dev", "test_easy", "test_hard")))
+    assert not set(rare) & others
+    # test_hard's problems come from random chains' results, which favours common targets: most are not rare.
+    assert sum(solution_share(p) < RARE_SHARE for p in splits.test_hard[:100]) < 10
+
+
+def test_a_budgeted_trace_drops_dead_ends_to_fit_and_still_ends_in_the_solution() -> None:
+    rng = random.Random(1)
+    problems = generate_problems(200, 4, seed=9)
+    traces = [make_trace(p, rng, max_failures=2, max_chars=120) for p in problems]
+    assert all(len(t) <= 120 and t.count("\n") <= 3 for t in traces)
+    assert all(check(p, parse_answer(t)) for p, t in zip(problems, traces, strict=True))
+    assert any(t.count(" no\n") == 2 for t in traces)
+    rng = random.Random(1)
+    unbudgeted = [make_trace(p, rng, max_failures=4) for p in problems]
+    assert max(len(t) for t in unbudgeted) > 120
 
 
 def test_traces_contain_dead_ends() -> None:

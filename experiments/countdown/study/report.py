@@ -27,7 +27,7 @@ def training_summary(runs: list[dict[str, float]]) -> dict[str, list[float]]:
 
 def plot_study(config: StudyConfig, results: dict[str, dict[str, list[EvalResult]]], report: Path) -> None:
     """Per split: the methods' mean pass@k curves, and each method's paired difference from the base."""
-    for split in config.splits:
+    for split, _, _ in config.evaluations():
         mean_curves, differences = [], []
         base = results.get("base", {}).get(split)
         for name, by_split in results.items():
@@ -40,7 +40,7 @@ def plot_study(config: StudyConfig, results: dict[str, dict[str, list[EvalResult
             high = {k: max(r.curve[k] for r in runs) for k in ks}
             mean_curves.append(EvalResult(name, "", split, runs[0].n, [], mean, low, high))
             if base and name != "base":
-                differences.append(difference_curve(name, runs, base))
+                differences.append(difference_curve(name, runs, base, config.resample_seeds))
         if not mean_curves:
             continue
         plot_curves(mean_curves, plot_path(report, split), title=f"Countdown {split}: mean over seeds (band: min-max)")
@@ -54,18 +54,106 @@ def plot_study(config: StudyConfig, results: dict[str, dict[str, list[EvalResult
             )
 
 
-def difference_curve(name: str, runs: list[EvalResult], base: list[EvalResult]) -> EvalResult:
+def trajectory_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per arm and step: KL to the base and pass@1 / pass@n on the first split, each the mean over seeds; the base
+    is step 0 at KL 0."""
+    cfg = summary["config"]
+    split, n = cfg["splits"][0], cfg["test_n"]
+    keys = ("kl", "pass@1", f"pass@{n}")
+    rows = []
+    base = summary["cells"].get("base", {}).get(split)
+    if base:
+        rows.append(
+            {"arm": "base", "step": 0, "seeds": 1, "kl": 0.0, "pass@1": base["1"][0], f"pass@{n}": base[str(n)][0]}
+        )
+    for name, runs in summary.get("trajectories", {}).items():
+        for step in sorted({point["step"] for run in runs for point in run}):
+            points = [point for run in runs for point in run if point["step"] == step]
+            row: dict[str, Any] = {"arm": name, "step": step, "seeds": len(points)}
+            for key in keys:
+                values = [point[key] for point in points if key in point]
+                if values:
+                    row[key] = statistics.fmean(values)
+            rows.append(row)
+    return rows
+
+
+def plot_trajectories(summary: dict[str, Any], path: Path) -> None:
+    """pass@1 and pass@n against KL to the base, one line per arm through its checkpoints (means over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = summary["config"]
+    n = cfg["test_n"]
+    rows = [row for row in trajectory_rows(summary) if "kl" in row]
+    if not any(row["arm"] != "base" for row in rows):
+        return
+    base = next((row for row in rows if row["arm"] == "base"), None)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    for ax, key in zip(axes, ("pass@1", f"pass@{n}"), strict=True):
+        for arm in dict.fromkeys(row["arm"] for row in rows if row["arm"] != "base"):
+            line = [row for row in rows if row["arm"] == arm and key in row]
+            if base is not None:
+                line = [base, *line]
+            ax.plot([r["kl"] for r in line], [r[key] for r in line], marker="o", markersize=3, label=arm)
+        if base is not None:
+            ax.axhline(base[key], color="black", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("KL(policy || base), nats per completion")
+        ax.set_ylabel(f"{key} on {cfg['splits'][0]}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Countdown {cfg['splits'][0]}: accuracy and coverage against distance moved (dotted: the base)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _trajectory_lines(summary: dict[str, Any], path: Path) -> list[str]:
+    rows = trajectory_rows(summary)
+    if not summary.get("trajectories"):
+        return []
+    cfg = summary["config"]
+    n = cfg["test_n"]
+    lines = [
+        f"## Trajectories on {cfg['splits'][0]}: pass@k against KL to the base",
+        "",
+        f"![trade-off]({plot_path(path, 'tradeoff').name})",
+        "",
+        f"KL(policy || base) is estimated from {cfg['kl_n']} temperature-1 samples of the policy on each of the "
+        f"first {cfg['kl_problems']} problems (nats per completion); pass@k from the evaluation's {n} samples per "
+        "problem. Each row is the mean over the seeds that reached it: read methods against each other at matched "
+        "KL, not at matched step.",
+        "",
+        f"| arm | step | seeds | KL | pass@1 | pass@{n} |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        cells = [f"{row[key]:.3f}" if key in row else "" for key in ("kl", "pass@1", f"pass@{n}")]
+        lines.append(f"| {row['arm']} | {row['step']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def difference_curve(
+    name: str, runs: list[EvalResult], base: list[EvalResult], resample_seeds: bool = False
+) -> EvalResult:
     """``name`` minus the base at every k both share, as a curve with its paired bootstrap interval."""
-    cells = paired_pass_at_k(runs, base, sorted(runs[0].curve))
+    cells = paired_pass_at_k(runs, base, sorted(runs[0].curve), resample_seeds)
     curve, low, high = ({c.k: getattr(c, field) for c in cells} for field in ("mean", "low", "high"))
     return EvalResult(f"{name} − base", "", runs[0].split, min(runs[0].n, base[0].n), [], curve, low, high)
 
 
-def paired_pass_at_k(runs: list[EvalResult], theirs: list[EvalResult], ks: Sequence[int]) -> list[PassAtK]:
+def paired_pass_at_k(
+    runs: list[EvalResult], theirs: list[EvalResult], ks: Sequence[int], resample_seeds: bool = False
+) -> list[PassAtK]:
     """pass@k of ``runs`` minus ``theirs`` on the same problems, at each k both sides' samples allow."""
     n = min(runs[0].n, theirs[0].n)
     mine, other = [r.counts for r in runs], [r.counts for r in theirs]
-    return [paired_difference(mine, other, runs[0].n, theirs[0].n, k) for k in ks if k <= n]
+    return [
+        paired_difference(mine, other, runs[0].n, theirs[0].n, k, resample_seeds=resample_seeds) for k in ks if k <= n
+    ]
 
 
 def _training_lines(training: dict[str, dict[str, list[float]]]) -> list[str]:
@@ -101,12 +189,15 @@ def pass_at_k_cells(results: dict[str, dict[str, list[EvalResult]]]) -> dict[str
     return cells
 
 
-def difference_rows(results: dict[str, dict[str, list[EvalResult]]], references: Sequence[str]) -> list[dict[str, Any]]:
+def difference_rows(
+    results: dict[str, dict[str, list[EvalResult]]], references: Sequence[str], resample_seeds: bool = False
+) -> list[dict[str, Any]]:
     """Every arm minus the base, and minus each of ``references`` (other arms), at k = 1, n / 4 and n.
 
     The arms are evaluated on the same problems, so the difference is taken per problem (each side averaged
     over its seeds) and its interval resamples problems: the question "does GRPO lose coverage the base had?"
-    is about these problems, and pairing removes their shared difficulty from the noise.
+    is about these problems, and pairing removes their shared difficulty from the noise. ``resample_seeds``
+    redraws each side's seeds too, so that a difference one seed carries does not pass for a resolved one.
     """
     rows = []
     for name, by_split in results.items():
@@ -118,19 +209,25 @@ def difference_rows(results: dict[str, dict[str, list[EvalResult]]], references:
                 if not theirs:
                     continue
                 n = min(runs[0].n, theirs[0].n)
-                cells = {str(c.k): asdict(c) for c in paired_pass_at_k(runs, theirs, sorted({1, max(n // 4, 1), n}))}
+                ks = sorted({1, max(n // 4, 1), n})
+                cells = {str(c.k): asdict(c) for c in paired_pass_at_k(runs, theirs, ks, resample_seeds)}
                 rows.append({"arm": name, "minus": other, "split": split, "seeds": [len(runs), len(theirs)], **cells})
     return rows
 
 
-def _difference_lines(rows: list[dict[str, Any]], split: str) -> list[str]:
+def _difference_lines(rows: list[dict[str, Any]], split: str, resample_seeds: bool = False) -> list[str]:
     rows = [row for row in rows if row["split"] == split]
     if not rows:
         return []
     ks = [k for k in rows[0] if k.isdigit()]
+    interval = (
+        "95% bootstrap interval over problems and seeds (each side's seeds redrawn; a side with one seed adds no "
+        "seed variation)"
+        if resample_seeds
+        else "95% bootstrap interval over problems, which leaves out seed-to-seed variation: read it beside the ± above"
+    )
     lines = [
-        f"Paired differences on {split} (same problems; each side averaged over its seeds; 95% bootstrap interval "
-        "over problems, which leaves out seed-to-seed variation: read it beside the ± above):",
+        f"Paired differences on {split} (same problems; each side averaged over its seeds; {interval}):",
         "",
         "| difference | seeds | " + " | ".join(f"Δ pass@{k}" for k in ks) + " |",
         "| --- | --- |" + " --- |" * len(ks),
@@ -161,7 +258,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         f"Base model `{cfg['base_model']}`; training {cfg['train']} for every method; "
         f"{learning_rate_sentence(summary)}; seeds {cfg['seeds']}; "
         f"test: first {cfg['test_problems']} problems of each split, n = {cfg['test_n']} samples each, "
-        "temperature 1. Cells: mean ± std over seeds.",
+        f"temperature 1{_sampling_sentence(cfg.get('eval_sampling', {}))}. Cells: mean ± std over seeds.",
         "",
         *_pending_lines(summary.get("pending", [])),
         "| method | lr | chosen |",
@@ -175,7 +272,7 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
         *_tuning_lines(summary.get("dev_pass1", {}), summary.get("base_dev_pass1"), cfg["lr_grid"]),
         *_training_lines(summary.get("training", {})),
     ]
-    for split in cfg["splits"]:
+    for split, _, _ in StudyConfig(**cfg).evaluations():
         ks = sorted({int(k) for m in summary["cells"].values() for k in m.get(split, {})})
         lines += [f"## {split}", "", f"![pass@k on {split}]({plot_path(path, split).name})", ""]
         lines.append("| method | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " |")
@@ -188,13 +285,22 @@ def render_report(summary: dict[str, Any], path: Path, command: str) -> None:
             seeds = int(next(iter(row.values()))[2])
             lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
-        difference_lines = _difference_lines(summary.get("differences", []), split)
+        difference_lines = _difference_lines(summary.get("differences", []), split, cfg.get("resample_seeds", False))
         if difference_lines:
             name = plot_path(path, f"{split}_minus_base").name
             difference_lines[1:1] = ["", f"![pass@k minus the base's on {split}]({name})"]
         lines += difference_lines
+    lines += _trajectory_lines(summary, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _sampling_sentence(eval_sampling: dict[str, dict[str, Any]]) -> str:
+    """``; split@t0.6: temperature 0.6, top_p 0.95`` for each further sampling setting."""
+    return "".join(
+        f"; split@{name}: " + ", ".join(f"{k} {v:g}" for k, v in setting.items() if k != "splits")
+        for name, setting in eval_sampling.items()
+    )
 
 
 def _shared_lines(shared: dict[str, dict[str, str]]) -> list[str]:

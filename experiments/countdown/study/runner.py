@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from experiments.countdown.study.config import StudyConfig
-from experiments.countdown.study.report import difference_rows, pass_at_k_cells, plot_study, training_summary
+from experiments.countdown.study.report import (
+    difference_rows,
+    pass_at_k_cells,
+    plot_path,
+    plot_study,
+    plot_trajectories,
+    training_summary,
+)
 from experiments.countdown.study.runs import Policy, RunCache, recorded_identity, run_identity, training_tail
 from rlvr.evaluate import EvalResult, evaluate, load_results, save_results
+from rlvr.kl import KLEstimate, kl_to_base
 from rlvr.sampling import SamplingParams
 from rlvr.tasks.countdown import CountdownReward, make_splits
 from rlvr.train import TrainConfig, train
@@ -39,6 +47,12 @@ class Progress:
     lr_sources: dict[str, str] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # work the deadline (or --only) left for a later run
     waiting: set[str] = field(default_factory=set)  # arms whose learning rate could not be chosen before the deadline
+    trajectories: dict[str, list[list[dict[str, float]]]] = field(default_factory=dict)  # arm -> per seed: points
+
+
+def _eval_file(label: str) -> str:
+    """``eval_test_hard.json``; ``eval_test_hard_t0.6.json`` for the evaluation labelled ``test_hard@t0.6``."""
+    return f"eval_{label.replace('@', '_')}.json"
 
 
 def in_order(by_arm: dict[str, T], order: Sequence[str]) -> dict[str, T]:
@@ -78,7 +92,14 @@ class Study:
             raise OutOfTimeError(what)
 
     def _evaluate(
-        self, model: Callable[[], Path], split: str, n: int, problems: int, rel: Path, label: str
+        self,
+        model: Callable[[], Path],
+        split: str,
+        n: int,
+        problems: int,
+        rel: Path,
+        label: str,
+        sampling: dict[str, float] | None = None,
     ) -> EvalResult:
         """``model`` is called (and may train the policy) only when the evaluation is not cached yet."""
         cached_path = self.cache.cached(rel)
@@ -96,13 +117,14 @@ class Study:
             self._start(f"eval {label} on {split}")
         model_dir = model()
         chosen = getattr(self.splits, split)[:problems]
-        self.log(f"  eval {label} on {split}: {len(chosen)} problems x {n} samples")
+        how = "".join(f", {k} {v:g}" for k, v in (sampling or {}).items())
+        self.log(f"  eval {label} on {split}: {len(chosen)} problems x {n} samples{how}")
         result = evaluate(
             model_dir,
             [p.prompt for p in chosen],
             [p.reference for p in chosen],
             CountdownReward(),
-            SamplingParams(n=n, max_new_tokens=self.cfg.max_new_tokens, seed=0),
+            SamplingParams(n=n, max_new_tokens=self.cfg.max_new_tokens, seed=0, **(sampling or {})),
             label=label,
             split=split,
         )
@@ -110,11 +132,61 @@ class Study:
         self.cache.keep(rel)
         return result
 
+    def _kl(self, model: Callable[[], Path], rel: Path, label: str) -> KLEstimate:
+        """KL(policy || base) on the first split's first ``kl_problems`` problems, cached like an evaluation."""
+        cached_path = self.cache.cached(rel)
+        if cached_path is not None:
+            if cached_path.is_relative_to(self.out):
+                self.cache.keep(rel)
+            return KLEstimate(**json.loads(cached_path.read_text()))
+        if rel.parent not in self._trained_now:
+            self._start(f"KL of {label}")
+        model_dir = model()
+        chosen = getattr(self.splits, self.cfg.splits[0])[: self.cfg.kl_problems]
+        self.log(f"  KL of {label} to the base: {len(chosen)} problems x {self.cfg.kl_n} samples")
+        kl = kl_to_base(
+            model_dir,
+            self.cfg.base_model,
+            [p.prompt for p in chosen],
+            n=self.cfg.kl_n,
+            max_new_tokens=self.cfg.max_new_tokens,
+        )
+        (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.out / rel).write_text(json.dumps(kl.to_json(), indent=1))
+        self.cache.keep(rel)
+        return kl
+
+    def _trajectory(self, name: str, policy: Policy, final: EvalResult | None) -> list[dict[str, float]]:
+        """The policy's path from the base: pass@1 and pass@n on the first split, and KL to the base, at each
+        checkpoint and at the end. Raises OutOfTimeError when a piece of it cannot start."""
+        split, steps, n = self.cfg.splits[0], int(self.cfg.train["steps"]), self.cfg.test_n
+        points = []
+        for step in [*self.cfg.checkpoints, steps]:
+            suffix = "" if step == steps else f"_step{step}"
+
+            def model(step: int = step) -> Path:
+                trained = policy.model()
+                return trained if step == steps else trained / f"checkpoint-{step}"
+
+            result = final
+            if step != steps:
+                rel = policy.rel / f"eval_{split}{suffix}.json"
+                result = self._evaluate(model, split, n, self.cfg.test_problems, rel, f"{name} step {step}")
+            point: dict[str, float] = {"step": step}
+            if result is not None:
+                point |= {"pass@1": result.curve[1], f"pass@{n}": result.curve[n]}
+            if self.cfg.kl_problems:
+                kl = self._kl(model, policy.rel / f"kl{suffix}.json", f"{name} step {step}")
+                point |= {"kl": kl.mean, "kl_stderr": kl.stderr}
+            points.append(point)
+        return points
+
     def _policy(self, name: str, settings: dict[str, Any], lr: float, seed: int, tuning: bool) -> Policy:
         """A trained policy's place in out_dir and a function that trains it if its weights are not there."""
         # Tuning trains seed 0 at every rate: the chosen rate's tuning run *is* the seed-0 run, not a rerun.
         own = Path("tune", f"{name}-lr{lr:g}") if tuning else Path("runs", f"{name}-s{seed}")
-        values = {**self.cfg.train, **settings, "learning_rate": lr, "seed": seed}
+        trains = {k: v for k, v in settings.items() if k != "seeds"}  # which seeds run an arm is not how it trains
+        values = {**self.cfg.train, **trains, "learning_rate": lr, "seed": seed}
         config = TrainConfig(base_model=self.cfg.base_model, output_dir=str(self.out / own), **values)
         identity = run_identity(asdict(config))
         # An arm's own recorded run stands; otherwise the run of any arm that trains the same thing does.
@@ -192,6 +264,8 @@ class Study:
         # still compares all methods on one seed rather than a few methods on all seeds.
         for seed in self.cfg.seeds:
             for name, settings in arms.items():
+                if seed not in settings.get("seeds", self.cfg.seeds):
+                    continue
                 if name not in progress.waiting:
                     self._holding = bool(only) and name not in only
                     self._run_arm_seed(name, settings, seed, progress)
@@ -199,6 +273,7 @@ class Study:
         summary = self._summarise(progress, include_ablations)
         self._write_raw(summary, progress.results, report)
         plot_study(self.cfg, progress.results, report)
+        plot_trajectories(summary, plot_path(report, "tradeoff"))
         return summary
 
     def _base_model(self) -> Path:
@@ -210,14 +285,14 @@ class Study:
     def _evaluate_base(self, base: Path, progress: Progress) -> None:
         """The base on every test split, and on dev: the yardstick that tells whether a tuned rate improved on the
         base at all."""
-        for split in self.cfg.splits:
+        for label, split, sampling in self.cfg.evaluations():
             try:
-                rel = Path("base", f"eval_{split}.json")
-                r = self._evaluate(lambda: base, split, self.cfg.test_n, self.cfg.test_problems, rel, "base")
+                rel = Path("base", _eval_file(label))
+                r = self._evaluate(lambda: base, split, self.cfg.test_n, self.cfg.test_problems, rel, "base", sampling)
             except OutOfTimeError:
-                progress.pending.append(f"base on {split}")
+                progress.pending.append(f"base on {label}")
                 continue
-            progress.results.setdefault("base", {})[split] = [r]
+            progress.results.setdefault("base", {})[label] = [r]
         try:
             rel = Path("base", "eval_dev.json")
             dev = self._evaluate(lambda: base, "dev", self.cfg.dev_n, self.cfg.dev_problems, rel, "base")
@@ -237,14 +312,22 @@ class Study:
             return
         tuning = seed == 0 and progress.lr_sources[name] == "tuned on dev"
         policy = self._policy(name, settings, progress.lrs[name], seed, tuning=tuning)
-        for split in self.cfg.splits:
-            rel = policy.rel / f"eval_{split}.json"
+        seeds_done = len(progress.results.get(name, {}).get(self.cfg.splits[0], []))
+        for label, split, sampling in self.cfg.evaluations():
+            rel = policy.rel / _eval_file(label)
             try:
-                r = self._evaluate(policy.model, split, self.cfg.test_n, self.cfg.test_problems, rel, name)
+                r = self._evaluate(policy.model, split, self.cfg.test_n, self.cfg.test_problems, rel, name, sampling)
             except OutOfTimeError:
-                progress.pending.append(f"{name} seed {seed} on {split}")
+                progress.pending.append(f"{name} seed {seed} on {label}")
                 continue
-            progress.results.setdefault(name, {}).setdefault(split, []).append(r)
+            progress.results.setdefault(name, {}).setdefault(label, []).append(r)
+        if self.cfg.checkpoints or self.cfg.kl_problems:
+            final = progress.results.get(name, {}).get(self.cfg.splits[0], [])
+            try:
+                points = self._trajectory(name, policy, final[-1] if len(final) > seeds_done else None)
+                progress.trajectories.setdefault(name, []).append(points)
+            except OutOfTimeError:
+                progress.pending.append(f"{name} seed {seed}: checkpoints and KL")
         run_json = self.cache.cached(policy.rel / "agpo_run.json")
         if run_json is not None:
             progress.training.setdefault(name, []).append(training_tail(run_json))
@@ -265,7 +348,10 @@ class Study:
             "pending": progress.pending,
             "cells": pass_at_k_cells(progress.results),
             "training": {name: training_summary(runs) for name, runs in progress.training.items()},
-            "differences": difference_rows(progress.results, references=self.cfg.reference_arms()),
+            "trajectories": in_order(progress.trajectories, canonical),
+            "differences": difference_rows(
+                progress.results, references=self.cfg.reference_arms(), resample_seeds=self.cfg.resample_seeds
+            ),
         }
 
     @staticmethod

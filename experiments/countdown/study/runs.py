@@ -29,13 +29,17 @@ TRAINING_STATS = {
 ADVANTAGE_SETTINGS = ("lambda_pos", "lambda_neg", "pos_term", "neg_term", "tau")
 
 
+NOT_TRAINING = ("output_dir", "save_steps")
+
+
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """Training settings that make a run what it is: where it was written is not one of them.
 
     A setting added to ``TrainConfig`` after a run was recorded is absent from its record; new settings default to
     the behaviour that came before them, so the run counts as trained with the default.
     """
-    return {k: v for k, v in {**asdict(TrainConfig()), **config}.items() if k != "output_dir"}
+    # Where a run is written, how often it logs and whether it keeps checkpoints do not change what it trains.
+    return {k: v for k, v in {**asdict(TrainConfig()), **config}.items() if k not in NOT_TRAINING}
 
 
 def run_identity(config: dict[str, Any]) -> str:
