@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
+from relevance.prompts import build_messages
 from services.procs import AGPO, wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -555,14 +556,18 @@ def test_a_vllm_run_batch_file_of_chat_completions_runs_unchanged_through_the_op
     oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=key, max_retries=0)
     pairs = pool_pairs[3100:3112]
     body = {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "max_completion_tokens": 1000}
+    # Half the conversations are a team's own prompt, half the teacher's own (written out by the caller as vLLM
+    # users do): the tiny test teacher reliably answers only the prompt it was trained on, so those four are the
+    # ones whose labels the test can count on; either kind must reach it unchanged.
+    own = [build_messages(p, template="compact") for p in pairs[4:8]]
     lines = [
         {
             "custom_id": p["custom_id"],
             "method": "POST",
             "url": "/v1/chat/completions",
-            "body": {**body, "messages": _team_prompt(p), "metadata": {"row": str(i)}},
+            "body": {**body, "messages": chat, "metadata": {"row": str(i)}},
         }
-        for i, p in enumerate(pairs[:8])
+        for i, (p, chat) in enumerate(zip(pairs[:8], [*map(_team_prompt, pairs[:4]), *own], strict=True))
     ]
     lines += [
         {
@@ -595,7 +600,11 @@ def test_a_vllm_run_batch_file_of_chat_completions_runs_unchanged_through_the_op
         "line 13, body.messages.0.role"
     ]
     labels = {"Exact", "Substitute", "Complement", "Irrelevant"}
-    assert {x["custom_id"] for x in output} & {p["custom_id"] for p in pairs[:8]}, errors  # conversations labelled
+    labelled = {x["custom_id"] for x in output}
+    assert labelled & {p["custom_id"] for p in pairs[4:8]}, errors  # conversations in the teacher's own prompt
+    for line in errors:  # a conversation the teacher could not answer fails alone, saying why
+        if line["custom_id"] is not None:
+            assert line["error"]["code"] == "teacher_failure" and "no sample had a label" in line["error"]["message"]
     for line in output:
         completion = ChatCompletion.model_validate(line["response"]["body"])
         relevance = line["response"]["body"]["relevance"]
@@ -607,6 +616,7 @@ def test_a_vllm_run_batch_file_of_chat_completions_runs_unchanged_through_the_op
     stored = {line["custom_id"]: line for line in page["data"]}
     assert stored[pairs[0]["custom_id"]]["pair"]["messages"][0]["role"] == "system"
     assert stored[pairs[0]["custom_id"]]["pair"]["meta"] == {"row": "0"}
+    assert stored[pairs[5]["custom_id"]]["pair"]["messages"] == own[1]  # stored as sent
     assert stored[pairs[9]["custom_id"]]["pair"]["query"] == pairs[9]["query"]
     assert db_counts(pg_url, job_id)["max_rows_per_id"] == 1
     # Only pairs are reviewed: the queue holds the carried pairs, not the conversations.
