@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from rlvr.sampling import row_batches
+
 
 @dataclass(frozen=True)
 class KLEstimate:
@@ -45,27 +47,22 @@ def sample_rows(
     torch.manual_seed(seed)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    by_length: dict[int, list[int]] = {}
-    for i, ids in enumerate(encoded):
-        by_length.setdefault(len(ids), []).append(i)
     rows: list[Row] = []
-    for length in sorted(by_length):
-        flat = [i for i in by_length[length] for _ in range(n)]
-        for start in range(0, len(flat), batch_size):
-            chunk = flat[start : start + batch_size]
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=torch.tensor([encoded[i] for i in chunk]),
-                    do_sample=True,
-                    temperature=1.0,
-                    top_p=1.0,
-                    top_k=0,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pad,
-                    eos_token_id=eos,
-                )
-            for i, seq in zip(chunk, out[:, length:].tolist(), strict=True):
-                rows.append((encoded[i], seq[: seq.index(eos) + 1] if eos in seq else seq))
+    for chunk in row_batches(tokenizer, prompts, n, batch_size, same_length=True):
+        length = len(encoded[chunk[0]])
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.tensor([encoded[i] for i in chunk]),
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                eos_token_id=eos,
+            )
+        for i, seq in zip(chunk, out[:, length:].tolist(), strict=True):
+            rows.append((encoded[i], seq[: seq.index(eos) + 1] if eos in seq else seq))
     return rows
 
 

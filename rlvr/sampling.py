@@ -61,7 +61,7 @@ def sample_transformers(
         else {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
     )
     # Greedy rows draw no random numbers, so they can be length-sorted (less padding) without changing answers.
-    for chunk in _batches(tokenizer, prompts, 1 if greedy else params.n, batch_size, same_length_batches, greedy):
+    for chunk in row_batches(tokenizer, prompts, 1 if greedy else params.n, batch_size, same_length_batches, greedy):
         rows = [prompts[i] for i in chunk]
         enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(target)
         with torch.inference_mode():
@@ -93,7 +93,7 @@ def torch_device(requested: str | None = None) -> torch.device:
     return device
 
 
-def _batches(
+def row_batches(
     tokenizer: Any, prompts: Sequence[str], n: int, batch_size: int, same_length: bool, by_length: bool = False
 ) -> Iterator[list[int]]:
     """Rows (one per prompt and sample, as prompt indices) cut into batches of at most ``batch_size``; rows of

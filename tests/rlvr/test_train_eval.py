@@ -99,17 +99,17 @@ def test_eval_cli_rejects_mismatched_labels(tmp_path: Path) -> None:
 def test_same_length_batches_never_mix_prompt_lengths() -> None:
     from transformers import AutoTokenizer
 
-    from rlvr.sampling import _batches
+    from rlvr.sampling import row_batches
 
     tokenizer = AutoTokenizer.from_pretrained(Path(__file__).resolve().parents[2] / "models" / "countdown-base")
     prompts = ["1 2 3", "10 20 30 40", "4 5 6", "7 8", "11 22 33 44"]
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     assert len(set(lengths)) == 3  # the case is only a test if lengths differ
-    batches = list(_batches(tokenizer, prompts, n=3, batch_size=4, same_length=True))
+    batches = list(row_batches(tokenizer, prompts, n=3, batch_size=4, same_length=True))
     assert all(len(b) <= 4 and len({lengths[i] for i in b}) == 1 for b in batches)
     rows = sorted(i for b in batches for i in b)
     assert rows == sorted(i for i in range(len(prompts)) for _ in range(3))
-    mixed = list(_batches(tokenizer, prompts, n=3, batch_size=4, same_length=False))
+    mixed = list(row_batches(tokenizer, prompts, n=3, batch_size=4, same_length=False))
     assert any(len({lengths[i] for i in b}) > 1 for b in mixed)
 
 
