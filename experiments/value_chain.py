@@ -64,6 +64,9 @@ class Arm:
     # first, :func:`relevance.votes.uncertainty`) or at random ("random", seeded by the seed), the control
     reviewed: int = 0
     review_order: str = "uncertainty"
+    # Two stages: this arm's student starts from the one the named earlier arm trained at the same seed (e.g. the
+    # teacher-labelled pool first, then the scarce gold), instead of from the untrained base.
+    init_from: str | None = None
 
 
 REVIEW_ORDERS = ("uncertainty", "random")
@@ -103,6 +106,8 @@ class ChainConfig:
                 problems.append(f"arm {arm.name!r}: reviewed replaces teacher labels, but the arm does not use them")
             if arm.reviewed < 0 or arm.review_order not in REVIEW_ORDERS:
                 problems.append(f"arm {arm.name!r}: reviewed >= 0 and review_order one of {list(REVIEW_ORDERS)}")
+            if arm.init_from is not None and arm.init_from not in names[: names.index(arm.name)]:
+                problems.append(f"arm {arm.name!r}: init_from must name an arm listed before it, got {arm.init_from!r}")
         references = {*names, "bi_encoder", "majority", *(("teacher",) if self.data.test_labels else ())}
         for arm, ref in self.comparisons:
             if arm not in names:
@@ -276,8 +281,18 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     return rows
 
 
-def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, log: Log) -> dict[str, Any]:
-    """Train one student for ``arm`` and ``seed`` and score it on test; ``eval.json`` caches the outcome."""
+def run_arm(
+    cfg: ChainConfig,
+    arm: Arm,
+    seed: int,
+    inputs: Inputs,
+    out: Path,
+    log: Log,
+    start: Path | None = None,
+    keep_model: bool = False,
+) -> dict[str, Any]:
+    """Train one student for ``arm`` and ``seed`` (from the student in ``start`` when given) and score it on test;
+    ``eval.json`` caches the outcome, ``out/model`` keeps the weights when ``keep_model``."""
     from relevance.metrics import evaluate_labels
     from relevance.schemas import get_schema
     from student.evaluate import predict_logits
@@ -289,6 +304,8 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
     rows = training_rows(arm, inputs, cfg, seed)
     write_jsonl(rows, train_file)
     config = TrainConfig(**{**cfg.recipe, **arm.recipe, "seed": seed, "progress": False})
+    if start is not None:
+        config.base_model = str(start)
     started = time.perf_counter()
     trained = train(train_file, out / "model", config, source="teacher", dev_path=cfg.data.dev, schema=inputs.schema)
     train_s = time.perf_counter() - started
@@ -304,6 +321,7 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
         "train_seconds": round(train_s, 1),
         "steps": training["steps"],
         "selected_step": (training.get("selection") or {}).get("best_step"),
+        "started_from": trained.meta["base_model"]["path"] if start is not None else None,
         **{k: metrics[k] for k in ("accuracy", "macro_f1", "cohen_kappa")},
         "predictions": pred.tolist(),
     }
@@ -314,8 +332,9 @@ def run_arm(cfg: ChainConfig, arm: Arm, seed: int, inputs: Inputs, out: Path, lo
             row["label"] != teacher[row["custom_id"]] for row in rows if row["custom_id"] in teacher
         )
     (out / "eval.json").write_text(json.dumps(summary))
-    # Metrics and predictions stay; 90 MB of weights per run do not.
-    shutil.rmtree(out / "model", ignore_errors=True)
+    # Metrics and predictions stay; 90 MB of weights per run do not, unless a later arm starts from them.
+    if not keep_model:
+        shutil.rmtree(out / "model", ignore_errors=True)
     train_file.unlink()
     f1, kappa = summary["macro_f1"], summary["cohen_kappa"]
     log(f"  {arm.name} seed {seed}: macro-F1 {f1:.3f}, kappa {kappa:.3f} ({train_s:.0f}s)")
@@ -435,9 +454,22 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         f"test {inputs.test_labels.size:,} pairs; seeds {list(cfg.seeds)}"
     )
     runs: dict[str, list[dict[str, Any]]] = {}
+    starts = {arm.init_from for arm in cfg.arms if arm.init_from}
     for arm in cfg.arms:
-        log(f"{arm.name}: trains on {' + '.join(arm.uses)}")
-        runs[arm.name] = [run_arm(cfg, arm, seed, inputs, out / arm.name / f"seed{seed}", log) for seed in cfg.seeds]
+        log(
+            f"{arm.name}: trains on {' + '.join(arm.uses)}"
+            + (f", from {arm.init_from}'s student" if arm.init_from else "")
+        )
+        runs[arm.name] = []
+        for seed in cfg.seeds:
+            if arm.name in starts and _start_missing(cfg, arm.name, seed, out):
+                shutil.rmtree(out / arm.name / f"seed{seed}", ignore_errors=True)  # its weights are gone: train again
+            start = out / arm.init_from / f"seed{seed}" / "model" if arm.init_from else None
+            run = run_arm(cfg, arm, seed, inputs, out / arm.name / f"seed{seed}", log, start, arm.name in starts)
+            runs[arm.name].append(run)
+    for name in starts:  # every arm that starts from these has finished
+        for seed in cfg.seeds:
+            shutil.rmtree(out / name / f"seed{seed}" / "model", ignore_errors=True)
     references = reference_predictions(cfg, inputs)
     y = inputs.test_labels
     names = [*sch.names, "(none)"]
@@ -487,6 +519,12 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         "runs": {name: [_without_predictions(r) for r in rs] for name, rs in runs.items()},
     }
     return summary
+
+
+def _start_missing(cfg: ChainConfig, name: str, seed: int, out: Path) -> bool:
+    """Whether an unfinished arm still has to start from ``name``'s student at ``seed``, whose weights are gone."""
+    waiting = any(a.init_from == name and not (out / a.name / f"seed{seed}" / "eval.json").exists() for a in cfg.arms)
+    return waiting and not (out / name / f"seed{seed}" / "model").exists()
 
 
 def _without_predictions(run: dict[str, Any]) -> dict[str, Any]:
@@ -584,6 +622,8 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
             overturned = summary["table"].get(arm["name"], {}).get("review_overturned")
             if overturned:
                 gold += f" (the raters overturned {overturned['mean']:,.0f} of them, mean over seeds)"
+        if arm.get("init_from"):
+            gold += f", starting from the student `{arm['init_from']}` trained at the same seed"
         extra = "".join(f", {key}: {value}" for key, value in arm["recipe"].items())
         lines.append(f"- `{arm['name']}`: {' + '.join(arm['uses'])}{gold}{extra}")
     recipe = ", ".join(f"{key}: {value}" for key, value in cfg["recipe"].items()) or "the TrainConfig defaults"

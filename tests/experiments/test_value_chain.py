@@ -173,11 +173,18 @@ def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     assert "arm 'noisy': flip swaps gold labels, but the arm does not use gold" in message
     assert "arm 'x': flip must lie in [0, 1], got 2" in message
 
-    arms = (Arm("odd", ("gold",), gold_targets="fuzzy"), Arm("mixed", ("gold",), flip=0.1, gold_targets="graded"))
+    arms = (
+        Arm("odd", ("gold",), gold_targets="fuzzy"),
+        Arm("mixed", ("gold",), flip=0.1, gold_targets="graded"),
+        Arm("early", ("gold",), init_from="late"),
+        Arm("late", ("gold",), init_from="late"),
+    )
     with pytest.raises(ValueError, match="gold_targets") as err:
         ChainConfig(data=data, arms=arms).validate()
     assert "arm 'odd': gold_targets must be one of ['label', 'graded']" in str(err.value)
     assert "arm 'mixed': graded gold targets need an arm that uses gold and flips none" in str(err.value)
+    assert "arm 'early': init_from must name an arm listed before it, got 'late'" in str(err.value)
+    assert "arm 'late': init_from must name an arm listed before it, got 'late'" in str(err.value)
 
     path = tmp_path / "chain.yaml"
     path.write_text("data: {gold: g, pool: p, pool_labels: l, dev: d, test: t}\narms: []\nseeds: []\n")
@@ -217,6 +224,7 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
             Arm("gold-40", ("gold",)),
             Arm("pool", ("teacher",), {"min_confidence": 0.5}),
             Arm("gold+pool", ("gold", "teacher")),
+            Arm("pool>gold", ("gold",), init_from="pool"),
         ),
         gold_pairs=40,
         seeds=(0, 1),
@@ -225,10 +233,17 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
         comparisons=(("pool", "gold-40"), ("gold+pool", "teacher"), ("gold-40", "bi_encoder")),
     )
     cfg.validate()
-    summary = run_chain(cfg, tmp_path / "work", lambda _: None)
+    kept_for_second_stage = []
+
+    def log(message: str) -> None:
+        if message.startswith("pool>gold:"):
+            kept = [(tmp_path / "work" / "pool" / f"seed{s}" / "model" / "model.safetensors").exists() for s in (0, 1)]
+            kept_for_second_stage.extend(kept)
+
+    summary = run_chain(cfg, tmp_path / "work", log)
 
     table = summary["table"]
-    assert list(table) == ["gold-40", "pool", "gold+pool", "bi_encoder", "majority", "teacher"]
+    assert list(table) == ["gold-40", "pool", "gold+pool", "pool>gold", "bi_encoder", "majority", "teacher"]
     assert table["gold-40"]["train_pairs"]["mean"] <= 40  # dev queries are dropped from training
     assert table["pool"]["train_pairs"]["mean"] == len(pool) - 1  # the failed line carries no label
     assert table["gold+pool"]["train_pairs"]["mean"] > table["pool"]["train_pairs"]["mean"]
@@ -237,6 +252,11 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     assert all(c["seeds_to_resolve_0.01"] is None or c["seeds_to_resolve_0.01"] >= 2 for c in summary["comparisons"])
     assert all(len(runs) == 2 and runs[0]["steps"] == 2 for runs in summary["runs"].values())
     assert not list((tmp_path / "work").rglob("*.safetensors"))  # metrics kept, weights not
+
+    # The second stage trained from the first stage's weights, kept until then and removed after.
+    for seed, run in enumerate(summary["runs"]["pool>gold"]):
+        assert run["started_from"] == str(tmp_path / "work" / "pool" / f"seed{seed}" / "model")
+    assert kept_for_second_stage == [True, True]
 
     md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
     text = md.read_text()
@@ -251,3 +271,12 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     eval_json.write_text(json.dumps({**json.loads(eval_json.read_text()), "macro_f1": 0.123}))
     again = run_chain(cfg, tmp_path / "work", lambda _: None)
     assert again["runs"]["pool"][1]["macro_f1"] == 0.123
+
+    # A second stage left unfinished needs its first stage's weights, which are gone: that stage trains again.
+    (tmp_path / "work" / "pool>gold" / "seed1" / "eval.json").unlink()
+    resumed = run_chain(cfg, tmp_path / "work", lambda _: None)
+    assert (
+        resumed["runs"]["pool"][1]["macro_f1"] != 0.123
+        and resumed["runs"]["pool"][0]["macro_f1"] == again["runs"]["pool"][0]["macro_f1"]
+    )
+    assert not list((tmp_path / "work").rglob("*.safetensors"))
