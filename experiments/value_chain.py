@@ -82,6 +82,9 @@ class ChainConfig:
     bootstrap: int = 2000
     comparisons: tuple[tuple[str, str], ...] = ()  # (arm, reference): reference is an arm, bi_encoder or teacher
     title: str = "The value chain: scarce gold, the teacher's labels, or both"
+    # Where each finished run's outcome (metrics and test predictions, a few KB) is also kept, as
+    # ``<arm>/seed<s>.json``: committed, it lets a chain of many CPU-hours grow over several checkouts.
+    record_dir: str = ""
 
     def validate(self) -> None:
         names = [a.name for a in self.arms]
@@ -290,15 +293,22 @@ def run_arm(
     log: Log,
     start: Path | None = None,
     keep_model: bool = False,
+    recorded: bool = True,
 ) -> dict[str, Any]:
     """Train one student for ``arm`` and ``seed`` (from the student in ``start`` when given) and score it on test;
-    ``eval.json`` caches the outcome, ``out/model`` keeps the weights when ``keep_model``."""
+    ``eval.json`` caches the outcome and the record keeps a copy (read back unless ``recorded`` is False),
+    ``out/model`` keeps the weights when ``keep_model``."""
     from relevance.metrics import evaluate_labels
     from relevance.schemas import get_schema
     from student.evaluate import predict_logits
     from student.train import TrainConfig, train
 
+    record = recorded_run(cfg, arm.name, seed)
+    if recorded and record is not None and record.exists() and not (out / "eval.json").exists():
+        return json.loads(record.read_text())
     if (done := finished_run(out)) is not None:
+        if record is not None and not record.exists():
+            _keep(record, done)
         return done
     train_file = out / "train.jsonl"
     rows = training_rows(arm, inputs, cfg, seed)
@@ -332,6 +342,8 @@ def run_arm(
             row["label"] != teacher[row["custom_id"]] for row in rows if row["custom_id"] in teacher
         )
     (out / "eval.json").write_text(json.dumps(summary))
+    if record is not None:
+        _keep(record, summary)
     # Metrics and predictions stay; 90 MB of weights per run do not, unless a later arm starts from them.
     if not keep_model:
         shutil.rmtree(out / "model", ignore_errors=True)
@@ -462,10 +474,12 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         )
         runs[arm.name] = []
         for seed in cfg.seeds:
-            if arm.name in starts and _start_missing(cfg, arm.name, seed, out):
-                shutil.rmtree(out / arm.name / f"seed{seed}", ignore_errors=True)  # its weights are gone: train again
+            again = arm.name in starts and _start_missing(cfg, arm.name, seed, out)
+            if again:  # a later arm needs its weights, which are gone: train it again
+                shutil.rmtree(out / arm.name / f"seed{seed}", ignore_errors=True)
             start = out / arm.init_from / f"seed{seed}" / "model" if arm.init_from else None
-            run = run_arm(cfg, arm, seed, inputs, out / arm.name / f"seed{seed}", log, start, arm.name in starts)
+            run_dir = out / arm.name / f"seed{seed}"
+            run = run_arm(cfg, arm, seed, inputs, run_dir, log, start, arm.name in starts, recorded=not again)
             runs[arm.name].append(run)
     for name in starts:  # every arm that starts from these has finished
         for seed in cfg.seeds:
@@ -521,9 +535,24 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     return summary
 
 
+def recorded_run(cfg: ChainConfig, arm: str, seed: int) -> Path | None:
+    """Where the record keeps the outcome of ``arm`` at ``seed`` (None without a record)."""
+    return Path(cfg.record_dir) / arm / f"seed{seed}.json" if cfg.record_dir else None
+
+
+def _keep(record: Path, run: dict[str, Any]) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(run))
+
+
+def _finished(cfg: ChainConfig, arm: str, seed: int, out: Path) -> bool:
+    record = recorded_run(cfg, arm, seed)
+    return (out / arm / f"seed{seed}" / "eval.json").exists() or (record is not None and record.exists())
+
+
 def _start_missing(cfg: ChainConfig, name: str, seed: int, out: Path) -> bool:
     """Whether an unfinished arm still has to start from ``name``'s student at ``seed``, whose weights are gone."""
-    waiting = any(a.init_from == name and not (out / a.name / f"seed{seed}" / "eval.json").exists() for a in cfg.arms)
+    waiting = any(a.init_from == name and not _finished(cfg, a.name, seed, out) for a in cfg.arms)
     return waiting and not (out / name / f"seed{seed}" / "model").exists()
 
 

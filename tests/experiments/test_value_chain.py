@@ -231,6 +231,7 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
         recipe={"max_steps": 2, "batch_size": 8, "max_length": 32, "select_best": False},
         bootstrap=50,
         comparisons=(("pool", "gold-40"), ("gold+pool", "teacher"), ("gold-40", "bi_encoder")),
+        record_dir=str(tmp_path / "record"),
     )
     cfg.validate()
     kept_for_second_stage = []
@@ -274,9 +275,15 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
 
     # A second stage left unfinished needs its first stage's weights, which are gone: that stage trains again.
     (tmp_path / "work" / "pool>gold" / "seed1" / "eval.json").unlink()
+    (tmp_path / "record" / "pool>gold" / "seed1.json").unlink()
     resumed = run_chain(cfg, tmp_path / "work", lambda _: None)
     assert (
         resumed["runs"]["pool"][1]["macro_f1"] != 0.123
         and resumed["runs"]["pool"][0]["macro_f1"] == again["runs"]["pool"][0]["macro_f1"]
     )
     assert not list((tmp_path / "work").rglob("*.safetensors"))
+
+    # The record keeps every finished run: a checkout without the work dir reads it and trains nothing.
+    elsewhere = run_chain(cfg, tmp_path / "elsewhere", lambda _: None)
+    assert elsewhere["runs"] == resumed["runs"]
+    assert not (tmp_path / "elsewhere" / "pool").exists()
