@@ -390,18 +390,21 @@ def reference_predictions(cfg: ChainConfig, inputs: Inputs) -> dict[str, np.ndar
 # -- statistics ----------------------------------------------------------------------------------------------
 
 
-def bootstrap_f1(
+def bootstrap_metric(
     y: np.ndarray,
     runs: np.ndarray,
     reference: np.ndarray | None,
     k: int,
     reps: int,
     seed: int = 0,
+    metric: Callable[[np.ndarray, np.ndarray, int], float] | None = None,
 ) -> dict[str, Any]:
-    """Mean macro-F1 over ``runs`` (seeds x pairs of predictions), minus ``reference``'s when given (one run per
-    seed, paired, or one run for all), with a 95% percentile interval resampling test pairs and seeds together."""
+    """Mean ``metric`` (macro-F1 by default; ``student.evaluate.kappa_indices`` for kappa) over ``runs`` (seeds x
+    pairs of predictions), minus ``reference``'s when given (one run per seed, paired, or one run for all), with a
+    95% percentile interval resampling test pairs and seeds together."""
     from student.evaluate import macro_f1_indices
 
+    score = metric or macro_f1_indices
     runs = np.atleast_2d(runs)
     ref = None if reference is None else np.atleast_2d(reference)
     if ref is not None and ref.shape[0] not in (1, runs.shape[0]):
@@ -410,9 +413,9 @@ def bootstrap_f1(
     def statistic(pairs: np.ndarray, seeds: np.ndarray) -> float:
         values = []
         for s in seeds:
-            value = macro_f1_indices(y[pairs], runs[s][pairs], k)
+            value = score(y[pairs], runs[s][pairs], k)
             if ref is not None:
-                value -= macro_f1_indices(y[pairs], ref[s if ref.shape[0] > 1 else 0][pairs], k)
+                value -= score(y[pairs], ref[s if ref.shape[0] > 1 else 0][pairs], k)
             values.append(value)
         return float(np.mean(values))
 
@@ -453,6 +456,7 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     """Every arm at every seed (runs in ``out``, resuming), the references, and the summary."""
     from relevance.metrics import cohen_kappa
     from relevance.schemas import get_schema
+    from student.evaluate import kappa_indices
     from student.train import TrainConfig
 
     check_files(cfg)
@@ -503,25 +507,34 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
             # Optimizer steps x batch: what a capped run saw of a large pool.
             "pairs_seen": mean_std_cell([r["steps"] * batch for r in rs], "seeds", 1),
             "macro_f1": mean_std_cell([r["macro_f1"] for r in rs], "seeds", 4),
-            "macro_f1_95": bootstrap_f1(y, preds[arm.name], None, k, cfg.bootstrap),
+            "macro_f1_95": bootstrap_metric(y, preds[arm.name], None, k, cfg.bootstrap),
             "cohen_kappa": mean_std_cell([r["cohen_kappa"] for r in rs], "seeds", 4),
+            "cohen_kappa_95": bootstrap_metric(y, preds[arm.name], None, k, cfg.bootstrap, metric=kappa_indices),
             "train_seconds": mean_std_cell([r["train_seconds"] for r in rs], "seeds", 1),
         }
         if arm.reviewed:
             table[arm.name]["review_overturned"] = mean_std_cell([r["review_overturned"] for r in rs], "seeds", 1)
     for name, pred in references.items():
-        level = bootstrap_f1(y, pred, None, k, cfg.bootstrap)
-        table[name] = {"macro_f1": level["mean"], "macro_f1_95": level, "cohen_kappa": round(kappa(pred), 4)}
+        level = bootstrap_metric(y, pred, None, k, cfg.bootstrap)
+        agreement = bootstrap_metric(y, pred, None, k, cfg.bootstrap, metric=kappa_indices)
+        table[name] = {
+            "macro_f1": level["mean"],
+            "macro_f1_95": level,
+            "cohen_kappa": round(kappa(pred), 4),
+            "cohen_kappa_95": agreement,
+        }
     comparisons = []
     for arm_name, ref in cfg.comparisons:
         ref_pred = preds.get(ref, references.get(ref))
-        diff = bootstrap_f1(y, preds[arm_name], ref_pred, k, cfg.bootstrap)
+        diff = bootstrap_metric(y, preds[arm_name], ref_pred, k, cfg.bootstrap)
+        kappa_diff = bootstrap_metric(y, preds[arm_name], ref_pred, k, cfg.bootstrap, metric=kappa_indices)
         comparisons.append(
             {
                 "arm": arm_name,
                 "reference": ref,
                 "macro_f1_difference": diff,
                 "above_0": diff["low"] > 0,
+                "kappa_difference": kappa_diff,
                 "seeds_to_resolve_0.01": seeds_to_resolve(seed_differences(y, preds[arm_name], ref_pred, k), 0.01),
             }
         )
@@ -590,7 +603,9 @@ def _verdict(difference: dict[str, float]) -> str:
 
 def _kappa_cell(row: dict[str, Any]) -> str:
     kappa = row["cohen_kappa"]
-    return format_mean_std(kappa["mean"], kappa["std"]) if isinstance(kappa, dict) else f"{kappa:.3f}"
+    point = format_mean_std(kappa["mean"], kappa["std"]) if isinstance(kappa, dict) else f"{kappa:.3f}"
+    ci = row.get("cohen_kappa_95")
+    return point if ci is None else f"{point} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
 def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
@@ -605,7 +620,7 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
         f"Command: `{command}`",
         "",
         f"Test: `{test['path']}`, {test['pairs']:,} pairs. Seeds {cfg['seeds']} ({paired}). Students: macro-F1 "
-        "mean ± std over seeds, then the 95% interval when test pairs and seeds are resampled together "
+        "and kappa mean ± std over seeds, then the 95% interval when test pairs and seeds are resampled together "
         f"({cfg['bootstrap']:,} draws).",
         "",
         "| trains on | pairs | pairs seen | macro-F1 | kappa | train s |",
@@ -623,15 +638,17 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
     if summary["comparisons"]:
         lines += [
             "",
-            "| difference in macro-F1 | mean [95% interval] | verdict | seeds for ± 0.01 |",
-            "| --- | --- | --- | --- |",
+            "| difference | macro-F1: mean [95% interval] | verdict | seeds for ± 0.01 | kappa: mean [95% interval] |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for c in summary["comparisons"]:
             d = c["macro_f1_difference"]
             needed = c["seeds_to_resolve_0.01"]
+            kd = c.get("kappa_difference")
+            kappa = "" if kd is None else format_interval(kd["mean"], kd["low"], kd["high"])
             lines.append(
                 f"| {c['arm']} - {c['reference']} | {format_interval(d['mean'], d['low'], d['high'])} "
-                f"| {_verdict(d)} | {'n/a' if needed is None else f'{needed:,}'} |"
+                f"| {_verdict(d)} | {'n/a' if needed is None else f'{needed:,}'} | {kappa} |"
             )
         lines += [
             "",

@@ -184,6 +184,16 @@ def macro_f1_indices(y: np.ndarray, pred: np.ndarray, k: int) -> float:
     return float(f1[denom > 0].mean())
 
 
+def kappa_indices(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Cohen's kappa of label indices 0..k-1; ``pred == k`` ("no label") is a category of its own that no gold
+    label shares, as :func:`relevance.metrics.cohen_kappa` counts unparseable answers."""
+    cm = np.bincount(y * (k + 1) + pred, minlength=k * (k + 1)).reshape(k, k + 1).astype(float)
+    n = cm.sum()
+    observed = np.trace(cm[:, :k]) / n
+    expected = float(cm.sum(axis=1) @ cm[:, :k].sum(axis=0)) / n**2
+    return float((observed - expected) / (1 - expected)) if expected < 1 else 0.0
+
+
 def bi_encoder_cosines(
     examples: Sequence[Example], base_model: str | Path | None = None, batch_size: int = 64
 ) -> np.ndarray:

@@ -13,7 +13,7 @@ from experiments.value_chain import (
     Arm,
     ChainConfig,
     ChainData,
-    bootstrap_f1,
+    bootstrap_metric,
     flip_labels,
     gold_as_result,
     gold_subset,
@@ -25,22 +25,24 @@ from experiments.value_chain import (
     write_report,
 )
 from relevance.importers.homedepot import homedepot_label_shares
-from relevance.metrics import macro_f1
+from relevance.metrics import cohen_kappa, macro_f1
 from relevance.pairs import Pair
 from relevance.schemas import get_schema
 from student.data import query_group
-from student.evaluate import macro_f1_indices
+from student.evaluate import kappa_indices, macro_f1_indices
 
 ESCI = get_schema("esci")
 
 
-def test_macro_f1_of_indices_matches_the_metrics_module_with_missing_labels() -> None:
+def test_metrics_of_indices_match_the_metrics_module_with_missing_labels() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 300)
-    pred = rng.integers(0, 5, 300)  # 4 = no label
+    pred = np.where(rng.random(300) < 0.5, y, rng.integers(0, 5, 300))  # 4 = no label
     names = [*ESCI.names, None]
-    expected = macro_f1([ESCI.names[i] for i in y], [names[i] for i in pred], ESCI)
-    assert macro_f1_indices(y, pred, 4) == pytest.approx(expected)
+    truth, said = [ESCI.names[i] for i in y], [names[i] for i in pred]
+    assert macro_f1_indices(y, pred, 4) == pytest.approx(macro_f1(truth, said, ESCI))
+    assert kappa_indices(y, pred, 4) == pytest.approx(cohen_kappa(truth, said, ESCI))
+    assert 0.3 < kappa_indices(y, pred, 4) < 0.7  # half the labels copied: well above chance, well below 1
 
 
 def test_bootstrap_intervals_pair_the_arms_and_resample_seeds() -> None:
@@ -49,21 +51,21 @@ def test_bootstrap_intervals_pair_the_arms_and_resample_seeds() -> None:
     noisy = np.array([np.where(rng.random(400) < 0.5, y, rng.integers(0, 4, 400)) for _ in range(3)])
     chance = rng.integers(0, 4, (3, 400))
 
-    same = bootstrap_f1(y, noisy, noisy, 4, reps=200)
+    same = bootstrap_metric(y, noisy, noisy, 4, reps=200)
     assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
 
-    better = bootstrap_f1(y, noisy, chance, 4, reps=200)
+    better = bootstrap_metric(y, noisy, chance, 4, reps=200)
     assert better["low"] > 0.2 and better["low"] <= better["mean"] <= better["high"]
 
     # One reference run (a deterministic baseline) is compared with every seed.
-    against_one = bootstrap_f1(y, noisy, chance[0], 4, reps=200)
+    against_one = bootstrap_metric(y, noisy, chance[0], 4, reps=200)
     assert against_one["low"] > 0.2
 
-    level = bootstrap_f1(y, noisy, None, 4, reps=200)
+    level = bootstrap_metric(y, noisy, None, 4, reps=200)
     assert level["low"] < level["mean"] < level["high"] < 1
 
     with pytest.raises(ValueError, match="2 reference runs for 3 runs"):
-        bootstrap_f1(y, noisy, chance[:2], 4, reps=10)
+        bootstrap_metric(y, noisy, chance[:2], 4, reps=10)
 
 
 def test_seeds_needed_to_resolve_a_difference_follow_its_spread_over_seeds() -> None:
@@ -262,6 +264,10 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
     text = md.read_text()
     assert "| pool - gold-40 |" in text and "*teacher* (reference)" in text and "seeds for ± 0.01" in text
+    assert "kappa: mean [95% interval]" in text
+    for row in table.values():  # kappa with its interval, for arms and references alike
+        assert row["cohen_kappa_95"]["low"] <= row["cohen_kappa_95"]["high"]
+    assert all(c["kappa_difference"]["low"] <= c["kappa_difference"]["high"] for c in summary["comparisons"])
     assert "`pool`: teacher, min_confidence: 0.5" in text and "max_steps: 2" in text
     assert table["pool"]["pairs_seen"]["mean"] == 2 * 8  # steps x batch
     assert (tmp_path / "chain.png").stat().st_size > 0
