@@ -85,7 +85,10 @@ def train(
     schema: Annotated[str, typer.Option(help="label schema")] = "esci",
     base_model: Annotated[
         str | None,
-        typer.Option(help="base to fine-tune: a HF model dir or hub id (a Chinese BERT for zh); default MiniLM"),
+        typer.Option(
+            help="base to fine-tune: a HF model dir or hub id (a Chinese BERT for zh), or a student trained before "
+            "(two stages: the teacher's labels, then gold); default MiniLM"
+        ),
     ] = None,
 ) -> None:
     """Distil a cross-encoder student (all-MiniLM-L6-v2 unless --base-model) from teacher or gold labels."""
