@@ -454,7 +454,6 @@ def seeds_to_resolve(differences: Sequence[float], margin: float) -> int | None:
 
 def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
     """Every arm at every seed (runs in ``out``, resuming), the references, and the summary."""
-    from relevance.metrics import cohen_kappa
     from relevance.schemas import get_schema
     from student.evaluate import kappa_indices
     from student.train import TrainConfig
@@ -478,11 +477,11 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         )
         runs[arm.name] = []
         for seed in cfg.seeds:
+            run_dir = out / arm.name / f"seed{seed}"
             again = arm.name in starts and _start_missing(cfg, arm.name, seed, out)
             if again:  # a later arm needs its weights, which are gone: train it again
-                shutil.rmtree(out / arm.name / f"seed{seed}", ignore_errors=True)
+                shutil.rmtree(run_dir, ignore_errors=True)
             start = out / arm.init_from / f"seed{seed}" / "model" if arm.init_from else None
-            run_dir = out / arm.name / f"seed{seed}"
             run = run_arm(cfg, arm, seed, inputs, run_dir, log, start, arm.name in starts, recorded=not again)
             runs[arm.name].append(run)
     for name in starts:  # every arm that starts from these has finished
@@ -490,10 +489,6 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
             shutil.rmtree(out / name / f"seed{seed}" / "model", ignore_errors=True)
     references = reference_predictions(cfg, inputs)
     y = inputs.test_labels
-    names = [*sch.names, "(none)"]
-
-    def kappa(pred: np.ndarray) -> float:
-        return cohen_kappa([names[i] for i in y], [names[i] if i < k else None for i in pred], sch)
 
     preds = {name: np.array([r["predictions"] for r in rs]) for name, rs in runs.items()}
     table: dict[str, Any] = {}
@@ -520,7 +515,7 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         table[name] = {
             "macro_f1": level["mean"],
             "macro_f1_95": level,
-            "cohen_kappa": round(kappa(pred), 4),
+            "cohen_kappa": agreement["mean"],
             "cohen_kappa_95": agreement,
         }
     comparisons = []
