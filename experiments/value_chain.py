@@ -468,15 +468,17 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
         f"teacher-labelled pool {len(inputs.teacher):,} pairs; "
         f"test {inputs.test_labels.size:,} pairs; seeds {list(cfg.seeds)}"
     )
-    runs: dict[str, list[dict[str, Any]]] = {}
     starts = {arm.init_from for arm in cfg.arms if arm.init_from}
     for arm in cfg.arms:
         log(
             f"{arm.name}: trains on {' + '.join(arm.uses)}"
             + (f", from {arm.init_from}'s student" if arm.init_from else "")
         )
-        runs[arm.name] = []
-        for seed in cfg.seeds:
+    runs: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in cfg.arms}
+    # Seed by seed, so that a stage-1 student's weights live only until its own seed's stage 2 has used them, and a
+    # chain stopped early leaves whole seeds finished rather than whole arms.
+    for seed in cfg.seeds:
+        for arm in cfg.arms:
             run_dir = out / arm.name / f"seed{seed}"
             again = arm.name in starts and _start_missing(cfg, arm.name, seed, out)
             if again:  # a later arm needs its weights, which are gone: train it again
@@ -484,8 +486,7 @@ def run_chain(cfg: ChainConfig, out: Path, log: Log) -> dict[str, Any]:
             start = out / arm.init_from / f"seed{seed}" / "model" if arm.init_from else None
             run = run_arm(cfg, arm, seed, inputs, run_dir, log, start, arm.name in starts, recorded=not again)
             runs[arm.name].append(run)
-    for name in starts:  # every arm that starts from these has finished
-        for seed in cfg.seeds:
+        for name in starts:  # every arm that starts from these has finished this seed
             shutil.rmtree(out / name / f"seed{seed}" / "model", ignore_errors=True)
     references = reference_predictions(cfg, inputs)
     y = inputs.test_labels

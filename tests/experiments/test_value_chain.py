@@ -239,9 +239,9 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     kept_for_second_stage = []
 
     def log(message: str) -> None:
-        if message.startswith("pool>gold:"):
+        if message.startswith("  gold+pool seed"):  # the arm just before pool>gold, at one seed, has finished
             kept = [(tmp_path / "work" / "pool" / f"seed{s}" / "model" / "model.safetensors").exists() for s in (0, 1)]
-            kept_for_second_stage.extend(kept)
+            kept_for_second_stage.append(tuple(kept))
 
     summary = run_chain(cfg, tmp_path / "work", log)
 
@@ -256,10 +256,11 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     assert all(len(runs) == 2 and runs[0]["steps"] == 2 for runs in summary["runs"].values())
     assert not list((tmp_path / "work").rglob("*.safetensors"))  # metrics kept, weights not
 
-    # The second stage trained from the first stage's weights, kept until then and removed after.
+    # The second stage trained from the first stage's weights, kept until then and removed after; seed by seed,
+    # so one seed's first-stage weights are on disk at a time.
     for seed, run in enumerate(summary["runs"]["pool>gold"]):
         assert run["started_from"] == str(tmp_path / "work" / "pool" / f"seed{seed}" / "model")
-    assert kept_for_second_stage == [True, True]
+    assert kept_for_second_stage == [(True, False), (False, True)]
 
     md = write_report(summary, tmp_path / "chain.md", "agpo student value-chain")
     text = md.read_text()
