@@ -313,6 +313,7 @@ def run_arm(
     train_file = out / "train.jsonl"
     rows = training_rows(arm, inputs, cfg, seed)
     write_jsonl(rows, train_file)
+    log(f"  {arm.name} seed {seed}: training on {len(rows):,} pairs" + (f" from {start}" if start is not None else ""))
     config = TrainConfig(**{**cfg.recipe, **arm.recipe, "seed": seed, "progress": False})
     if start is not None:
         config.base_model = str(start)

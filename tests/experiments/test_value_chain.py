@@ -239,7 +239,7 @@ def test_a_tiny_value_chain_runs_reports_and_resumes(student_bench: Path, tmp_pa
     kept_for_second_stage = []
 
     def log(message: str) -> None:
-        if message.startswith("  gold+pool seed"):  # the arm just before pool>gold, at one seed, has finished
+        if message.startswith("  pool>gold seed") and "training on" in message:
             kept = [(tmp_path / "work" / "pool" / f"seed{s}" / "model" / "model.safetensors").exists() for s in (0, 1)]
             kept_for_second_stage.append(tuple(kept))
 
