@@ -1,10 +1,11 @@
 """Is the teacher worth running? Students trained with scarce gold, with the teacher's labels of an unlabelled pool,
 and with both, scored on the same human-labelled test set beside the zero-shot bi-encoder and the teacher itself.
 
-Every arm names what it trains on: ``gold`` (a query-whole subset of the gold file, drawn afresh per seed, none of
-it in the pool) and/or ``teacher`` (the teacher's result lines for the pool, read from a committed file so the
-experiment never relabels), plus any :class:`student.train.TrainConfig` overrides (``min_confidence`` for
-confidence filtering, ``targets: soft`` for the teacher's label distributions). Seed ``s`` draws the same gold
+Every arm names what it trains on: ``gold`` (a subset of the gold file, drawn afresh per seed, none of it in the
+pool: whole queries by default, or single rows, or rows as evenly over labels as they allow) and/or ``teacher``
+(the teacher's result lines for the pool, read from a committed file so the experiment never relabels), plus any
+:class:`student.train.TrainConfig` overrides (``min_confidence`` for confidence filtering, ``targets: soft`` for the
+teacher's label distributions). Seed ``s`` draws the same gold
 subset and trains with the same seed in every arm, so arms are compared seed by seed.
 
 Intervals resample both the test pairs and the seeds (a percentile bootstrap): a difference between two arms is
@@ -32,6 +33,7 @@ from teacher.data import read_jsonl, write_jsonl
 Log = Callable[[str], None]
 GOLD, TEACHER = "gold", "teacher"
 GOLD_TARGETS = ("label", "graded")
+GOLD_DRAWS = ("queries", "rows", "balanced")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class Arm:
     # "label": the gold label, one-hot; "graded": shares from the raters' mean (``meta.score``, Home Depot's 1-3),
     # a soft target for ``targets: soft`` recipes
     gold_targets: str = "label"
+    # How the gold pairs are drawn: "queries", whole queries (what a team labelling query by query gets); "rows",
+    # single pairs at random (more queries, fewer pairs each); "balanced", single pairs as evenly over labels as the
+    # rarest allows (how the teacher's own real rows were drawn)
+    gold_draw: str = "queries"
     # Human review of the teacher's pool labels: this many pool pairs take the raters' label (``meta.label`` of the
     # pool file) in place of the teacher's, chosen as the review queue orders them ("uncertainty", most uncertain
     # first, :func:`relevance.votes.uncertainty`) or at random ("random", seeded by the seed), the control
@@ -105,6 +111,8 @@ class ChainConfig:
                 problems.append(f"arm {arm.name!r}: gold_targets must be one of {list(GOLD_TARGETS)}")
             elif arm.gold_targets == "graded" and (arm.flip or GOLD not in arm.uses):
                 problems.append(f"arm {arm.name!r}: graded gold targets need an arm that uses gold and flips none")
+            if arm.gold_draw not in GOLD_DRAWS:
+                problems.append(f"arm {arm.name!r}: gold_draw must be one of {list(GOLD_DRAWS)}, got {arm.gold_draw!r}")
             if arm.reviewed and TEACHER not in arm.uses:
                 problems.append(f"arm {arm.name!r}: reviewed replaces teacher labels, but the arm does not use them")
             if arm.reviewed < 0 or arm.review_order not in REVIEW_ORDERS:
@@ -144,11 +152,22 @@ def check_files(cfg: ChainConfig) -> None:
 # -- training sets -------------------------------------------------------------------------------------------
 
 
-def gold_subset(gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` gold pairs made of whole queries (shuffled by ``seed``), none of them in ``exclude``."""
+def gold_subset(
+    gold: Sequence[dict[str, Any]], exclude: set[str], n: int, seed: int, draw: str = "queries"
+) -> list[dict[str, Any]]:
+    """``n`` gold pairs drawn by ``seed``, none of them in ``exclude``: whole queries (``draw="queries"``), single
+    rows (``"rows"``) or single rows as evenly over labels as the rarest allows (``"balanced"``)."""
     from experiments.student_curve import query_subset
+    from teacher.data import balanced_draw
 
-    lines = [json.dumps(row, ensure_ascii=False) for row in gold if row["custom_id"] not in exclude]
+    rows = [row for row in gold if row["custom_id"] not in exclude]
+    if n > len(rows):
+        raise ValueError(f"asked for {n:,} gold pairs, the gold file has {len(rows):,} outside the pool")
+    if draw == "rows":
+        return [rows[i] for i in np.random.default_rng([seed, 2029]).permutation(len(rows))[:n]]
+    if draw == "balanced":
+        return balanced_draw(rows, n, seed)
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     return [json.loads(line) for line in query_subset(lines, n, seed)]
 
 
@@ -274,7 +293,7 @@ def training_rows(arm: Arm, inputs: Inputs, cfg: ChainConfig, seed: int) -> list
     if GOLD in arm.uses:
         pool_ids = {row["custom_id"] for row in inputs.teacher}
         n = arm.gold_pairs or cfg.gold_pairs
-        gold = flip_labels(gold_subset(inputs.gold, pool_ids, n, seed), arm.flip, seed)
+        gold = flip_labels(gold_subset(inputs.gold, pool_ids, n, seed, arm.gold_draw), arm.flip, seed)
         rows += [gold_as_result(r, arm.gold_targets) for r in gold]
     if TEACHER in arm.uses:
         teacher = inputs.teacher
@@ -655,6 +674,8 @@ def render_markdown(summary: dict[str, Any], command: str, png: str) -> str:
     lines += ["", f"![macro-F1 by arm]({png})", "", "Arms:", ""]
     for arm in cfg["arms"]:
         gold = f" ({arm['gold_pairs'] or cfg['gold_pairs']:,} per seed)" if "gold" in arm["uses"] else ""
+        if arm.get("gold_draw", "queries") != "queries":
+            gold += ", drawn as single pairs" + (" evenly over labels" if arm["gold_draw"] == "balanced" else "")
         if arm.get("flip"):
             gold += f", {arm['flip']:.0%} of its Exact/Substitute labels swapped"
         if arm.get("gold_targets") == "graded":

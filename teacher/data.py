@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,21 @@ def load_benchmark(
 
 def label_of(record: Mapping[str, Any]) -> str:
     return record["meta"]["label"]
+
+
+def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Record]:
+    """``count`` records drawn as evenly over labels as the labels' counts allow (rare labels all taken):
+    one of each label in turn, from each label's rows shuffled with ``seed``."""
+    by_label: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_label[label_of(r)].append(r)
+    rng = random.Random(f"balanced-draw:{seed}")
+    for rows in by_label.values():
+        rng.shuffle(rows)
+    turns = zip_longest(*(by_label[k] for k in sorted(by_label)))
+    drawn = [r for turn in turns for r in turn if r is not None][:count]
+    rng.shuffle(drawn)
+    return drawn
 
 
 def difficulty_of(record: Mapping[str, Any]) -> str:

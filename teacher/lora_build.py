@@ -18,16 +18,15 @@ import logging
 import random
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from llm.bases import ADAPTER_CONFIG, BASES, resolve_base
 from teacher.build import Log, eval_settings, quiet_libraries, recipe_fields, stage
 from teacher.config import TeacherConfig
-from teacher.data import Record, label_of, labelled_records, load_benchmark, messages, subset
+from teacher.data import Record, balanced_draw, label_of, labelled_records, load_benchmark, messages, subset
 from teacher.evaluate import evaluate_teacher
 from teacher.targets import answer_target
 
@@ -36,21 +35,6 @@ log = logging.getLogger(__name__)
 TRAINING_IDS = "training_ids.txt"
 DONE = "DONE"  # in the SFT folder: the stage finished (its metrics)
 KEY = "KEY"  # in the SFT folder: the settings it was trained under (sft_key)
-
-
-def balanced_draw(records: Sequence[Record], count: int, seed: int) -> list[Record]:
-    """``count`` records drawn as evenly over labels as the labels' counts allow (rare labels all taken):
-    one of each label in turn, from each label's rows shuffled with ``seed``."""
-    by_label: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        by_label[label_of(r)].append(r)
-    rng = random.Random(f"balanced-draw:{seed}")
-    for rows in by_label.values():
-        rng.shuffle(rows)
-    turns = zip_longest(*(by_label[k] for k in sorted(by_label)))
-    drawn = [r for turn in turns for r in turn if r is not None][:count]
-    rng.shuffle(drawn)
-    return drawn
 
 
 def earlier_training_ids(config: TeacherConfig) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,36 @@ def test_gold_subsets_take_whole_queries_outside_the_pool(student_bench: Path) -
     assert gold_subset(rows, pool, 60, seed=1) != picked
     with pytest.raises(ValueError, match="asked for"):
         gold_subset(rows, pool, len(rows), seed=0)
+
+
+def test_gold_subsets_by_rows_or_evenly_over_labels() -> None:
+    # 60 queries of 5 pairs, one label in ten Irrelevant: the real files' skew, in small
+    labels = ["Irrelevant" if i % 10 == 0 else "Exact" if i % 10 < 7 else "Substitute" for i in range(300)]
+    rows = [
+        {"custom_id": f"p{i}", "query": f"query {i // 5}", "ad": {"title": f"ad {i}"}, "meta": {"label": label}}
+        for i, label in enumerate(labels)
+    ]
+    pool = {f"p{i}" for i in range(0, 300, 3)}
+    outside = [r for r in rows if r["custom_id"] not in pool]
+    natural = Counter(r["meta"]["label"] for r in outside)
+    n = 120  # more than three times the rarest label's rows (20): an even split takes it whole
+
+    def queries(picked: list[dict]) -> int:
+        return len({query_group(Pair.model_validate(r)) for r in picked})
+
+    by_rows = gold_subset(rows, pool, n, seed=0, draw="rows")
+    assert len({r["custom_id"] for r in by_rows}) == n and not pool & {r["custom_id"] for r in by_rows}
+    assert gold_subset(rows, pool, n, seed=0, draw="rows") == by_rows
+    assert gold_subset(rows, pool, n, seed=1, draw="rows") != by_rows
+    assert queries(by_rows) > queries(gold_subset(rows, pool, n, seed=0))  # single pairs reach more queries
+
+    even = gold_subset(rows, pool, n, seed=0, draw="balanced")
+    counts = Counter(r["meta"]["label"] for r in even)
+    assert len(even) == n and not pool & {r["custom_id"] for r in even}
+    assert counts["Irrelevant"] == natural["Irrelevant"] == 20  # the rarest label taken whole
+    assert counts["Exact"] == counts["Substitute"] == 50  # the rest split evenly
+    with pytest.raises(ValueError, match="outside the pool"):
+        gold_subset(rows, pool, len(outside) + 1, seed=0, draw="rows")
 
 
 def test_label_noise_swaps_a_share_of_exact_and_substitute_nested_across_levels() -> None:
@@ -180,6 +211,7 @@ def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
         Arm("mixed", ("gold",), flip=0.1, gold_targets="graded"),
         Arm("early", ("gold",), init_from="late"),
         Arm("late", ("gold",), init_from="late"),
+        Arm("skewed", ("gold",), gold_draw="stratified"),
     )
     with pytest.raises(ValueError, match="gold_targets") as err:
         ChainConfig(data=data, arms=arms).validate()
@@ -187,6 +219,7 @@ def test_configs_name_what_is_wrong(tmp_path: Path) -> None:
     assert "arm 'mixed': graded gold targets need an arm that uses gold and flips none" in str(err.value)
     assert "arm 'early': init_from must name an arm listed before it, got 'late'" in str(err.value)
     assert "arm 'late': init_from must name an arm listed before it, got 'late'" in str(err.value)
+    assert "arm 'skewed': gold_draw must be one of ['queries', 'rows', 'balanced'], got 'stratified'" in str(err.value)
 
     path = tmp_path / "chain.yaml"
     path.write_text("data: {gold: g, pool: p, pool_labels: l, dev: d, test: t}\narms: []\nseeds: []\n")

@@ -15,8 +15,8 @@ from llm.bases import adapter_base, is_adapter
 from pipelines.backends import model_revision
 from relevance.real import write_real_sets
 from teacher.config import load_teacher_config
-from teacher.data import read_jsonl
-from teacher.lora_build import TRAINING_IDS, balanced_draw, build_lora_teacher, cached_sft
+from teacher.data import balanced_draw, read_jsonl
+from teacher.lora_build import TRAINING_IDS, build_lora_teacher, cached_sft
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_BASE = ROOT / "models/relevance-teacher"
