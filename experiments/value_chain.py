@@ -5,8 +5,8 @@ Every arm names what it trains on: ``gold`` (a subset of the gold file, drawn af
 pool: whole queries by default, or single rows, or rows as evenly over labels as they allow) and/or ``teacher``
 (the teacher's result lines for the pool, read from a committed file so the experiment never relabels), plus any
 :class:`student.train.TrainConfig` overrides (``min_confidence`` for confidence filtering, ``targets: soft`` for the
-teacher's label distributions). Seed ``s`` draws the same gold
-subset and trains with the same seed in every arm, so arms are compared seed by seed.
+teacher's label distributions). Seed ``s`` draws the same gold subset and trains with the same seed in every arm,
+so arms are compared seed by seed.
 
 Intervals resample both the test pairs and the seeds (a percentile bootstrap): a difference between two arms is
 "above 0" only when it holds for other test pairs and other training runs alike. Each run leaves ``eval.json``
